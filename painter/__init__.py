@@ -1,0 +1,1 @@
+"""The Latent Painter engine: pure torch, no ComfyUI import, device-agnostic."""

@@ -1,0 +1,262 @@
+"""The plan: a diffusion run's predicted originals, the final latent and the latent format.
+
+Everything here lives in the LATENT space that a VAE decodes (after the model's
+``process_latent_out``), so a plan's tensors can be decoded or painted directly.
+Plans are stored as ``.safetensors`` with JSON metadata; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+
+PLAN_FILE_KIND = "latent-painter-plan"
+PLAN_FILE_VERSION = 1
+# Refuse before allocating: a plan this long is a mistake, not an animation.
+MAX_PLAN_STEPS = 10_000
+
+
+class PlanError(ValueError):
+    """A plan, canvas or plan file that cannot be used; the message names the input and the fix."""
+
+
+@dataclass(frozen=True)
+class LatentFormat:
+    """Which latent space the tensors live in (ComfyUI's ``latent_format``, by value).
+
+    Two plans can share a canvas only when their formats agree on name, channels,
+    scale and shift. ``rgb_factors`` ([C][3]) is an optional linear latent->RGB
+    projection, used to estimate how visible a change is.
+    """
+
+    name: str = "unknown"
+    channels: int = 0
+    scale: float = 1.0
+    shift: float = 0.0
+    rgb_factors: tuple[tuple[float, float, float], ...] | None = None
+    rgb_bias: tuple[float, float, float] | None = None
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.channels} channels, scale {self.scale:g}, shift {self.shift:g})"
+
+    def same_space(self, other: "LatentFormat") -> bool:
+        return (self.name, self.channels, self.scale, self.shift) == (
+            other.name,
+            other.channels,
+            other.scale,
+            other.shift,
+        )
+
+    def rgb_matrix(self, device=None) -> torch.Tensor | None:
+        if self.rgb_factors is None:
+            return None
+        return torch.tensor(self.rgb_factors, dtype=torch.float32, device=device)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "LatentFormat":
+        if not isinstance(data, dict):
+            raise PlanError("latent format: expected a JSON object")
+        factors = data.get("rgb_factors")
+        bias = data.get("rgb_bias")
+        return cls(
+            name=str(data.get("name", "unknown")),
+            channels=int(data.get("channels", 0)),
+            scale=float(data.get("scale", 1.0)),
+            shift=float(data.get("shift", 0.0)),
+            rgb_factors=None if factors is None else tuple(tuple(float(v) for v in row) for row in factors),
+            rgb_bias=None if bias is None else tuple(float(v) for v in bias),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """Predicted originals ``[T,C,H,W]`` (one per denoising step), the final latent ``[C,H,W]``,
+    the sigma at which each original was predicted ``[T]`` (may be empty) and the latent format.
+
+    Build plans with :func:`make_plan`, which validates and normalises the tensors.
+    """
+
+    originals: torch.Tensor
+    final: torch.Tensor
+    sigmas: torch.Tensor
+    latent_format: LatentFormat = field(default_factory=LatentFormat)
+
+    @property
+    def steps(self) -> int:
+        return self.originals.shape[0]
+
+    @property
+    def channels(self) -> int:
+        return self.originals.shape[1]
+
+    @property
+    def spatial(self) -> tuple[int, int]:
+        return tuple(self.originals.shape[2:])
+
+    @property
+    def targets(self) -> torch.Tensor:
+        """The schedule targets: one per predicted original, ending exactly on the final latent.
+
+        The last prediction usually *is* the final latent; when it is not (a sampler that
+        reports before its last step), the final latent becomes one more schedule.
+        """
+        if torch.equal(self.originals[-1], self.final):
+            return self.originals
+        return torch.cat([self.originals, self.final[None]])
+
+    def to(self, device) -> "Plan":
+        return replace(
+            self,
+            originals=self.originals.to(device),
+            final=self.final.to(device),
+            sigmas=self.sigmas.to(device),
+        )
+
+
+def check_latent(tensor, name: str, *, dims: int, where: str = "plan") -> torch.Tensor:
+    """Return ``tensor`` as float32 after checking it is a finite, non-empty tensor of ``dims`` dims."""
+    if not isinstance(tensor, torch.Tensor):
+        raise PlanError(f"{where}: {name} must be a tensor, got {type(tensor).__name__}")
+    if tensor.dim() != dims:
+        raise PlanError(
+            f"{where}: {name} must have {dims} dimensions, got shape {tuple(tensor.shape)}"
+            + (" (video latents [B,C,T,H,W] are not supported; use image latents)" if tensor.dim() == 5 else "")
+        )
+    if tensor.numel() == 0:
+        raise PlanError(f"{where}: {name} is empty (shape {tuple(tensor.shape)}); give it at least one element")
+    if not (tensor.is_floating_point() or tensor.is_complex()):
+        raise PlanError(f"{where}: {name} must be a floating-point tensor, got {tensor.dtype}")
+    if tensor.is_complex():
+        raise PlanError(f"{where}: {name} must be real, got {tensor.dtype}")
+    tensor = tensor.detach().to(torch.float32)
+    if not torch.isfinite(tensor).all():
+        bad = (~torch.isfinite(tensor)).sum().item()
+        raise PlanError(f"{where}: {name} contains {bad} NaN/inf values; re-run the sampler or clean the latent")
+    return tensor
+
+
+def make_plan(
+    originals,
+    final=None,
+    sigmas=None,
+    latent_format: LatentFormat | None = None,
+    where: str = "plan",
+) -> Plan:
+    """Validate and build a :class:`Plan`. ``final`` defaults to the last original."""
+    originals = check_latent(originals, "predicted originals", dims=4, where=where)
+    steps, channels, height, width = originals.shape
+    if steps > MAX_PLAN_STEPS:
+        raise PlanError(f"{where}: {steps} predicted originals is more than {MAX_PLAN_STEPS}; use fewer steps")
+    if final is None:
+        final = originals[-1]
+    final = check_latent(final, "final latent", dims=3, where=where).to(originals.device)
+    if final.shape != originals.shape[1:]:
+        raise PlanError(
+            f"{where}: final latent has shape {tuple(final.shape)} but the predicted originals are "
+            f"{tuple(originals.shape[1:])}; both must come from the same run"
+        )
+    if sigmas is None:
+        sigmas = torch.empty(0)
+    if not isinstance(sigmas, torch.Tensor):
+        sigmas = torch.as_tensor(sigmas)
+    sigmas = sigmas.detach().to(torch.float32).flatten().to(originals.device)
+    if sigmas.numel() not in (0, steps):
+        raise PlanError(f"{where}: {sigmas.numel()} sigmas for {steps} predicted originals; give one per original or none")
+    if not torch.isfinite(sigmas).all():
+        raise PlanError(f"{where}: sigmas contain NaN/inf")
+    if latent_format is None:
+        latent_format = LatentFormat(channels=channels)
+    elif latent_format.channels == 0:
+        latent_format = replace(latent_format, channels=channels)
+    if latent_format.channels != channels:
+        raise PlanError(
+            f"{where}: latent format {latent_format.describe()} does not match the {channels}-channel latents; "
+            "capture the plan with the model that made the latents"
+        )
+    if latent_format.rgb_factors is not None and len(latent_format.rgb_factors) != channels:
+        raise PlanError(f"{where}: rgb_factors has {len(latent_format.rgb_factors)} rows for {channels} channels")
+    return Plan(originals=originals, final=final, sigmas=sigmas, latent_format=latent_format)
+
+
+def save_plan(plan: Plan, path: str | os.PathLike) -> str:
+    """Write ``plan`` to ``path`` atomically (a half-written file never appears under ``path``)."""
+    from safetensors.torch import save_file
+
+    path = os.fspath(path)
+    metadata = {
+        "kind": PLAN_FILE_KIND,
+        "version": str(PLAN_FILE_VERSION),
+        "latent_format": json.dumps(plan.latent_format.to_json()),
+    }
+    tensors = {
+        "originals": plan.originals.detach().to("cpu", torch.float32).contiguous(),
+        "final": plan.final.detach().to("cpu", torch.float32).contiguous(),
+        "sigmas": plan.sigmas.detach().to("cpu", torch.float32).contiguous(),
+    }
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=".plan-", suffix=".tmp", dir=folder)
+    os.close(handle)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def load_plan(path: str | os.PathLike, device="cpu") -> Plan:
+    """Read a plan written by :func:`save_plan`; any other file gives a :class:`PlanError`."""
+    from safetensors import safe_open
+
+    path = os.fspath(path)
+    where = f"plan file {os.path.basename(path)!r}"
+    if not os.path.isfile(path):
+        raise PlanError(f"{where}: no such file; save a plan first or pick an existing file")
+    try:
+        with safe_open(path, framework="pt", device="cpu") as handle:
+            metadata = handle.metadata() or {}
+            keys = set(handle.keys())
+            if metadata.get("kind") != PLAN_FILE_KIND:
+                raise PlanError(f"{where}: not a Latent Painter plan (no '{PLAN_FILE_KIND}' marker)")
+            missing = {"originals", "final", "sigmas"} - keys
+            if missing:
+                raise PlanError(f"{where}: missing tensors {sorted(missing)}; the file is damaged, save the plan again")
+            tensors = {key: handle.get_tensor(key) for key in ("originals", "final", "sigmas")}
+    except PlanError:
+        raise
+    except Exception as error:  # safetensors raises its own types for truncated or foreign data
+        raise PlanError(f"{where}: unreadable ({error}); the file is truncated or not a safetensors plan") from error
+    try:
+        version = int(metadata.get("version", ""))
+    except ValueError:
+        raise PlanError(f"{where}: bad format version {metadata.get('version')!r}") from None
+    if version > PLAN_FILE_VERSION:
+        raise PlanError(f"{where}: format version {version} is newer than this pack reads ({PLAN_FILE_VERSION}); update the pack")
+    try:
+        latent_format = LatentFormat.from_json(json.loads(metadata.get("latent_format", "{}")))
+    except (json.JSONDecodeError, TypeError, ValueError) as error:
+        raise PlanError(f"{where}: damaged latent format metadata ({error})") from error
+    plan = make_plan(tensors["originals"], tensors["final"], tensors["sigmas"], latent_format, where=where)
+    return plan.to(device)
+
+
+__all__ = [
+    "LatentFormat",
+    "MAX_PLAN_STEPS",
+    "Plan",
+    "PlanError",
+    "check_latent",
+    "load_plan",
+    "make_plan",
+    "save_plan",
+]
