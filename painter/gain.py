@@ -1,0 +1,94 @@
+"""Information gain: how much of the plan a place on the canvas still lacks, and brush footprints.
+
+Gain is the absolute residual |target - canvas| per channel and position (ALGORITHM.md
+§1.3, our reading of the paper's "information gain"): painting a place copies the plan
+there, so the residual is exactly what a stroke would transfer. A stroke's gain is the
+gain summed over its footprint, computed for every centre at once by convolution.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+BRUSHES = ("disk", "square", "soft")
+
+
+def information_gain(target: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
+    """|target - canvas|, [C,H,W]."""
+    return (target - canvas).abs()
+
+
+def channel_mask(allowed: tuple[int, ...] | None, channels: int, device, where: str = "painter") -> torch.Tensor:
+    """Bool [C] of the channels a painter may touch; refuses indices outside the latent."""
+    mask = torch.zeros(channels, dtype=torch.bool, device=device)
+    if allowed is None or len(allowed) == 0:
+        mask[:] = True
+        return mask
+    bad = [c for c in allowed if not 0 <= c < channels]
+    if bad:
+        raise ValueError(
+            f"{where}: allowed channels {bad} are outside this {channels}-channel latent; "
+            f"use indices 0..{channels - 1} or leave the list empty for all channels"
+        )
+    mask[list(allowed)] = True
+    return mask
+
+
+def motivated(motivation: torch.Tensor, threshold: float, allowed: torch.Tensor) -> torch.Tensor:
+    """Bool [C,H,W]: where enough gain has built up for an action to be worth making.
+
+    A place qualifies when its accumulated gain exceeds ``threshold`` times the mean
+    accumulated gain over the allowed channels; threshold 0 lets every place qualify.
+    """
+    if threshold <= 0:
+        return allowed[:, None, None].expand_as(motivation)
+    level = motivation[allowed].mean() * threshold
+    return (motivation > level) & allowed[:, None, None]
+
+
+@lru_cache(maxsize=256)
+def _brush_cpu(radius: float, brush: str) -> torch.Tensor:
+    if brush not in BRUSHES:
+        raise ValueError(f"brush {brush!r} is unknown; use one of {', '.join(BRUSHES)}")
+    radius = max(float(radius), 0.0)
+    half = math.ceil(radius + 1) if brush == "soft" else math.floor(radius + 1e-6)
+    offsets = torch.arange(-half, half + 1, dtype=torch.float32)
+    dy, dx = torch.meshgrid(offsets, offsets, indexing="ij")
+    if brush == "square":
+        return torch.ones(2 * half + 1, 2 * half + 1)
+    distance = (dy * dy + dx * dx).sqrt()
+    if brush == "disk":
+        return (distance <= radius + 1e-6).float()
+    # soft: full strength in the inner half, cosine fall-off to nothing one pixel outside the radius
+    inner, outer = radius / 2, radius + 1
+    ramp = ((distance - inner) / (outer - inner)).clamp(0, 1)
+    return 0.5 * (1 + torch.cos(math.pi * ramp))
+
+
+def brush_kernel(radius: float, brush: str, device) -> torch.Tensor:
+    """[k,k] footprint weights in 0..1 (1 = the plan fully passes through), k odd, centred."""
+    return _brush_cpu(round(float(radius), 4), brush).to(device)
+
+
+def pooled_gain(gain: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """[H,W] gain of a stroke centred at every position: gain weighted by the footprint, summed.
+
+    Zero padding means a stroke near the border is credited only with what it covers.
+    """
+    half = kernel.shape[-1] // 2
+    return F.conv2d(gain[None, None], kernel[None, None], padding=half)[0, 0]
+
+
+def footprint(kernel: torch.Tensor, centre: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, torch.Tensor]:
+    """The kernel placed at ``centre`` and clipped to the canvas: (top, left, mask [h,w])."""
+    half = kernel.shape[-1] // 2
+    height, width = size
+    y, x = centre
+    top, left = max(0, y - half), max(0, x - half)
+    bottom, right = min(height, y + half + 1), min(width, x + half + 1)
+    crop = kernel[top - (y - half) : bottom - (y - half), left - (x - half) : right - (x - half)]
+    return top, left, crop

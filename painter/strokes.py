@@ -1,0 +1,147 @@
+"""The stroke painter (DESIGN §1, ALGORITHM.md §1.3).
+
+Per schedule (one denoising step's predicted original as the target) the painter spends a
+budget of strokes. Each stroke picks the painting channel with the most motivated gain,
+then the centre in that channel where a brush of the current radius would transfer the
+most gain, less a cost for moving the hand far from the previous stroke; the plan passes
+through the footprint in that channel only. What a schedule leaves unpainted stays in the
+residual and rolls into the next schedule; unspent budget carries over too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .gain import BRUSHES, brush_kernel, footprint, information_gain, motivated, pooled_gain
+from .timeline import Event, make_event
+
+# The author's stroke24 ramp, measured on the stroke-map video (ALGORITHM.md §1.2), in
+# latent pixels of a 64x64 latent: small strokes first, large ones last, every schedule.
+STROKE24_RADII = (1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7, 8, 9, 10, 11, 12)
+
+
+@dataclass(frozen=True)
+class Strokes:
+    """Settings of the stroke painter (JSON-serialisable).
+
+    radii:             stroke radius of each stroke in a schedule, in latent pixels of a
+                       64x64 latent (len = strokes per schedule).
+    brush:             disk, square or soft (cosine fall-off).
+    channels:          channels that may be painted; empty = all.
+    move_cost:         penalty for moving the brush far from the previous stroke (0 = none);
+                       makes strokes walk in a path like a hand.
+    switch_cost:       penalty for changing the painting channel, as a share of the best
+                       channel's gain (large values keep one channel per schedule).
+    motivation:        a place may take a stroke only when its gain accumulated over the
+                       schedules exceeds this multiple of the mean (0 = always).
+    size_scale:        multiplies all radii; 0 = scale with the latent (side / 64).
+    early_size:        radius multiplier at the first schedule, easing to 1 at the last
+                       (>1 paints rough first and fine last).
+    strokes_per_frame: how many strokes one frame shows when frames follow strokes.
+    schedules:         how many schedules this stage paints in a chain; 0 = its share of the rest.
+    """
+
+    radii: tuple[float, ...] = STROKE24_RADII
+    brush: str = "disk"
+    channels: tuple[int, ...] = ()
+    move_cost: float = 0.1
+    switch_cost: float = 0.0
+    motivation: float = 0.0
+    size_scale: float = 0.0
+    early_size: float = 1.0
+    strokes_per_frame: int = 1
+    schedules: int = 0
+
+    def __post_init__(self):
+        where = "Strokes"
+        if not self.radii:
+            raise ValueError(f"{where}: radii is empty; give at least one stroke radius, e.g. the stroke24 preset")
+        if len(self.radii) > 4096:
+            raise ValueError(f"{where}: {len(self.radii)} strokes per schedule is too many; use at most 4096")
+        if any(not math.isfinite(r) or r < 0 or r > 512 for r in self.radii):
+            raise ValueError(f"{where}: radii must be between 0 and 512 latent pixels, got {self.radii}")
+        if self.brush not in BRUSHES:
+            raise ValueError(f"{where}: brush {self.brush!r} is unknown; use one of {', '.join(BRUSHES)}")
+        for name in ("move_cost", "switch_cost", "motivation", "size_scale"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"{where}: {name} must be a finite number >= 0, got {value}")
+        if not math.isfinite(self.early_size) or not 0 < self.early_size <= 16:
+            raise ValueError(f"{where}: early_size must be in (0, 16], got {self.early_size}")
+        if self.strokes_per_frame < 1:
+            raise ValueError(f"{where}: strokes_per_frame must be at least 1, got {self.strokes_per_frame}")
+        if self.schedules < 0:
+            raise ValueError(f"{where}: schedules must be >= 0 (0 = the rest), got {self.schedules}")
+
+    @property
+    def frames_per_schedule(self) -> float:
+        return len(self.radii) / self.strokes_per_frame
+
+
+@dataclass
+class Workbench:
+    """The mutable state that carries from one schedule (and one stage) to the next."""
+
+    canvas: torch.Tensor
+    motivation: torch.Tensor
+    rgb: torch.Tensor | None
+    seed: int = 0
+    position: tuple[int, int] | None = None
+    channel: int | None = None
+    carried_strokes: int = 0
+
+
+def radius_for(settings: Strokes, stroke: int, budget: int, schedule_share: float, latent_side: float) -> float:
+    """Radius of stroke ``stroke`` of ``budget`` (the ramp is stretched over a larger budget)."""
+    ramp = settings.radii
+    base = ramp[min(len(ramp) - 1, stroke * len(ramp) // budget)]
+    scale = settings.size_scale or latent_side / 64
+    size = settings.early_size + (1 - settings.early_size) * schedule_share
+    return base * scale * size
+
+
+def paint_schedule(
+    settings: Strokes,
+    bench: Workbench,
+    targets: torch.Tensor,
+    target: int,
+    allowed: torch.Tensor,
+    schedule_share: float,
+) -> list[Event]:
+    """Spend one schedule's stroke budget toward targets[target]; updates ``bench`` in place."""
+    canvas, plan = bench.canvas, targets[target]
+    _, height, width = canvas.shape
+    diagonal = math.hypot(height, width)
+    budget = len(settings.radii) + bench.carried_strokes
+    weight = 1.0 / settings.strokes_per_frame
+    rows = torch.arange(height, device=canvas.device, dtype=torch.float32)[:, None]
+    cols = torch.arange(width, device=canvas.device, dtype=torch.float32)[None, :]
+    events: list[Event] = []
+    for stroke in range(budget):
+        gain = information_gain(plan, canvas) * motivated(bench.motivation, settings.motivation, allowed)
+        channel_gain = gain.sum((1, 2))
+        if bench.channel is not None and settings.switch_cost > 0:
+            penalty = torch.full_like(channel_gain, settings.switch_cost) * channel_gain.max()
+            penalty[bench.channel] = 0
+            channel_gain = channel_gain - penalty
+        channel = int(channel_gain.argmax())
+        if gain[channel].max() <= 0:
+            break  # nothing motivated left to paint: the budget carries over
+        radius = radius_for(settings, stroke, budget, schedule_share, math.sqrt(height * width))
+        kernel = brush_kernel(radius, settings.brush, canvas.device)
+        score = pooled_gain(gain[channel], kernel)
+        if bench.position is not None and settings.move_cost > 0:
+            distance = ((rows - bench.position[0]) ** 2 + (cols - bench.position[1]) ** 2).sqrt()
+            score = score - settings.move_cost * score.max() * distance / diagonal
+        centre = divmod(int(score.flatten().argmax()), width)
+        top, left, mask = footprint(kernel, centre, (height, width))
+        channels = torch.tensor([channel], device=canvas.device)
+        events.append(make_event(target, channels, top, left, mask, canvas, targets, bench.rgb, weight))
+        spent = bench.motivation[channel, top : top + mask.shape[0], left : left + mask.shape[1]]
+        spent.mul_(1 - mask)
+        bench.position, bench.channel = centre, channel
+    bench.carried_strokes = min(len(settings.radii), budget - len(events))
+    return events

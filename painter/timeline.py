@@ -1,0 +1,218 @@
+"""Events on the canvas and the frames drawn from them.
+
+Every painting action (a stroke, one step of a fade, a glow ring, a flipped block, a
+dissolve step) is an :class:`Event`: in some channels, inside a small window, the canvas
+moves toward the schedule's target by a per-pixel weight. Generating events needs the
+canvas (strokes go where the canvas lacks most), so painting runs in two passes: the
+painters generate events while updating a working canvas, then :func:`render` replays the
+events and emits frames at chosen times. Frames may fall inside an event (a stroke drawn
+in over several frames), which is what lets frames be paced by visible change rather
+than by event count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True, eq=False)
+class Painting:
+    """Painted frames and their stroke maps, aligned frame by frame.
+
+    frames:   [N,C,H,W] canvas latents; frames[0] is the initial canvas and frames[-1]
+              equals the plan's final latent bit for bit.
+    strokes:  [N,H,W] float 0..1, where the canvas changed since the previous frame.
+    channels: [N,H,W] int16, the channel painted there in this frame; -1 where nothing
+              landed, -2 where an action painted several channels at once.
+    coverage: [N,H,W] float >= 0, the cumulative stroke accumulator (overlaps add up);
+              0 where nothing ever landed (the paper-white areas of a white canvas).
+    schedule: [N] int64, the schedule (target index) each frame belongs to.
+    """
+
+    frames: torch.Tensor
+    strokes: torch.Tensor
+    channels: torch.Tensor
+    coverage: torch.Tensor
+    schedule: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.frames.shape[0]
+
+
+# Refuse before allocating: more frames than this is a typo, not an animation.
+MAX_FRAMES = 20_000
+MAX_FRAME_BYTES = 8 * 1024**3
+SEVERAL_CHANNELS = -2
+NO_CHANNEL = -1
+
+
+@dataclass(frozen=True, eq=False)
+class Event:
+    """In ``channels``, inside the window at (top, left) of ``mask``'s size, move the canvas
+    toward targets[target] by ``mask`` (0 = keep, 1 = copy the target exactly).
+
+    mask:   [h,w] (same weights in every channel) or [k,h,w] (one row per channel).
+    change: visible change the event made when it was generated (for pacing).
+    weight: its share of a frame when frames are paced by event count.
+    """
+
+    target: int
+    channels: torch.Tensor
+    top: int
+    left: int
+    mask: torch.Tensor
+    change: float
+    weight: float = 1.0
+
+    @property
+    def window(self) -> tuple[slice, slice]:
+        height, width = self.mask.shape[-2:]
+        return slice(self.top, self.top + height), slice(self.left, self.left + width)
+
+    @property
+    def map_channel(self) -> int:
+        return int(self.channels[0]) if self.channels.numel() == 1 else SEVERAL_CHANNELS
+
+    @property
+    def footprint(self) -> torch.Tensor:
+        """[h,w] strength of the event at each position (largest over its channels)."""
+        return self.mask if self.mask.dim() == 2 else self.mask.amax(0)
+
+
+def blend(region: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Move ``region`` toward ``target`` by ``weight``; weight 1 copies the target bit for bit."""
+    return torch.where(weight >= 1, target, torch.lerp(region, target, weight))
+
+
+def event_delta(event: Event, canvas: torch.Tensor, targets: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+    """The blended values the event would write into its window (a new tensor)."""
+    rows, cols = event.window
+    region = canvas[event.channels, rows, cols]
+    goal = targets[event.target][event.channels, rows, cols]
+    weight = event.mask if strength >= 1 else event.mask * strength
+    return blend(region, goal, weight.expand_as(region))
+
+
+def apply_event(event: Event, canvas: torch.Tensor, targets: torch.Tensor, strength: float = 1.0) -> None:
+    rows, cols = event.window
+    canvas[event.channels, rows, cols] = event_delta(event, canvas, targets, strength)
+
+
+def visible_change(delta: torch.Tensor, channels: torch.Tensor, rgb: torch.Tensor | None) -> float:
+    """How much a change of ``delta`` ([k,h,w] in ``channels``) shows: summed |change| after a
+    linear latent->RGB projection when one is known, else summed |change| in latent units."""
+    if rgb is None:
+        return float(delta.abs().sum())
+    return float(torch.einsum("khw,kr->rhw", delta, rgb[channels]).abs().sum())
+
+
+def make_event(
+    target: int,
+    channels: torch.Tensor,
+    top: int,
+    left: int,
+    mask: torch.Tensor,
+    canvas: torch.Tensor,
+    targets: torch.Tensor,
+    rgb: torch.Tensor | None,
+    weight: float = 1.0,
+) -> Event:
+    """Build an event, apply it to the working ``canvas`` and record how visible it was."""
+    event = Event(target, channels, top, left, mask, 0.0, weight)
+    rows, cols = event.window
+    before = canvas[channels, rows, cols]
+    after = event_delta(event, canvas, targets)
+    canvas[channels, rows, cols] = after
+    return Event(target, channels, top, left, mask, visible_change(after - before, channels, rgb), weight)
+
+
+def check_frame_budget(frames: int, latent_shape: tuple[int, ...], where: str = "paint") -> None:
+    if frames < 2:
+        raise ValueError(f"{where}: frames must be at least 2 (the first and the last canvas), got {frames}; use 0 for automatic")
+    if frames > MAX_FRAMES:
+        raise ValueError(f"{where}: {frames} frames is more than {MAX_FRAMES}; ask for fewer frames")
+    size = frames * 4 * int(torch.tensor(latent_shape).prod())
+    if size > MAX_FRAME_BYTES:
+        raise ValueError(
+            f"{where}: {frames} frames of a {'x'.join(map(str, latent_shape))} latent need "
+            f"{size / 1024**3:.1f} GiB; ask for fewer frames or a smaller latent"
+        )
+
+
+def frame_points(weights: torch.Tensor, frames: int) -> list[tuple[int, float]]:
+    """Where each frame after the first falls: (event index, share of that event done).
+
+    Frames split the summed weight evenly, so a frame may fall inside an event. The last
+    frame always completes the last event, so the final canvas is always reached.
+    """
+    weights = weights.double().clamp_min(0)
+    total = float(weights.sum())
+    if total <= 0:
+        weights = torch.ones_like(weights)
+        total = float(weights.numel())
+    cumulative = weights.cumsum(0)
+    goals = torch.linspace(0, total, frames, dtype=torch.float64)[1:]
+    indices = torch.searchsorted(cumulative, goals).clamp_max(len(weights) - 1)
+    points = []
+    for goal, index in zip(goals.tolist(), indices.tolist()):
+        start = float(cumulative[index] - weights[index])
+        share = 1.0 if weights[index] <= 0 else min(1.0, (goal - start) / float(weights[index]))
+        points.append((index, 1.0 if share > 1 - 1e-9 else share))
+    points[-1] = (len(weights) - 1, 1.0)
+    return points
+
+
+def render(
+    targets: torch.Tensor,
+    canvas: torch.Tensor,
+    events: list[Event],
+    frames: int,
+    by_change: bool,
+    progress=None,
+) -> Painting:
+    """Replay ``events`` on a copy of ``canvas`` and emit ``frames`` frames (the first is the
+    canvas as given), paced evenly by event weight or by recorded visible change."""
+    if not events:
+        raise ValueError("paint: nothing to paint (no events); the plan has no schedules")
+    check_frame_budget(frames, tuple(canvas.shape))
+    weights = torch.tensor([e.change if by_change else e.weight for e in events], dtype=torch.float64)
+    points = frame_points(weights, frames)
+
+    _, height, width = canvas.shape
+    device = canvas.device
+    canvas = canvas.clone()
+    out = torch.empty((frames, *canvas.shape), dtype=canvas.dtype, device=device)
+    strokes = torch.zeros((frames, height, width), device=device)
+    channel_map = torch.full((frames, height, width), NO_CHANNEL, dtype=torch.int16, device=device)
+    coverage = torch.zeros((frames, height, width), device=device)
+    schedule = torch.zeros(frames, dtype=torch.int64)
+    accumulated = torch.zeros((height, width), device=device)
+    out[0] = canvas
+    schedule[0] = events[0].target
+
+    def mark(frame: int, event: Event, share: float, into: torch.Tensor) -> None:
+        rows, cols = event.window
+        strength = event.footprint * share
+        strokes[frame, rows, cols] = torch.maximum(strokes[frame, rows, cols], strength)
+        channel_map[frame, rows, cols] = torch.where(strength > 0, event.map_channel, channel_map[frame, rows, cols])
+        into[rows, cols] += strength
+
+    done = 0
+    for frame, (index, share) in enumerate(points, start=1):
+        while done < index or (done == index and share >= 1):
+            apply_event(events[done], canvas, targets)
+            mark(frame, events[done], 1.0, accumulated)
+            done += 1
+        out[frame] = canvas
+        coverage[frame] = accumulated
+        if share < 1 and done == index:
+            event = events[index]
+            rows, cols = event.window
+            out[frame][event.channels, rows, cols] = event_delta(event, canvas, targets, share)
+            mark(frame, event, share, coverage[frame])
+        schedule[frame] = events[min(index, len(events) - 1)].target
+        if progress is not None:
+            progress(frame, frames - 1)
+    return Painting(out, strokes, channel_map, coverage, schedule)
