@@ -20,23 +20,11 @@ from latent_painter.painter.paint import (
 from latent_painter.painter.plan import PlanError, make_plan
 from latent_painter.painter.strokes import Strokes, Workbench, paint_schedule
 from latent_painter.painter.timeline import MAX_FRAMES, apply_event
+from plans import blurry_to_sharp_plan
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (
     ["mps"] if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else []
 )
-
-
-def blurry_to_sharp_plan(channels=4, size=16, steps=6, seed=0, device="cpu"):
-    """Predicted originals that sharpen toward a final latent, as a denoising run's do."""
-    generator = torch.Generator().manual_seed(seed)
-    final = torch.randn(channels, size, size, generator=generator)
-    originals = []
-    for step in range(1, steps + 1):
-        width = max(1, (steps - step) * 2 + 1)
-        blurred = torch.nn.functional.avg_pool2d(final[None], width, 1, width // 2, count_include_pad=False)[0]
-        originals.append(blurred)
-    originals[-1] = final
-    return make_plan(torch.stack(originals).to(device))
 
 
 @pytest.mark.parametrize("device", DEVICES)
