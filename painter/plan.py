@@ -104,11 +104,15 @@ class Plan:
     def targets(self) -> torch.Tensor:
         """The schedule targets: one per predicted original, ending exactly on the final latent.
 
-        The last prediction usually *is* the final latent; when it is not (a sampler that
-        reports before its last step), the final latent becomes one more schedule.
+        The last prediction is the final latent up to rounding (an Euler step to sigma 0
+        recomputes it in floating point); then the final latent takes its place. When it
+        is really different (a sampler that reports before its last step), the final latent
+        becomes one more schedule.
         """
-        if torch.equal(self.originals[-1], self.final):
-            return self.originals
+        last = self.originals[-1]
+        tolerance = 1e-4 * float(self.final.abs().max().clamp_min(1.0))
+        if torch.allclose(last, self.final, rtol=0, atol=tolerance):
+            return torch.cat([self.originals[:-1], self.final[None]])
         return torch.cat([self.originals, self.final[None]])
 
     def to(self, device) -> "Plan":

@@ -159,6 +159,11 @@ def test_targets_end_exactly_on_the_final_latent():
     final = torch.randn(2, 4, 4)
     extra = make_plan(originals, final)
     assert extra.targets.shape[0] == 4 and torch.equal(extra.targets[-1], final)
+    # an Euler step to sigma 0 recomputes the last prediction with rounding: it takes its place
+    rounded = originals[-1] + 1e-7 * torch.randn(2, 4, 4)
+    near = make_plan(originals, rounded)
+    assert near.targets.shape[0] == 3 and torch.equal(near.targets[-1], rounded)
+    assert torch.equal(near.targets[:2], originals[:2])
 
 
 def test_plan_from_sampler_reports_orders_and_dedupes_steps():

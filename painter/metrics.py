@@ -1,0 +1,253 @@
+"""How good an animation is, measured on decoded frames (DESIGN.md section 5), and the baselines.
+
+Images are ``IMAGE`` tensors ``[N,H,W,3]``: float 0..1, or uint8 0..255 (read as value / 255, so
+frames read from a video file measure on the same scale). Per-frame work runs in chunks of
+frames so that measuring a long animation needs little memory beyond the animation itself.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .plan import Plan
+from .timeline import Painting
+
+CHUNK = 16
+# Rec. 709 luma weights: the primaries of sRGB, which is what decoded images are.
+LUMA = (0.2126, 0.7152, 0.0722)
+# Below this |cos| the slerp angle is well conditioned; above it slerp is lerp to float precision.
+SLERP_PARALLEL = 0.9995
+
+
+def _check_images(images, name: str = "images") -> torch.Tensor:
+    if not isinstance(images, torch.Tensor) or images.dim() != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"metrics: {name} must be an IMAGE [N,H,W,C], got {shape}")
+    if images.shape[0] == 0:
+        raise ValueError(f"metrics: {name} has no frames; give at least one")
+    return images
+
+
+def _as_float(chunk: torch.Tensor) -> torch.Tensor:
+    if chunk.dtype == torch.uint8:
+        return chunk.to(torch.float32) / 255.0
+    return chunk.to(torch.float32)
+
+
+def frame_changes(images: torch.Tensor) -> torch.Tensor:
+    """``[N-1]``: mean |frame[k+1] - frame[k]| over pixels and colour channels."""
+    images = _check_images(images)
+    count = images.shape[0]
+    changes = torch.empty(max(count - 1, 0), dtype=torch.float32, device=images.device)
+    for start in range(0, count - 1, CHUNK):
+        stop = min(count, start + CHUNK + 1)
+        chunk = _as_float(images[start:stop])
+        changes[start : stop - 1] = (chunk[1:] - chunk[:-1]).abs().flatten(1).mean(dim=1)
+    return changes
+
+
+def pacing_from_changes(changes: torch.Tensor) -> float:
+    """Kolmogorov-Smirnov distance of the change over time to an even pace (see :func:`pacing`)."""
+    changes = torch.as_tensor(changes, dtype=torch.float32).flatten()
+    if changes.numel() == 0:
+        return 0.0
+    if (changes < 0).any() or not torch.isfinite(changes).all():
+        raise ValueError("metrics: frame changes must be finite and >= 0")
+    total = changes.sum()
+    if total <= 0:
+        return 0.0
+    steps = changes.numel()
+    done = changes.cumsum(0) / total
+    elapsed = torch.arange(1, steps + 1, dtype=torch.float32, device=changes.device) / steps
+    return float((done - elapsed).abs().max())
+
+
+def pacing(images: torch.Tensor) -> float:
+    """How unevenly the change is spread over the animation: 0 is perfectly even.
+
+    With d_k = :func:`frame_changes` (k = 1..M, M = N - 1 transitions),
+    ``pacing = max_k | sum_{i<=k} d_i / sum_i d_i  -  k / M |``: the largest gap between the
+    share of all change done after k transitions and the share of transitions elapsed. It lies
+    in [0, 1 - 1/M]; the maximum is reached when everything changes in the first transition.
+    Animations with no change at all (one frame, or all frames equal) have nothing to pace and
+    score 0. Trim the holds first (:func:`active_range`): a hold is a stall by this measure.
+    """
+    return pacing_from_changes(frame_changes(images))
+
+
+def active_range_from_changes(changes: torch.Tensor, tol: float = 0.0) -> tuple[int, int]:
+    """``(start, stop)`` of the frames between the first and the last change above ``tol``."""
+    changes = torch.as_tensor(changes).flatten()
+    active = torch.nonzero(changes > tol).flatten()
+    if active.numel() == 0:
+        return 0, 1
+    return int(active[0]), int(active[-1]) + 2
+
+
+def active_range(images: torch.Tensor, tol: float = 0.0) -> tuple[int, int]:
+    """``(start, stop)`` such that ``images[start:stop]`` is the active part of the animation.
+
+    Leading and trailing frames that differ from their neighbour by a mean |change| of at most
+    ``tol`` (holds) are dropped; the frames on both sides of the first and last real change are
+    kept. Pauses in the middle stay: they are part of the pacing. With no change at all the
+    active part is the first frame, ``(0, 1)``. Exact holds need ``tol = 0``; frames read back
+    from a lossy video need a small tolerance such as ``0.5 / 255``.
+    """
+    return active_range_from_changes(frame_changes(images), tol)
+
+
+def _luminance(chunk: torch.Tensor) -> torch.Tensor:
+    chunk = _as_float(chunk)
+    if chunk.shape[-1] == 3:
+        weights = torch.tensor(LUMA, dtype=torch.float32, device=chunk.device)
+        return chunk @ weights
+    return chunk.mean(dim=-1)
+
+
+def sharpness(images: torch.Tensor) -> torch.Tensor:
+    """``[N]``: mean |Laplacian| of each frame's luminance (Rec. 709), in 0..1 image units.
+
+    The 4-neighbour Laplacian is taken over the interior only (no padding), so the image border
+    adds no fake edge.
+    """
+    images = _check_images(images)
+    if images.shape[1] < 3 or images.shape[2] < 3:
+        raise ValueError(f"metrics: sharpness needs frames of at least 3x3 pixels, got {tuple(images.shape[1:3])}")
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=images.device)[None, None]
+    result = torch.empty(images.shape[0], dtype=torch.float32, device=images.device)
+    for start in range(0, images.shape[0], CHUNK):
+        luma = _luminance(images[start : start + CHUNK])[:, None]
+        result[start : start + CHUNK] = F.conv2d(luma, kernel).abs().flatten(1).mean(dim=1)
+    return result
+
+
+def crispness_from_sharpness(values: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Crispness from per-frame sharpness (see :func:`crispness`)."""
+    values = torch.as_tensor(values, dtype=torch.float32).flatten()
+    count = values.numel()
+    if count == 0:
+        raise ValueError("metrics: crispness needs at least one frame")
+    if count == 1:
+        return torch.ones(1, dtype=torch.float32, device=values.device), 1.0
+    position = torch.arange(count, dtype=torch.float32, device=values.device) / (count - 1)
+    reference = torch.lerp(values[0].expand(count), values[-1].expand(count), position)
+    ratio = torch.where(reference > 0, values / reference.clamp(min=torch.finfo(torch.float32).tiny), 1.0)
+    # The endpoints are their own reference; pin them so rounding in lerp cannot move them.
+    ratio[0] = 1.0
+    ratio[-1] = 1.0
+    inner = ratio[1:-1]
+    return ratio, float(inner.min()) if inner.numel() else 1.0
+
+
+def crispness(images: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """How sharp the in-between frames stay: ``(ratio [N], min over the in-between frames)``.
+
+    ``ratio[k] = sharpness[k] / ref[k]`` with ``ref[k]`` the linear interpolation of the first and
+    last frame's sharpness at position ``k / (N-1)``: a transition whose sharpness moves evenly
+    from one endpoint's to the other's scores 1 everywhere, blur dips below 1. Endpoints score 1;
+    frames whose reference is 0 (both endpoints flat) score 1. With fewer than 3 frames there is
+    no in-between frame and the minimum is 1.
+    """
+    return crispness_from_sharpness(sharpness(images))
+
+
+def x0_preview_latents(plan: Plan) -> torch.Tensor:
+    """The baseline animation ``[T,C,H,W]``: one frame per predicted original, ending on the final."""
+    return plan.targets
+
+
+def is_exact(frames, final) -> bool:
+    """Whether the last frame is the final latent bit for bit.
+
+    ``frames`` is ``[N,C,H,W]`` or a :class:`Painting`; ``final`` is ``[C,H,W]``, ``[1,C,H,W]`` or a
+    :class:`Plan`. The comparison is on the raw bits (an integer view), so -0.0 and 0.0 differ,
+    as do two NaNs with different payloads; tensors of different dtypes are never exact.
+    """
+    if isinstance(frames, Painting):
+        frames = frames.frames
+    if isinstance(final, Plan):
+        final = final.final
+    if not isinstance(frames, torch.Tensor) or frames.dim() != 4 or frames.shape[0] == 0:
+        raise ValueError("is_exact: frames must be latents [N,C,H,W] with at least one frame")
+    if not isinstance(final, torch.Tensor):
+        raise ValueError(f"is_exact: final must be a latent tensor, got {type(final).__name__}")
+    if final.dim() == 4 and final.shape[0] == 1:
+        final = final[0]
+    last = frames[-1]
+    if tuple(final.shape) != tuple(last.shape):
+        raise ValueError(
+            f"is_exact: final latent {tuple(final.shape)} and frames {tuple(last.shape)} differ in shape; "
+            "compare a painting with the plan it was painted from"
+        )
+    if final.dtype != last.dtype:
+        return False
+    bits = {torch.float32: torch.int32, torch.float64: torch.int64, torch.float16: torch.int16, torch.bfloat16: torch.int16}
+    view = bits.get(last.dtype)
+    if view is None:
+        return torch.equal(last, final.to(last.device))
+    return torch.equal(last.contiguous().view(view), final.to(last.device).contiguous().view(view))
+
+
+def _endpoints(a, b, n, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"{name}: n must be a whole number >= 2 (the frames, both endpoints included), got {n!r}")
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        raise ValueError(f"{name}: a and b must be latent tensors")
+    if a.dim() == 4 and a.shape[0] == 1:
+        a = a[0]
+    if b.dim() == 4 and b.shape[0] == 1:
+        b = b[0]
+    if a.dim() != 3 or a.shape != b.shape:
+        raise ValueError(f"{name}: a {tuple(a.shape)} and b {tuple(b.shape)} must be single latents [C,H,W] of one shape")
+    return a.to(torch.float32), b.to(device=a.device, dtype=torch.float32)
+
+
+def lerp_latents(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
+    """``[n,C,H,W]``: straight-line interpolation from ``a`` to ``b``, both endpoints included exactly."""
+    a, b = _endpoints(a, b, n, "lerp_latents")
+    weight = torch.linspace(0.0, 1.0, n, device=a.device).view(n, 1, 1, 1)
+    out = torch.lerp(a.expand(n, *a.shape), b.expand(n, *b.shape), weight)
+    out[0] = a
+    out[-1] = b
+    return out
+
+
+def slerp_latents(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
+    """``[n,C,H,W]``: spherical interpolation of the flattened latents, both endpoints exact.
+
+    The classic form ``sin((1-t)w)/sin(w) a + sin(tw)/sin(w) b`` with w the angle between a and
+    b: when |a| = |b| every in-between latent keeps that norm. Nearly parallel or antiparallel
+    vectors (|cos w| > 0.9995) and zero vectors fall back to lerp, where the angle is meaningless.
+    """
+    a, b = _endpoints(a, b, n, "slerp_latents")
+    flat_a, flat_b = a.flatten(), b.flatten()
+    t = torch.linspace(0.0, 1.0, n, device=a.device)
+    norms = flat_a.norm() * flat_b.norm()
+    cos = (flat_a @ flat_b) / norms if norms > 0 else torch.ones((), device=a.device)
+    if cos.abs() > SLERP_PARALLEL:
+        return lerp_latents(a, b, n)
+    omega = torch.arccos(cos.clamp(-1.0, 1.0))
+    sin = torch.sin(omega)
+    weight_a = torch.sin((1.0 - t) * omega) / sin
+    weight_b = torch.sin(t * omega) / sin
+    out = (weight_a[:, None] * flat_a + weight_b[:, None] * flat_b).view(n, *a.shape)
+    out[0] = a
+    out[-1] = b
+    return out
+
+
+__all__ = [
+    "active_range",
+    "active_range_from_changes",
+    "crispness",
+    "crispness_from_sharpness",
+    "frame_changes",
+    "is_exact",
+    "lerp_latents",
+    "pacing",
+    "pacing_from_changes",
+    "sharpness",
+    "slerp_latents",
+    "x0_preview_latents",
+]

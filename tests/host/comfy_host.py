@@ -1,0 +1,391 @@
+"""The one seam between the pack's host tests and a real ComfyUI checkout.
+
+Everything that knows how ComfyUI is started, where its folders are and how its HTTP API answers
+lives here; the tests only call ``ComfyHost`` methods. Standard library only (the project venv
+needs no ``requests``), and nothing of ComfyUI is imported into the test process: the host runs
+as a subprocess with its own Python.
+
+Environment:
+
+- ``COMFYUI_PATH``: a ComfyUI checkout (tested with 0.8.0). Unset: every host test is skipped.
+- ``COMFYUI_PYTHON``: the Python that runs it; default ``$COMFYUI_PATH/.venv/bin/python`` if
+  present, else ``sys.executable``.
+- ``LATENT_PAINTER_CKPT_CACHE`` (optional): a folder that keeps the generated random test
+  checkpoints between sessions (they are ~1.6 GB each and take ~10-20 s to write). Unset: they
+  are written to the session's scratch dir and deleted with it.
+- ``COMFYUI_START_TIMEOUT`` / ``COMFYUI_PROMPT_TIMEOUT`` (optional, seconds): default 180 / 900.
+
+The pack is loaded the way a user's install would load it, but without touching the checkout:
+a scratch ``custom_nodes/latent_painter`` symlink to the project root, registered through
+``--extra-model-paths-config`` (``custom_nodes:`` and ``checkpoints:`` keys).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+import zlib
+from pathlib import Path
+
+PACK_DIR_NAME = "latent_painter"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # tests/host/comfy_host.py -> project root
+MAKE_CHECKPOINT = Path(__file__).resolve().with_name("make_checkpoint.py")
+
+
+class HostError(RuntimeError):
+    """The host refused or failed a request; the message carries the server's own error text."""
+
+
+def comfy_path() -> Path | None:
+    p = os.environ.get("COMFYUI_PATH")
+    return Path(p).resolve() if p else None
+
+
+def comfy_path_or_skip() -> Path:
+    import pytest
+
+    p = comfy_path()
+    if p is None:
+        pytest.skip("host tests need COMFYUI_PATH (a ComfyUI checkout to run the pack in)")
+    if not (p / "main.py").is_file():
+        pytest.fail(f"COMFYUI_PATH={p} has no main.py: point it at a ComfyUI checkout")
+    return p
+
+
+def comfy_python(path: Path) -> str:
+    explicit = os.environ.get("COMFYUI_PYTHON")
+    if explicit:
+        return explicit
+    venv = path / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def checkpoint_name(seed: int) -> str:
+    return f"latent_painter_test_sd15_seed{seed}.safetensors"
+
+
+class ComfyHost:
+    """A ComfyUI server subprocess in a scratch dir, with the pack linked in."""
+
+    def __init__(self, path: Path, scratch: Path, python: str | None = None):
+        self.path = Path(path)
+        self.python = python or comfy_python(self.path)
+        self.scratch = Path(scratch)
+        self.custom_nodes = self.scratch / "custom_nodes"
+        cache = os.environ.get("LATENT_PAINTER_CKPT_CACHE")
+        self.checkpoints = Path(cache).resolve() if cache else self.scratch / "models" / "checkpoints"
+        self.input_dir = self.scratch / "input"
+        self.output_dir = self.scratch / "output"
+        self.temp_dir = self.scratch / "temp"
+        self.user_dir = self.scratch / "user"
+        self.yaml = self.scratch / "extra_model_paths.yaml"
+        self.log_path = self.scratch / "comfyui.log"
+        self.port: int | None = None
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+        self.client_id = uuid.uuid4().hex
+        self._layout()
+
+    # ---------------------------------------------------------------- setup / lifecycle
+    def _layout(self) -> None:
+        for d in (self.custom_nodes, self.checkpoints, self.input_dir, self.output_dir,
+                  self.temp_dir, self.user_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        link = self.custom_nodes / PACK_DIR_NAME
+        if not link.is_symlink():
+            link.symlink_to(PROJECT_ROOT, target_is_directory=True)
+        # Absolute paths: ComfyUI resolves relative ones against the yaml's own folder.
+        self.yaml.write_text(
+            "latent_painter_tests:\n"
+            f"    custom_nodes: {self.custom_nodes}\n"
+            f"    checkpoints: {self.checkpoints}\n",
+            encoding="utf-8",
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float | None = None) -> "ComfyHost":
+        timeout = timeout or float(os.environ.get("COMFYUI_START_TIMEOUT", 180))
+        self.port = free_port()
+        cmd = [
+            self.python, "main.py", "--cpu",
+            "--listen", "127.0.0.1", "--port", str(self.port),
+            "--output-directory", str(self.output_dir),
+            "--input-directory", str(self.input_dir),
+            "--temp-directory", str(self.temp_dir),
+            "--user-directory", str(self.user_dir),
+            "--database-url", f"sqlite:///{self.user_dir / 'comfyui.db'}",
+            "--extra-model-paths-config", str(self.yaml),
+            "--disable-auto-launch",
+        ]
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.pop("PYTHONPATH", None)  # the project's paths must not leak into the host
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, cwd=self.path, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise HostError(f"ComfyUI exited with code {self.proc.returncode} while starting:\n"
+                                + self.log_tail())
+            try:
+                self.get_json("/system_stats", timeout=5)
+                return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise HostError(f"ComfyUI did not answer /system_stats within {timeout:.0f} s:\n"
+                                + self.log_tail())
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    self.proc.kill()
+                self.proc.wait(timeout=20)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> "ComfyHost":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- checkpoints
+    def ensure_checkpoint(self, seed: int, timeout: float = 900) -> str:
+        """Write (once) a random SD1.5-layout checkpoint; return its ckpt_name for the loader."""
+        name = checkpoint_name(seed)
+        target = self.checkpoints / name
+        if not target.exists():
+            t0 = time.monotonic()
+            res = subprocess.run(
+                [self.python, str(MAKE_CHECKPOINT), str(target), str(seed)],
+                cwd=self.path, capture_output=True, text=True, timeout=timeout,
+                env={**os.environ, "COMFYUI_PATH": str(self.path)},
+            )
+            if res.returncode != 0 or not target.exists():
+                raise HostError(f"make_checkpoint.py failed (seed {seed}):\n{res.stdout}\n{res.stderr}")
+            self.checkpoint_build_seconds = time.monotonic() - t0
+        return name
+
+    # ---------------------------------------------------------------- HTTP
+    def _request(self, method: str, route: str, body=None, timeout: float = 60):
+        data = None
+        headers = {}
+        if body is not None:
+            data = json.dumps(body).encode("utf-8")
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(self.url + route, data=data, method=method, headers=headers)
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.loads(r.read().decode("utf-8") or "null")
+
+    def get_json(self, route: str, timeout: float = 60):
+        return self._request("GET", route, timeout=timeout)
+
+    def post_json(self, route: str, body, timeout: float = 60):
+        return self._request("POST", route, body, timeout=timeout)
+
+    def object_info(self, node_class: str | None = None) -> dict:
+        if node_class is None:
+            return self.get_json("/object_info", timeout=120)
+        return self.get_json("/object_info/" + urllib.parse.quote(node_class))[node_class]
+
+    def submit(self, prompt: dict) -> str:
+        """POST /prompt; returns the prompt id or raises HostError with the validation errors."""
+        try:
+            ans = self.post_json("/prompt", {"prompt": prompt, "client_id": self.client_id})
+        except urllib.error.HTTPError as e:
+            text = e.read().decode("utf-8", "replace")
+            try:
+                j = json.loads(text)
+                text = json.dumps({"error": j.get("error"), "node_errors": j.get("node_errors")}, indent=1)
+            except ValueError:
+                pass
+            raise HostError(f"/prompt refused the prompt (HTTP {e.code}):\n{text}") from None
+        if ans.get("node_errors"):
+            raise HostError("/prompt reported node errors:\n" + json.dumps(ans["node_errors"], indent=1))
+        return ans["prompt_id"]
+
+    def wait(self, prompt_id: str, timeout: float | None = None) -> dict:
+        """Poll /history/<id> until the prompt is done; return its history entry."""
+        timeout = timeout or float(os.environ.get("COMFYUI_PROMPT_TIMEOUT", 900))
+        deadline = time.monotonic() + timeout
+        while True:
+            hist = self.get_json("/history/" + prompt_id)
+            if hist and prompt_id in hist:
+                entry = hist[prompt_id]
+                status = entry.get("status") or {}
+                if status.get("status_str") == "error" or not status.get("completed", True):
+                    raise HostError("prompt failed:\n" + self.describe_failure(entry))
+                return entry
+            if self.proc is not None and self.proc.poll() is not None:
+                raise HostError(f"ComfyUI died (exit {self.proc.returncode}) while running the prompt:\n"
+                                + self.log_tail())
+            if time.monotonic() > deadline:
+                raise HostError(f"prompt {prompt_id} not done after {timeout:.0f} s:\n" + self.log_tail())
+            time.sleep(0.25)
+
+    def queue(self, prompt: dict, timeout: float | None = None) -> dict:
+        """Run an API-format prompt to completion; return its /history entry."""
+        return self.wait(self.submit(prompt), timeout=timeout)
+
+    @staticmethod
+    def describe_failure(entry: dict) -> str:
+        lines = []
+        for event, data in (entry.get("status") or {}).get("messages", []):
+            if event == "execution_error":
+                lines.append(f"node {data.get('node_id')} ({data.get('node_type')}): "
+                             f"{data.get('exception_type')}: {data.get('exception_message')}")
+                lines.append("".join(data.get("traceback") or []))
+            elif event == "execution_interrupted":
+                lines.append(f"interrupted at node {data.get('node_id')} ({data.get('node_type')})")
+        return "\n".join(lines) or json.dumps(entry.get("status"), indent=1)
+
+    def interrupt(self) -> None:
+        self.post_json("/interrupt", {})
+
+    # ---------------------------------------------------------------- results
+    def output_files(self, history: dict, key: str | None = None) -> list[Path]:
+        """Files a finished prompt wrote, as local paths (outputs of every node, or of one key
+        such as ``images``/``gifs``/``animated``)."""
+        dirs = {"output": self.output_dir, "temp": self.temp_dir, "input": self.input_dir}
+        files = []
+        for node_out in (history.get("outputs") or {}).values():
+            for k, items in node_out.items():
+                if key is not None and k != key:
+                    continue
+                if not isinstance(items, list):
+                    continue
+                for item in items:
+                    if isinstance(item, dict) and "filename" in item:
+                        base = dirs.get(item.get("type", "output"), self.output_dir)
+                        files.append(base / item.get("subfolder", "") / item["filename"])
+        return files
+
+    def log_text(self) -> str:
+        if self._log is not None:
+            self._log.flush()
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, n: int = 60) -> str:
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def cleanup_scratch(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def png_info(path: Path) -> tuple[int, int, bytes]:
+    """(width, height, decompressed IDAT) of a PNG, standard library only. The IDAT bytes are the
+    filtered scanlines: for files written by the same encoder (ComfyUI's SaveImage), equal bytes
+    mean equal pixels; metadata chunks (prompt, workflow) are left out."""
+    data = Path(path).read_bytes()
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError(f"{path} is not a PNG")
+    pos, idat, width, height = 8, [], 0, 0
+    while pos < len(data):
+        n = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            width, height = int.from_bytes(body[0:4], "big"), int.from_bytes(body[4:8], "big")
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + n
+    return width, height, zlib.decompress(b"".join(idat))
+
+
+# -------------------------------------------------------------------- the pack's own mapping
+_PACK_KEYS_SCRIPT = r"""
+import importlib.util, json, os, sys
+comfy_dir, pack_dir = sys.argv[1], sys.argv[2]
+sys.path.insert(0, comfy_dir)
+from comfy.cli_args import args
+args.cpu = True
+import folder_paths  # noqa: F401  (a pack may import it at load time, as under ComfyUI)
+name = pack_dir.replace(".", "_x_")
+spec = importlib.util.spec_from_file_location(name, os.path.join(pack_dir, "__init__.py"))
+mod = importlib.util.module_from_spec(spec)
+sys.modules[name] = mod
+spec.loader.exec_module(mod)
+print("\nLATENT_PAINTER_KEYS=" + json.dumps(sorted(getattr(mod, "NODE_CLASS_MAPPINGS", {}) or {})))
+"""
+
+
+def pack_node_keys(host: "ComfyHost | None" = None) -> list[str]:
+    """Keys of the pack's NODE_CLASS_MAPPINGS.
+
+    Imported in the test process as the installed package ``latent_painter`` when that works; if
+    the pack's node modules need ComfyUI at import time, it is imported the way ComfyUI does it,
+    in the host's Python (``host`` must then be given).
+    """
+    try:
+        import latent_painter
+
+        return sorted(latent_painter.NODE_CLASS_MAPPINGS)
+    except ImportError as e:
+        if host is None:
+            raise
+        first_error = e
+    res = subprocess.run([host.python, "-c", _PACK_KEYS_SCRIPT, str(host.path), str(PROJECT_ROOT)],
+                         cwd=host.path, capture_output=True, text=True, timeout=300)
+    for line in res.stdout.splitlines():
+        if line.startswith("LATENT_PAINTER_KEYS="):
+            return json.loads(line.split("=", 1)[1])
+    raise HostError(f"cannot import the pack in the test process ({first_error!r}) nor in the "
+                    f"host's Python:\n{res.stdout}\n{res.stderr}")
+
+
+# -------------------------------------------------------------------- API-format prompt builders
+def txt2img_prompt(ckpt_name: str, *, seed: int = 0, steps: int = 4, cfg: float = 7.0,
+                   sampler_name: str = "euler", scheduler: str = "normal", width: int = 64,
+                   height: int = 64, positive: str = "a painting of a lighthouse",
+                   negative: str = "", prefix: str = "lp_host_test") -> dict:
+    """The core text-to-image graph in API format. Node ids: 1 loader, 2/3 positive/negative,
+    4 empty latent, 5 KSampler, 6 VAEDecode, 7 SaveImage; tests may add or replace nodes."""
+    return {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt_name}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": positive, "clip": ["1", 1]}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": negative, "clip": ["1", 1]}},
+        "4": {"class_type": "EmptyLatentImage",
+              "inputs": {"width": width, "height": height, "batch_size": 1}},
+        "5": {"class_type": "KSampler",
+              "inputs": {"model": ["1", 0], "seed": seed, "steps": steps, "cfg": cfg,
+                         "sampler_name": sampler_name, "scheduler": scheduler,
+                         "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0],
+                         "denoise": 1.0}},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": prefix}},
+    }

@@ -1,0 +1,65 @@
+"""Session fixtures for tests that run the pack inside a real ComfyUI (see comfy_host.py).
+
+Without COMFYUI_PATH every test in this folder is skipped (reported as skipped, not as errors).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from comfy_host import ComfyHost, comfy_path, comfy_path_or_skip
+
+_HERE = Path(__file__).resolve().parent
+
+SEED_A = 1001
+SEED_B = 2002
+
+
+def pytest_collection_modifyitems(config, items):
+    skip = None
+    if comfy_path() is None:
+        skip = pytest.mark.skip(reason="host tests need COMFYUI_PATH (a ComfyUI checkout)")
+    for item in items:
+        if _HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.host)
+            if skip is not None:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def comfy(tmp_path_factory):
+    """A running ComfyUI server with the pack linked in; stopped at the end of the session."""
+    path = comfy_path_or_skip()
+    host = ComfyHost(path, tmp_path_factory.mktemp("comfyui"))
+    host.start()
+    try:
+        yield host
+    finally:
+        host.stop()
+        if not os.environ.get("LATENT_PAINTER_CKPT_CACHE"):
+            # ~1.6 GB each; pytest keeps the last few scratch dirs, so free them now.
+            for f in host.checkpoints.glob("*.safetensors"):
+                f.unlink(missing_ok=True)
+
+
+def _checkpoint(comfy: ComfyHost, seed: int) -> str:
+    name = comfy.ensure_checkpoint(seed)
+    listed = comfy.object_info("CheckpointLoaderSimple")["input"]["required"]["ckpt_name"]
+    options = listed[0] if isinstance(listed[0], list) else listed[1].get("options", [])
+    assert name in options, f"{name} written but not listed by CheckpointLoaderSimple: {options}"
+    return name
+
+
+@pytest.fixture(scope="session")
+def checkpoint_a(comfy) -> str:
+    """ckpt_name of a random SD1.5-layout checkpoint (seed SEED_A), as the loader lists it."""
+    return _checkpoint(comfy, SEED_A)
+
+
+@pytest.fixture(scope="session")
+def checkpoint_b(comfy) -> str:
+    """A second SD1.5-layout checkpoint with other random weights (same latent format as A)."""
+    return _checkpoint(comfy, SEED_B)

@@ -1,0 +1,196 @@
+"""Write a small SD1.5-layout checkpoint with seeded random weights (no download).
+
+Run with the ComfyUI host's Python and cwd = the ComfyUI checkout (the harness does this):
+
+    cd $COMFYUI_PATH && $COMFYUI_PYTHON /path/to/make_checkpoint.py OUT.safetensors SEED [--check]
+
+ComfyUI's own module classes are built on the ``meta`` device as a shape oracle (no memory, no
+init cost); every tensor is then filled from one seeded generator in sorted key order and stored
+as fp16. The layout is what ``CheckpointLoaderSimple`` detects as SD1.5:
+
+- ``model.diffusion_model.*``: the SD1.5 UNet with 1 res block per level instead of 2
+  (detection reads depths from the keys; still SD15: context_dim 768, model_channels 320).
+- ``first_stage_model.*``: the SD AutoencoderKL (ch 128, ch_mult 1,2,4,4, z_channels 4).
+- ``cond_stage_model.transformer.text_model.*``: CLIP-L text model (12 layers, width 768).
+
+Init: norms weight 1 / bias 0, conv and linear weights N(0, 1/fan_in) (variance preserving),
+biases 0, embeddings N(0, 0.02). Random weights give meaningless images but finite numbers;
+``--check`` loads the file through ComfyUI and runs a 2-step 64x64 sample + decode to prove it.
+
+This file is test tooling for the Latent Painter pack; it imports ComfyUI only at run time from
+the checkout named by the working directory / COMFYUI_PATH, and copies none of its code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+COMFY_DIR = os.environ.get("COMFYUI_PATH") or os.getcwd()
+sys.path.insert(0, os.path.abspath(COMFY_DIR))
+
+import torch  # noqa: E402
+
+
+def _comfy_cpu() -> None:
+    """Select ComfyUI's CPU mode before comfy.model_management is imported (it probes CUDA)."""
+    from comfy.cli_args import args
+
+    args.cpu = True
+
+# UNet config of SD1.5 as comfy/model_detection.py derives it from the keys, with one res block
+# per level (transformer_depth: one entry per input res block; _output: per output block, popped
+# from the end, i.e. listed from the highest-resolution level down).
+UNET_CONFIG = {
+    "use_checkpoint": False,
+    "image_size": 32,
+    "in_channels": 4,
+    "out_channels": 4,
+    "model_channels": 320,
+    "num_res_blocks": [1, 1, 1, 1],
+    "channel_mult": [1, 2, 4, 4],
+    "transformer_depth": [1, 1, 1, 0],
+    "transformer_depth_middle": 1,
+    "transformer_depth_output": [1, 1, 1, 1, 1, 1, 0, 0],
+    "use_spatial_transformer": True,
+    "legacy": False,
+    "adm_in_channels": None,
+    "use_linear_in_transformer": False,
+    "context_dim": 768,
+    "num_heads": 8,
+    "num_head_channels": -1,
+    "use_temporal_attention": False,
+    "use_temporal_resblock": False,
+}
+
+VAE_DDCONFIG = {
+    "double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3,
+    "ch": 128, "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0,
+}
+
+
+def _meta_modules():
+    """(prefix, module) pairs built on the meta device with ComfyUI's own classes."""
+    _comfy_cpu()
+    import comfy.ops
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+    import comfy.clip_model
+
+    ops = comfy.ops.disable_weight_init
+    unet = UNetModel(**UNET_CONFIG, dtype=torch.float32, device="meta", operations=ops)
+    with torch.device("meta"):
+        vae = AutoencoderKL(ddconfig=dict(VAE_DDCONFIG), embed_dim=4)
+    with open(os.path.join(COMFY_DIR, "comfy", "sd1_clip_config.json")) as f:
+        clip_cfg = json.load(f)
+    clip = comfy.clip_model.CLIPTextModel(clip_cfg, torch.float32, "meta", ops)
+    return [
+        ("model.diffusion_model.", unet, None),
+        ("first_stage_model.", vae, None),
+        # Only the text model: SD1.5 checkpoints carry no text_projection / logit_scale.
+        ("cond_stage_model.transformer.", clip, "text_model."),
+    ]
+
+
+def _init_kind(module: torch.nn.Module, pname: str) -> str:
+    norm_types = (torch.nn.GroupNorm, torch.nn.LayerNorm, torch.nn.BatchNorm2d)
+    if isinstance(module, norm_types):
+        return "one" if pname == "weight" else "zero"
+    if isinstance(module, torch.nn.Embedding):
+        return "embed"
+    if pname == "bias":
+        return "zero"
+    return "fan_in"
+
+
+def build_state_dict(seed: int) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    specs = []  # (key, shape, kind)
+    for prefix, root, keep in _meta_modules():
+        for mname, module in root.named_modules():
+            for pname, p in module.named_parameters(recurse=False):
+                name = f"{mname}.{pname}" if mname else pname
+                if keep is not None and not name.startswith(keep):
+                    continue
+                specs.append((prefix + name, tuple(p.shape), _init_kind(module, pname)))
+            for bname, b in module.named_buffers(recurse=False):
+                name = f"{mname}.{bname}" if mname else bname
+                if keep is not None and not name.startswith(keep):
+                    continue
+                if b is not None and "position_ids" not in name:
+                    specs.append((prefix + name, tuple(b.shape), "zero"))
+    specs.sort(key=lambda s: s[0])
+    sd = {}
+    for key, shape, kind in specs:
+        if kind == "one":
+            t = torch.ones(shape, dtype=torch.float16)
+        elif kind == "zero":
+            t = torch.zeros(shape, dtype=torch.float16)
+        else:
+            if kind == "embed":
+                std = 0.02
+            else:
+                fan_in = math.prod(shape[1:]) if len(shape) > 1 else shape[0]
+                std = 1.0 / math.sqrt(max(fan_in, 1))
+            t = torch.randn(shape, generator=gen, dtype=torch.float32).mul_(std).to(torch.float16)
+        sd[key] = t
+    return sd
+
+
+def check(path: str) -> None:
+    """Load through ComfyUI's loader and run a tiny sample + decode; raise on NaN/inf."""
+    _comfy_cpu()
+    import comfy.sd
+    import comfy.sample
+    import comfy.model_detection
+
+    model, clip, vae = comfy.sd.load_checkpoint_guess_config(path)[:3]
+    name = type(model.model.model_config).__name__
+    if name != "SD15":
+        raise SystemExit(f"detected as {name}, expected SD15")
+    pos = clip.encode_from_tokens_scheduled(clip.tokenize("a painting"))
+    neg = clip.encode_from_tokens_scheduled(clip.tokenize(""))
+    latent = torch.zeros([1, 4, 8, 8])
+    noise = comfy.sample.prepare_noise(latent, 0)
+    out = comfy.sample.sample(model, noise, 2, 7.0, "euler", "normal", pos, neg, latent, disable_pbar=True)
+    img = vae.decode(out)
+    for what, t in (("latent", out), ("image", img)):
+        if not torch.isfinite(t).all():
+            raise SystemExit(f"non-finite {what} from random checkpoint")
+    print(f"check ok: latent std {out.std().item():.3f}, image range "
+          f"[{img.min().item():.3f}, {img.max().item():.3f}]", flush=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", help="output .safetensors path")
+    ap.add_argument("seed", type=int)
+    ap.add_argument("--check", action="store_true", help="load it through ComfyUI and sample once")
+    args = ap.parse_args(argv)
+
+    from safetensors.torch import save_file
+
+    t0 = time.time()
+    sd = build_state_dict(args.seed)
+    n = sum(t.numel() for t in sd.values())
+    tmp = args.out + ".part"
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    save_file(sd, tmp, metadata={"latent_painter_test_checkpoint": "sd15-random",
+                                 "seed": str(args.seed)})
+    os.replace(tmp, args.out)  # never leave a half file under the final name
+    print(f"wrote {args.out}: {len(sd)} tensors, {n / 1e6:.0f}M params, "
+          f"{os.path.getsize(args.out) / 1e9:.2f} GB, {time.time() - t0:.1f} s", flush=True)
+    if args.check:
+        del sd
+        t1 = time.time()
+        check(args.out)
+        print(f"check took {time.time() - t1:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
