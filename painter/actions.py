@@ -160,7 +160,7 @@ def _dissolve(action, bench, plan, allowed, count, schedule):
     side = max(1, round(action.block * math.sqrt(height * width) / 64 / 2))
     rows_c, cols_c = math.ceil(height / side), math.ceil(width / side)
     cells = rows_c * cols_c
-    generator = torch.Generator().manual_seed(bench.seed * 1_000_003 + schedule)
+    generator = torch.Generator().manual_seed((bench.seed * 1_000_003 + schedule) % 2**63)
     order = torch.randperm(cells, generator=generator)[: max(1, round(cells * action.fraction))]
     bounds = torch.linspace(0, len(order), count + 1).round().long().tolist()
     masks = []

@@ -37,6 +37,11 @@ class StrokeMaps:
     num_channels: int
 
     @classmethod
+    def from_coverage(cls, coverage: torch.Tensor, num_channels: int) -> "StrokeMaps":
+        """Maps from coverage alone (e.g. a MASK): grey coverage, no per-frame strokes or channels."""
+        return cls(coverage, torch.zeros_like(coverage), torch.full_like(coverage, -1, dtype=torch.int16), num_channels)
+
+    @classmethod
     def of(cls, source, num_channels: int | None = None, where: str = "stroke map") -> "StrokeMaps":
         """Accept a :class:`Painting`, a :class:`StrokeMaps`, a dict with keys ``coverage``,
         ``strokes``, ``channels`` (and ``num_channels``), or a tuple in that order."""
@@ -60,6 +65,13 @@ class StrokeMaps:
         if count is None:
             raise ValueError(f"{where}: num_channels is missing; give the latent channel count")
         return cls(coverage, strokes, channels, int(count))
+
+
+def coverage_mask(coverage: torch.Tensor) -> torch.Tensor:
+    """Coverage as a MASK in 0..1: divided by its largest value over all frames, so 0 still
+    means never painted and growth between frames stays visible."""
+    peak = coverage.max()
+    return coverage / peak if peak > 0 else torch.zeros_like(coverage)
 
 
 def _check_map(tensor, name: str, frames: int, spatial: tuple[int, int], where: str) -> torch.Tensor:

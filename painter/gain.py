@@ -22,6 +22,39 @@ def information_gain(target: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor
     return (target - canvas).abs()
 
 
+# The most channels any supported latent has (Flux.2 packs 128); a larger index is a typo.
+MAX_CHANNEL_INDEX = 4095
+
+
+def parse_channels(text: str) -> tuple[int, ...]:
+    """Turn a channel list such as ``"0,2-3"`` into ``(0, 2, 3)``; empty or ``"all"`` gives ``()``.
+
+    Whether the indices exist in the latent is only known when painting (:func:`channel_mask`).
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"channels: expected text such as '0,2-3', got {type(text).__name__}")
+    cleaned = text.strip().lower()
+    if cleaned in ("", "all", "*"):
+        return ()
+    hint = "write channel numbers and ranges such as 0,2-3 (leave empty for all channels)"
+    chosen: set[int] = set()
+    for token in cleaned.replace(";", ",").replace(" ", ",").split(","):
+        if not token:
+            continue
+        first, dash, last = token.partition("-")
+        try:
+            low = int(first)
+            high = int(last) if dash else low
+        except ValueError:
+            raise ValueError(f"channels: {token!r} in {text!r} is not a channel number or range; {hint}") from None
+        if low < 0 or high < low:
+            raise ValueError(f"channels: {token!r} in {text!r} is not a valid range; {hint}")
+        if high > MAX_CHANNEL_INDEX:
+            raise ValueError(f"channels: channel {high} is beyond any latent (at most {MAX_CHANNEL_INDEX}); {hint}")
+        chosen.update(range(low, high + 1))
+    return tuple(sorted(chosen))
+
+
 def channel_mask(allowed: tuple[int, ...] | None, channels: int, device, where: str = "painter") -> torch.Tensor:
     """Bool [C] of the channels a painter may touch; refuses indices outside the latent."""
     mask = torch.zeros(channels, dtype=torch.bool, device=device)

@@ -38,24 +38,24 @@ class PaintOptions:
     """
 
     frames: int = 0
-    pacing: str = "strokes"
+    pacing: str = "change"
     cleanup_frames: int = 24
     seed: int = 0
 
     def __post_init__(self):
         if self.pacing not in PACINGS:
-            raise ValueError(f"paint: pacing {self.pacing!r} is unknown; use one of {', '.join(PACINGS)}")
+            raise ValueError(f"pacing {self.pacing!r} is unknown; use one of {', '.join(PACINGS)}")
         if self.frames != 0 and self.frames < 2:
-            raise ValueError(f"paint: frames must be 0 (automatic) or at least 2, got {self.frames}")
+            raise ValueError(f"frames must be 0 (automatic) or at least 2, got {self.frames}")
         if not 0 <= self.cleanup_frames <= 10_000:
-            raise ValueError(f"paint: cleanup_frames must be 0..10000, got {self.cleanup_frames}")
+            raise ValueError(f"cleanup_frames must be 0..10000, got {self.cleanup_frames}")
 
 
 def assign_schedules(stages: tuple[Stage, ...], schedules: int) -> list[int]:
     """How many schedules each stage paints: fixed counts first (in order, as far as they
     fit), then stages asking for 0 share what is left; a lone stage takes everything."""
     if not stages:
-        raise ValueError("paint: the painter chain is empty; connect a Painter or Painter Action")
+        raise ValueError("painter: the chain is empty; connect a Painter or Painter Action")
     counts, left = [], schedules
     for stage in stages:
         take = min(stage.schedules, left)
@@ -124,17 +124,18 @@ def paint_targets(
     options: PaintOptions = PaintOptions(),
     rgb: torch.Tensor | None = None,
     progress=None,
+    where: str = "paint",
 ) -> Painting:
     """Paint ``targets`` [K,C,H,W] (the last is the final latent) onto ``canvas`` [C,H,W].
 
     ``rgb`` ([C,3], optional) is a linear latent->RGB projection used to estimate how
     visible a change is when pacing by change. ``progress(done, total)`` may raise to stop.
     """
-    targets = check_latent(targets, "schedule targets", dims=4, where="paint")
-    canvas = check_latent(canvas, "initial canvas", dims=3, where="paint").to(targets.device)
+    targets = check_latent(targets, "schedule targets", dims=4, where=where)
+    canvas = check_latent(canvas, "initial canvas", dims=3, where=where).to(targets.device)
     if canvas.shape != targets.shape[1:]:
         raise PlanError(
-            f"paint: the initial canvas has shape {tuple(canvas.shape)} but the plan's latents are "
+            f"{where}: the initial canvas has shape {tuple(canvas.shape)} but the plan's latents are "
             f"{tuple(targets.shape[1:])}; use a canvas latent of the same size and channels (or none)"
         )
     if rgb is not None:
@@ -162,12 +163,14 @@ def paint(
     options: PaintOptions = PaintOptions(),
     canvas: torch.Tensor | None = None,
     progress=None,
+    where: str = "paint",
 ) -> Painting:
-    """Paint ``plan`` from ``canvas`` (default: the empty, all-zero latent)."""
+    """Paint ``plan`` from ``canvas`` (default: the empty, all-zero latent); ``where`` names
+    the caller in error messages."""
     targets = plan.targets
     if canvas is None:
         canvas = torch.zeros_like(plan.final)
-    return paint_targets(targets, canvas, stages, options, plan.latent_format.rgb_matrix(), progress)
+    return paint_targets(targets, canvas, stages, options, plan.latent_format.rgb_matrix(), progress, where)
 
 
 def stages_to_json(stages: tuple[Stage, ...]) -> list[dict]:

@@ -247,6 +247,17 @@ def save_plan(plan: Plan, path: str | os.PathLike) -> str:
     return path
 
 
+def is_plan_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a safetensors file carrying the plan marker (reads the header only)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(os.fspath(path), framework="pt", device="cpu") as handle:
+            return (handle.metadata() or {}).get("kind") == PLAN_FILE_KIND
+    except Exception:  # unreadable or foreign: simply not a plan
+        return False
+
+
 def load_plan(path: str | os.PathLike, device="cpu") -> Plan:
     """Read a plan written by :func:`save_plan`; any other file gives a :class:`PlanError`."""
     from safetensors import safe_open
@@ -289,6 +300,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "check_latent",
+    "is_plan_file",
     "load_plan",
     "make_plan",
     "plan_from_steps",

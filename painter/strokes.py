@@ -21,6 +21,13 @@ from .timeline import Event, make_event
 # The author's stroke24 ramp, measured on the stroke-map video (ALGORITHM.md §1.2), in
 # latent pixels of a 64x64 latent: small strokes first, large ones last, every schedule.
 STROKE24_RADII = (1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7, 8, 9, 10, 11, 12)
+# Thinner and thicker runs of the same ramp, for shorter or longer paintings.
+STROKE_PRESETS = {
+    "stroke24": STROKE24_RADII,
+    "stroke12": STROKE24_RADII[1::2],
+    "stroke8": STROKE24_RADII[2::3],
+    "stroke48": tuple(r for r in STROKE24_RADII for _ in range(2)),
+}
 
 
 @dataclass(frozen=True)

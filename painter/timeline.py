@@ -128,7 +128,7 @@ def make_event(
     return Event(target, channels, top, left, mask, visible_change(after - before, channels, rgb), weight)
 
 
-def check_frame_budget(frames: int, latent_shape: tuple[int, ...], where: str = "paint") -> None:
+def check_frame_budget(frames: int, latent_shape: tuple[int, ...], where: str = "frames") -> None:
     if frames < 2:
         raise ValueError(f"{where}: frames must be at least 2 (the first and the last canvas), got {frames}; use 0 for automatic")
     if frames > MAX_FRAMES:
@@ -175,7 +175,7 @@ def render(
     """Replay ``events`` on a copy of ``canvas`` and emit ``frames`` frames (the first is the
     canvas as given), paced evenly by event weight or by recorded visible change."""
     if not events:
-        raise ValueError("paint: nothing to paint (no events); the plan has no schedules")
+        raise ValueError("nothing to paint (no events): the plan has no schedules")
     check_frame_budget(frames, tuple(canvas.shape))
     weights = torch.tensor([e.change if by_change else e.weight for e in events], dtype=torch.float64)
     points = frame_points(weights, frames)

@@ -202,7 +202,7 @@ def test_change_pacing_spreads_visible_change_evenly():
 
 def test_stroke_maps_record_where_and_which_channel():
     plan = blurry_to_sharp_plan(channels=4)
-    painting = paint(plan, (Strokes(channels=(2,)),), PaintOptions(cleanup_frames=1))
+    painting = paint(plan, (Strokes(channels=(2,)),), PaintOptions(pacing="strokes", cleanup_frames=1))
     painted = painting.channels[1:-1]
     assert set(painted.unique().tolist()) <= {-1, 2}
     assert (painting.channels[-1] == -2).all()  # the clean-up fade touches every channel

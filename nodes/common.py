@@ -1,0 +1,94 @@
+"""Shared glue of the node modules: the category, error wording and small input conversions.
+
+Nothing here imports ComfyUI. Errors raised to the user are ``ValueError`` whose message starts
+with the node's display name, then names the input and the fix (DESIGN.md §6); ComfyUI shows
+the message in its error dialog and highlights the node.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from ..painter import gain
+from ..painter.actions import Action
+from ..painter.plan import Plan
+from ..painter.strokes import Strokes
+
+CATEGORY = "latent painter"
+
+# Our own socket types (DESIGN.md §2). Values of these types never leave the pack's nodes.
+PLAN = "LATENT_PLAN"
+PAINTER = "PAINTER"
+
+def node_error(node, input_name: str | None, message: str) -> ValueError:
+    """``ValueError('<Display Name>: <input>: <message>')`` for a problem the node itself found."""
+    where = node.DISPLAY_NAME + (f": {input_name}" if input_name else "")
+    return ValueError(f"{where}: {message}")
+
+
+@contextmanager
+def reporting(node, input_name: str | None = None):
+    """Re-raise engine errors (``PlanError``, ``ValueError``) with the node's display name in front.
+
+    Anything else (interrupts, out-of-memory, bugs) passes through untouched, so ComfyUI still
+    treats an interrupt as an interrupt.
+    """
+    try:
+        yield
+    except ValueError as error:
+        message = str(error)
+        if message.startswith(node.DISPLAY_NAME + ":"):
+            raise
+        raise node_error(node, input_name, message) from error
+
+
+def parse_channels(text: str, node) -> tuple[int, ...]:
+    """:func:`painter.gain.parse_channels` with the node's name on its errors."""
+    with reporting(node):
+        return gain.parse_channels(text)
+
+
+def first_item(latent, node, input_name: str):
+    """``latent["samples"][0]`` of a LATENT dict, refusing anything that is not an image latent batch."""
+    samples = latent_samples(latent, node, input_name)
+    return samples[0]
+
+
+def latent_samples(latent, node, input_name: str):
+    """The ``samples`` tensor of a LATENT dict; refuses nested and video (5-D) latents by name."""
+    samples = latent.get("samples") if isinstance(latent, dict) else None
+    if samples is None or not hasattr(samples, "dim"):
+        raise node_error(node, input_name, "expected a LATENT (a dict with 'samples'); connect a latent output")
+    if getattr(samples, "is_nested", False):
+        raise node_error(node, input_name, "nested (multi-part) latents are not supported; use an image latent")
+    if samples.dim() == 5:
+        raise node_error(
+            node,
+            input_name,
+            f"this is a video latent {tuple(samples.shape)} [B,C,T,H,W]; Latent Painter paints image latents "
+            "[B,C,H,W] only, so use an image model and an image latent (e.g. Empty Latent Image)",
+        )
+    if samples.dim() != 4 or samples.shape[0] == 0:
+        raise node_error(node, input_name, f"expected image latents [B,C,H,W], got shape {tuple(samples.shape)}")
+    return samples
+
+
+def field_default(cls, name: str):
+    """The engine's default of a dataclass field, so widgets and engine never disagree."""
+    return cls.__dataclass_fields__[name].default
+
+
+def painter_chain(value, node, input_name: str):
+    """``value`` if it is a PAINTER (a non-empty tuple of Strokes/Action stages), else a clear error."""
+    if not isinstance(value, tuple) or not value or not all(isinstance(s, (Strokes, Action)) for s in value):
+        raise node_error(node, input_name, "is not a painter chain; connect a Painter or Painter Action output")
+    return value
+
+
+def plan_input(value, node, input_name: str = "plan") -> Plan:
+    """``value`` if it is a LATENT_PLAN, else a clear error."""
+    if not isinstance(value, Plan):
+        raise node_error(
+            node, input_name, "is not a plan; connect a Latent Painter Sampler, Plan From Latents or Load Plan output"
+        )
+    return value

@@ -1,0 +1,145 @@
+"""Painter configuration: stroke runs and reveal actions, chained into a PAINTER (a tuple of stages).
+
+A PAINTER is pure configuration (``painter.paint.stages_to_json`` turns it into JSON); each node
+appends one stage to the optional ``previous`` chain. Stages paint consecutive schedules of the plan
+in chain order (``schedules`` per stage, 0 = a share of the rest).
+"""
+
+from __future__ import annotations
+
+from ..painter.actions import ACTION_KINDS, DEFAULT_FRAMES, Action
+from ..painter.gain import BRUSHES
+from ..painter.plan import MAX_PLAN_STEPS
+from ..painter.strokes import STROKE_PRESETS, Strokes
+from .common import CATEGORY, PAINTER, field_default, node_error, painter_chain, parse_channels, reporting
+
+
+CHANNELS_TOOLTIP = (
+    "Latent channels this stage may paint, e.g. '0,2-3' (0-based). Empty = all channels. "
+    "Channels outside the plan's latent are refused when painting."
+)
+SCHEDULES_TOOLTIP = (
+    "How many schedules (denoising steps of the plan) this stage paints, counted in chain order. "
+    "0 = an equal share of the schedules no stage claimed."
+)
+PREVIOUS_TOOLTIP = "A painter chain to continue: this stage paints the schedules after the previous stages'."
+
+
+def chain(previous, stage, node):
+    """``previous`` (a PAINTER or None) with ``stage`` appended."""
+    if previous is None:
+        return (stage,)
+    return painter_chain(previous, node, "previous") + (stage,)
+
+
+class LatentPainterStrokes:
+    DISPLAY_NAME = "Painter"
+    DESCRIPTION = (
+        "A stroke painter: per schedule it spends a run of brush strokes, each in the channel and at the place "
+        "where the canvas lacks most of the plan. Connect to Paint, or chain with more Painter / Painter Action stages."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "configure"
+    RETURN_TYPES = (PAINTER,)
+    RETURN_NAMES = ("painter",)
+    OUTPUT_TOOLTIPS = ("The painter chain (this stage appended to 'previous').",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        d = lambda name: field_default(Strokes, name)  # noqa: E731 - the engine's defaults
+        return {
+            "required": {
+                "preset": (list(STROKE_PRESETS), {"default": "stroke24",
+                                           "tooltip": "Strokes per schedule and their sizes: stroke24 is the author's "
+                                                      "24-stroke ramp (radius 1 to 12 latent pixels); stroke12/stroke8 "
+                                                      "paint faster with fewer strokes, stroke48 slower with twice as many."}),
+                "brush": (list(BRUSHES), {"default": d("brush"),
+                                          "tooltip": "Stroke shape: disk, square, or soft (cosine fall-off at the edge)."}),
+                "channels": ("STRING", {"default": "", "tooltip": CHANNELS_TOOLTIP}),
+                "move_cost": ("FLOAT", {"default": d("move_cost"), "min": 0.0, "max": 100.0, "step": 0.01,
+                                        "tooltip": "Penalty for moving the brush far from the previous stroke; "
+                                                   "higher makes strokes walk in a path like a hand. 0 = none."}),
+                "switch_cost": ("FLOAT", {"default": d("switch_cost"), "min": 0.0, "max": 100.0, "step": 0.01,
+                                          "tooltip": "Penalty for changing the painting channel, as a share of the best "
+                                                     "channel's gain; large values keep one channel per schedule."}),
+                "motivation": ("FLOAT", {"default": d("motivation"), "min": 0.0, "max": 100.0, "step": 0.01,
+                                         "tooltip": "A place takes a stroke only once its accumulated gain exceeds this "
+                                                    "multiple of the mean; unspent strokes carry over. 0 = always."}),
+                "size_scale": ("FLOAT", {"default": d("size_scale"), "min": 0.0, "max": 64.0, "step": 0.01,
+                                         "tooltip": "Multiplies all stroke radii. 0 = scale with the latent (side / 64)."}),
+                "early_size": ("FLOAT", {"default": d("early_size"), "min": 0.01, "max": 16.0, "step": 0.01,
+                                         "tooltip": "Radius multiplier at the first schedule, easing to 1 at the last; "
+                                                    ">1 paints rough first and fine last."}),
+                "strokes_per_frame": ("INT", {"default": d("strokes_per_frame"), "min": 1, "max": 4096,
+                                              "tooltip": "Strokes one frame shows when Paint's pacing is 'strokes' and frames is 0."}),
+                "schedules": ("INT", {"default": d("schedules"), "min": 0, "max": MAX_PLAN_STEPS,
+                                      "tooltip": SCHEDULES_TOOLTIP}),
+            },
+            "optional": {
+                "previous": (PAINTER, {"tooltip": PREVIOUS_TOOLTIP}),
+            },
+        }
+
+    def configure(self, preset, brush, channels, move_cost, switch_cost, motivation, size_scale, early_size,
+                  strokes_per_frame, schedules, previous=None):
+        node = type(self)
+        if preset not in STROKE_PRESETS:
+            raise node_error(node, "preset", f"unknown preset {preset!r}; use one of {', '.join(STROKE_PRESETS)}")
+        allowed = parse_channels(channels, node)
+        with reporting(node):
+            stage = Strokes(
+                radii=STROKE_PRESETS[preset], brush=brush, channels=allowed, move_cost=float(move_cost),
+                switch_cost=float(switch_cost), motivation=float(motivation), size_scale=float(size_scale),
+                early_size=float(early_size), strokes_per_frame=int(strokes_per_frame), schedules=int(schedules),
+            )
+        return (chain(previous, stage, node),)
+
+
+class LatentPainterAction:
+    DISPLAY_NAME = "Painter Action"
+    DESCRIPTION = (
+        "A reveal action instead of strokes: fade (cross-fade), glow (a disk grows from the place of most gain), "
+        "flip (blocks flip in zig-zag chains) or dissolve (random cells). Chain it with Painter stages."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "configure"
+    RETURN_TYPES = (PAINTER,)
+    RETURN_NAMES = ("painter",)
+    OUTPUT_TOOLTIPS = ("The painter chain (this stage appended to 'previous').",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        d = lambda name: field_default(Action, name)  # noqa: E731 - the engine's defaults
+        counts = ", ".join(f"{kind} {count}" for kind, count in DEFAULT_FRAMES.items())
+        return {
+            "required": {
+                "kind": (list(ACTION_KINDS), {"default": d("kind"), "tooltip": "How the canvas moves toward each schedule's target."}),
+                "frames": ("INT", {"default": d("frames"), "min": 0, "max": 1024,
+                                   "tooltip": f"Frames (steps of the action) per schedule. 0 = the author's count ({counts})."}),
+                "channels": ("STRING", {"default": "", "tooltip": CHANNELS_TOOLTIP}),
+                "motivation": ("FLOAT", {"default": d("motivation"), "min": 0.0, "max": 100.0, "step": 0.01,
+                                         "tooltip": "Change only places whose accumulated gain exceeds this multiple of the mean. 0 = everywhere."}),
+                "block": ("FLOAT", {"default": d("block"), "min": 0.1, "max": 512.0, "step": 0.1,
+                                    "tooltip": "flip: block side; dissolve: cell size; in latent pixels of a 64x64 latent."}),
+                "fraction": ("FLOAT", {"default": d("fraction"), "min": 0.01, "max": 1.0, "step": 0.01,
+                                       "tooltip": "dissolve: share of the cells revealed per schedule (the rest rolls over)."}),
+                "schedules": ("INT", {"default": d("schedules"), "min": 0, "max": MAX_PLAN_STEPS,
+                                      "tooltip": SCHEDULES_TOOLTIP}),
+            },
+            "optional": {
+                "previous": (PAINTER, {"tooltip": PREVIOUS_TOOLTIP}),
+            },
+        }
+
+    def configure(self, kind, frames, channels, motivation, block, fraction, schedules, previous=None):
+        node = type(self)
+        allowed = parse_channels(channels, node)
+        with reporting(node):
+            stage = Action(
+                kind=kind, frames=int(frames), channels=allowed, motivation=float(motivation), block=float(block),
+                fraction=float(fraction), schedules=int(schedules),
+            )
+        return (chain(previous, stage, node),)
+
+
+NODES = (LatentPainterStrokes, LatentPainterAction)

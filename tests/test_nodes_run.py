@@ -1,0 +1,493 @@
+"""The nodes run on real tensors without ComfyUI: only the functions of nodes/host.py that need the
+host (progress bar, folders, the sampling calls) are replaced."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+import torch
+
+from latent_painter.nodes import NODE_CLASS_MAPPINGS as NODES
+from latent_painter.nodes import host
+from latent_painter.nodes.common import parse_channels
+from latent_painter.painter.paint import PROGRESS_STEPS, stages_from_json, stages_to_json
+from latent_painter.painter.plan import LatentFormat, Plan, make_plan, save_plan
+from latent_painter.painter.projection import project_rgb
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TAESD_FOLDER = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "taesd"))
+
+
+def node(node_id):
+    return NODES[node_id]()
+
+
+def run(node_id, **inputs):
+    instance = node(node_id)
+    return getattr(instance, instance.FUNCTION)(**inputs)
+
+
+class Progress:
+    """Stands in for host.progress: records every report; can raise like Cancel does."""
+
+    def __init__(self, interrupt_after: int | None = None):
+        self.reports: list[tuple[int, int]] = []
+        self.totals: list[int] = []
+        self.interrupt_after = interrupt_after
+
+    def __call__(self, total):
+        self.totals.append(total)
+
+        def report(done, of):
+            if self.interrupt_after is not None and len(self.reports) >= self.interrupt_after:
+                raise Interrupted("cancelled")
+            self.reports.append((done, of))
+
+        return report
+
+
+class Interrupted(Exception):
+    """Like comfy.model_management.InterruptProcessingException: not a ValueError."""
+
+
+@pytest.fixture
+def progress(monkeypatch):
+    recorder = Progress()
+    monkeypatch.setattr(host, "progress", recorder)
+    return recorder
+
+
+def trajectory(steps=6, channels=4, size=16, seed=0):
+    """A rough-to-fine sequence of latents ending on a 'final' latent, like an x0 trajectory."""
+    generator = torch.Generator().manual_seed(seed)
+    final = torch.randn(channels, size, size, generator=generator)
+    frames = []
+    for step in range(steps):
+        kernel = max(1, size // (2 ** (step + 1))) * 2 - 1 if step < steps - 1 else 1
+        blurred = torch.nn.functional.avg_pool2d(final[None], kernel, stride=1, padding=kernel // 2, count_include_pad=False)[0]
+        frames.append(blurred)
+    return torch.stack(frames), final
+
+
+def painter_chain():
+    (strokes,) = run("LatentPainterStrokes", preset="stroke12", brush="soft", channels="0,2-3", move_cost=0.1,
+                     switch_cost=0.0, motivation=0.0, size_scale=0.0, early_size=1.5, strokes_per_frame=2, schedules=3)
+    (chain,) = run("LatentPainterAction", kind="dissolve", frames=4, channels="", motivation=0.0, block=2.0,
+                   fraction=1.0, schedules=0, previous=strokes)
+    return chain
+
+
+class LinearVAE:
+    """A host-free decoder with a ComfyUI VAE's decode interface: [n,C,h,w] -> [n,8h,8w,3] in 0..1."""
+
+    def __init__(self):
+        self.calls = []
+
+    def decode(self, samples):
+        self.calls.append(samples.shape[0])
+        rgb = torch.sigmoid(samples[:, :3]).permute(0, 2, 3, 1)
+        return rgb.repeat_interleave(8, dim=1).repeat_interleave(8, dim=2).contiguous()
+
+
+# --- the pipeline --------------------------------------------------------------------------------
+
+
+def test_plan_paint_decode_assemble(progress):
+    originals, final = trajectory()
+    (plan,) = run("LatentPainterPlanFromLatents", latents={"samples": originals[:-1]}, final={"samples": final[None]})
+    assert isinstance(plan, Plan) and plan.steps == 5 and torch.equal(plan.final, final)
+
+    chain = painter_chain()
+    assert [type(stage).__name__ for stage in chain] == ["Strokes", "Action"]
+    assert chain[0].channels == (0, 2, 3) and chain[0].schedules == 3
+    assert stages_from_json(stages_to_json(chain)) == chain  # a PAINTER is JSON-serialisable
+
+    frames, stroke_map, count = run("LatentPainterPaint", plan=plan, painter=chain, frames=0, pacing="strokes",
+                                    cleanup_frames=6, seed=3)
+    latents = frames["samples"]
+    assert set(frames) == {"samples"}
+    assert latents.shape == (count, 4, 16, 16) and count > 20
+    assert torch.equal(latents[0], torch.zeros(4, 16, 16))  # the empty canvas
+    assert torch.equal(latents[-1], final)  # ends on the final latent bit for bit
+    assert stroke_map.shape == (count, 16, 16) and stroke_map.dtype == torch.float32
+    assert float(stroke_map.min()) == 0.0 and float(stroke_map.max()) == 1.0
+    assert float(stroke_map[0].max()) == 0.0  # nothing painted on the first frame
+    assert torch.all(stroke_map[1:] >= stroke_map[:-1])  # coverage only grows
+    assert progress.totals == [PROGRESS_STEPS]
+    done = [d for d, _ in progress.reports]
+    assert done == sorted(done) and done[-1] == PROGRESS_STEPS
+
+    vae = LinearVAE()
+    (images,) = run("LatentPainterDecodeFrames", vae=vae, frames=frames, chunk_size=7, white_canvas=True,
+                    stroke_map_side_by_side=True, stroke_map=stroke_map)
+    assert images.shape == (count, 128, 256, 3)
+    assert vae.calls == [7] * (count // 7) + ([count % 7] if count % 7 else [])
+    assert torch.all(images[0, :, :128] == 1.0)  # untouched paper is white
+    assert torch.allclose(images[-1, :, :128], LinearVAE().decode(final[None])[0])  # final frame unmasked
+    assert torch.all(images[0, :, 128:] == 0.0) and float(images[-1, :, 128:].max()) == 1.0  # the map: black to grey
+
+    (movie, fps) = run("LatentPainterAssembleFrames", images=images, hold_first=2, hold_last=5, pingpong=False,
+                       fps=24.0, duration_seconds=0.0, more_images=images[-1:].clone())
+    assert movie.shape == (count + 2 + 5, 128, 256, 3)  # the repeated join frame is kept once
+    assert fps == 24.0 and isinstance(fps, float)
+    assert torch.equal(movie[0], images[0]) and torch.equal(movie[-1], images[-1])
+    (loop, fps) = run("LatentPainterAssembleFrames", images=images, hold_first=0, hold_last=0, pingpong=True,
+                      fps=24.0, duration_seconds=10.0)
+    assert loop.shape[0] == 2 * count - 2
+    assert fps == pytest.approx((2 * count - 2) / 10.0)
+
+
+def test_paint_fixed_frames_from_a_canvas(progress):
+    originals, final = trajectory(steps=4)
+    (plan,) = run("LatentPainterPlanFromLatents", latents={"samples": originals})
+    (chain,) = run("LatentPainterStrokes", preset="stroke24", brush="disk", channels="", move_cost=0.1, switch_cost=0.0,
+                   motivation=0.0, size_scale=0.0, early_size=1.0, strokes_per_frame=1, schedules=0)
+    canvas = torch.full((2, 4, 16, 16), 0.25)
+    frames, stroke_map, count = run("LatentPainterPaint", plan=plan, painter=chain, frames=30, pacing="change",
+                                    cleanup_frames=4, seed=0, canvas={"samples": canvas})
+    assert count == 30 and frames["samples"].shape[0] == 30 and stroke_map.shape[0] == 30
+    assert torch.equal(frames["samples"][0], canvas[0])
+    assert torch.equal(frames["samples"][-1], final)
+
+
+def test_plan_from_latents_records_the_model_format():
+    originals, _ = trajectory(steps=3)
+    model = FakeModel(FakeFormat())
+    (plan,) = run("LatentPainterPlanFromLatents", latents={"samples": originals}, model=model)
+    assert plan.latent_format.name == "FakeFormat" and plan.latent_format.scale == 0.5
+    assert plan.latent_format.rgb_factors is not None
+
+
+def test_paint_interrupt_stops_cleanly(monkeypatch):
+    monkeypatch.setattr(host, "progress", Progress(interrupt_after=3))
+    originals, _ = trajectory()
+    plan = make_plan(originals)
+    with pytest.raises(Interrupted):  # passed through untouched, not turned into a ValueError
+        run("LatentPainterPaint", plan=plan, painter=painter_chain(), frames=0, pacing="strokes", cleanup_frames=4, seed=0)
+
+
+def test_decode_interrupt_stops_cleanly(monkeypatch):
+    monkeypatch.setattr(host, "progress", Progress(interrupt_after=1))
+    vae = LinearVAE()
+    with pytest.raises(Interrupted):
+        run("LatentPainterDecodeFrames", vae=vae, frames={"samples": torch.zeros(10, 4, 4, 4)}, chunk_size=3,
+            white_canvas=False, stroke_map_side_by_side=False)
+    assert vae.calls == [3, 3]  # stopped after the second chunk's report
+
+
+# --- save and load ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def folders(monkeypatch, tmp_path):
+    inputs, outputs = tmp_path / "input", tmp_path / "output"
+    inputs.mkdir()
+    outputs.mkdir()
+    monkeypatch.setattr(host, "input_directory", lambda: str(inputs))
+    monkeypatch.setattr(host, "output_directory", lambda: str(outputs))
+
+    def save_location(prefix):  # folder_paths.get_save_image_path's numbering, enough for the test
+        subfolder, filename = os.path.split(os.path.normpath(prefix))
+        folder = os.path.join(str(outputs), subfolder)
+        os.makedirs(folder, exist_ok=True)
+        taken = [name for name in os.listdir(folder) if name.startswith(filename + "_")]
+        return folder, filename, len(taken) + 1, subfolder
+
+    monkeypatch.setattr(host, "save_location", save_location)
+    return inputs, outputs
+
+
+def test_save_and_load_round_trip(folders):
+    inputs, outputs = folders
+    originals, final = trajectory(steps=3)
+    latent_format = LatentFormat(name="SD15", channels=4, scale=0.18215, rgb_factors=((0.1, 0.2, 0.3),) * 4, rgb_bias=(0.0, 0.1, 0.2))
+    plan = make_plan(originals, final, torch.tensor([14.6, 3.0, 0.5]), latent_format)
+
+    result = run("LatentPainterSavePlan", plan=plan, filename_prefix="latent_painter/plan")
+    assert result["ui"]["text"][0].startswith("saved latent_painter/plan_00001_.safetensors [output]: 3 steps, 4x16x16, SD15")
+    run("LatentPainterSavePlan", plan=plan, filename_prefix="latent_painter/plan")
+    assert sorted(os.listdir(outputs / "latent_painter")) == ["plan_00001_.safetensors", "plan_00002_.safetensors"]
+    (outputs / "latent_painter" / "not_a_plan.safetensors").write_bytes(b"junk")  # never listed
+    save_plan(make_plan(originals * 2), inputs / "mine.safetensors")
+
+    load = NODES["LatentPainterLoadPlan"]
+    listed = load.INPUT_TYPES()["required"]["plan"][0]
+    assert listed == [
+        "mine.safetensors",
+        "latent_painter/plan_00001_.safetensors [output]",
+        "latent_painter/plan_00002_.safetensors [output]",
+    ]
+    name = listed[1]
+    assert load.VALIDATE_INPUTS(plan=name) is True
+    (loaded,) = run("LatentPainterLoadPlan", plan=name)
+    assert torch.equal(loaded.originals, plan.originals) and torch.equal(loaded.final, plan.final)
+    assert torch.equal(loaded.sigmas, plan.sigmas) and loaded.latent_format == plan.latent_format
+    (mine,) = run("LatentPainterLoadPlan", plan="mine.safetensors")
+    assert torch.equal(mine.originals, originals * 2)
+
+    fingerprint = load.IS_CHANGED(plan=name)
+    assert fingerprint == load.IS_CHANGED(plan=name)
+    save_plan(make_plan(originals + 1), outputs / "latent_painter" / "plan_00001_.safetensors")
+    assert load.IS_CHANGED(plan=name) != fingerprint
+
+
+def test_load_refuses_missing_foreign_and_outside_files(folders):
+    inputs, outputs = folders
+    load = NODES["LatentPainterLoadPlan"]
+    message = load.VALIDATE_INPUTS(plan="gone.safetensors")
+    assert isinstance(message, str) and message.startswith("Load Plan: plan:") and "gone.safetensors" in message
+    with pytest.raises(ValueError, match=r"^Load Plan: plan: no plan file"):
+        run("LatentPainterLoadPlan", plan="gone.safetensors")
+    (outputs.parent / "secret.safetensors").write_bytes(b"x")
+    assert load.VALIDATE_INPUTS(plan="../secret.safetensors") is not True
+    (inputs / "foreign.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}              ")
+    with pytest.raises(ValueError, match=r"^Load Plan: plan: .*foreign\.safetensors"):
+        run("LatentPainterLoadPlan", plan="foreign.safetensors")
+
+
+# --- decoding with the real TAESD -------------------------------------------------------------
+
+
+def _taesd_available() -> str | None:
+    if importlib.util.find_spec("latent_painter.painter.taesd") is None:
+        return "painter/taesd.py is not there yet"
+    if not os.path.isfile(os.path.join(TAESD_FOLDER, "taef2_decoder.pth")):
+        return f"no TAESD weights in {TAESD_FOLDER}"
+    return None
+
+
+@pytest.mark.skipif(_taesd_available() is not None, reason=str(_taesd_available()))
+def test_decode_frames_with_real_taesd(progress):
+    from latent_painter.painter.taesd import TinyAutoencoder
+
+    vae = TinyAutoencoder.from_folder(TAESD_FOLDER, name="taef2")
+    originals, final = trajectory(steps=4, channels=vae.latent_channels, size=8, seed=1)
+    (plan,) = run("LatentPainterPlanFromLatents", latents={"samples": originals})
+    (chain,) = run("LatentPainterAction", kind="glow", frames=3, channels="", motivation=0.0, block=2.0,
+                   fraction=1.0, schedules=0)
+    frames, stroke_map, count = run("LatentPainterPaint", plan=plan, painter=chain, frames=0, pacing="strokes",
+                                    cleanup_frames=2, seed=0)
+    (plain,) = run("LatentPainterDecodeFrames", vae=vae, frames=frames, chunk_size=5, white_canvas=False,
+                   stroke_map_side_by_side=False)
+    assert plain.shape == (count, 64, 64, 3) and 0.0 <= float(plain.min()) and float(plain.max()) <= 1.0
+    assert torch.allclose(plain, vae.decode(frames["samples"]), atol=1e-5)  # chunking changes nothing
+    assert progress.totals == [PROGRESS_STEPS, count] and progress.reports[-1] == (count, count)
+
+    (white,) = run("LatentPainterDecodeFrames", vae=vae, frames=frames, chunk_size=4, white_canvas=True,
+                   stroke_map_side_by_side=True, stroke_map=stroke_map)
+    assert white.shape == (count, 64, 128, 3)
+    assert torch.all(white[0, :, :64] == 1.0)  # blank paper
+    assert torch.allclose(white[-1, :, :64], plain[-1])  # the finished image, unmasked
+
+
+# --- the samplers, with the host's sampling call faked ----------------------------------------
+
+
+class FakeFormat:
+    """A ComfyUI-like latent format: scale and shift, RGB preview factors on the model space."""
+
+    latent_channels = 4
+    scale_factor = 0.5
+    shift_factor = 0.1
+    latent_rgb_factors = [[0.3, 0.2, 0.1], [-0.1, 0.4, 0.0], [0.2, -0.3, 0.5], [0.0, 0.1, -0.2]]
+    latent_rgb_factors_bias = [0.05, -0.02, 0.1]
+    latent_rgb_factors_reshape = None
+
+    def process_in(self, latent):
+        return (latent - self.shift_factor) * self.scale_factor
+
+    def process_out(self, latent):
+        return latent / self.scale_factor + self.shift_factor
+
+
+class FakeModel:
+    def __init__(self, fmt):
+        self.fmt = fmt
+        self.model = self  # ModelPatcher.model is the BaseModel with process_latent_out
+
+    def get_model_object(self, name):
+        assert name == "latent_format"
+        return self.fmt
+
+    def process_latent_out(self, latent):
+        return self.fmt.process_out(latent)
+
+
+def fake_sampling(reports, final):
+    """A sampler run: the callback sees ``reports`` (step, model-space x0 [B,C,H,W]) in that order,
+    reusing one buffer as real samplers do; the result is ``final`` (LATENT space)."""
+    calls = []
+
+    def sample(*args, observe=None, where=None, **kwargs):
+        calls.append((args, kwargs))
+        buffer = torch.empty_like(reports[0][1])
+        for step, x0 in reports:
+            buffer.copy_(x0)
+            observe(step, buffer)
+        buffer.fill_(float("nan"))  # what a reused buffer holds afterwards must not leak into the plan
+        return {"samples": final, "batch_index": [7, 8]}
+
+    return sample, calls
+
+
+def test_sampler_records_the_plan(monkeypatch):
+    model = FakeModel(FakeFormat())
+    generator = torch.Generator().manual_seed(5)
+    x0 = [torch.randn(2, 4, 8, 8, generator=generator) for _ in range(5)]
+    reports = [(0, x0[0]), (1, x0[1]), (1, x0[2]), (2, x0[3]), (3, x0[4])]  # step 1 reported twice
+    final = torch.randn(2, 4, 8, 8, generator=generator)
+    sample, calls = fake_sampling(reports, final)
+    sigmas = torch.tensor([14.6, 5.0, 2.0, 0.5, 0.0])
+
+    def ksampler(*args, **kwargs):
+        return sample(*args, **kwargs), sigmas
+
+    monkeypatch.setattr(host, "ksampler", ksampler)
+    latent = {"samples": torch.zeros(2, 4, 8, 8), "batch_index": [7, 8]}
+    out, plan = run("LatentPainterSampler", model=model, seed=1, steps=4, cfg=7.0, sampler_name="euler",
+                    scheduler="normal", positive=[], negative=[], latent_image=latent, denoise=1.0)
+    assert out["samples"] is final and out["batch_index"] == [7, 8]  # the host's LATENT, untouched
+    args, _ = calls[0]
+    assert args[0] is model and args[8] is latent and args[1:8] == (1, 4, 7.0, "euler", "normal", [], [])
+
+    expected = torch.stack([FakeFormat().process_out(x[0]) for x in (x0[0], x0[2], x0[3], x0[4])])
+    assert torch.equal(plan.originals, expected)  # batch item 0, LATENT space, last report of a step wins
+    assert torch.equal(plan.final, final[0])
+    assert torch.equal(plan.sigmas, sigmas[:4])
+    fmt = plan.latent_format
+    assert (fmt.name, fmt.channels, fmt.scale, fmt.shift) == ("FakeFormat", 4, 0.5, 0.1)
+    # the recorded RGB factors act on LATENT space exactly as ComfyUI's act on the model space
+    latents = torch.randn(3, 4, 5, 5, generator=generator)
+    model_space = FakeFormat().process_in(latents)
+    comfy_rgb = project_rgb(model_space, FakeFormat.latent_rgb_factors, FakeFormat.latent_rgb_factors_bias)
+    assert torch.allclose(project_rgb(latents, fmt.rgb_factors, fmt.rgb_bias), comfy_rgb, atol=1e-6)
+
+
+def test_sampler_custom_records_the_plan(monkeypatch):
+    model = FakeModel(FakeFormat())
+    x0 = [torch.randn(1, 4, 8, 8) for _ in range(3)]
+    final = x0[-1] / 0.5 + 0.1
+    sample, calls = fake_sampling(list(enumerate(x0)), final)
+    monkeypatch.setattr(host, "sampler_custom_advanced", sample)
+
+    class Guider:
+        model_patcher = model
+
+    sigmas = torch.tensor([10.0, 1.0, 0.1, 0.0])
+    out, plan = run("LatentPainterSamplerCustom", noise=object(), guider=Guider(), sampler=object(), sigmas=sigmas,
+                    latent_image={"samples": torch.zeros(1, 4, 8, 8)})
+    assert out["samples"] is final
+    assert plan.steps == 3 and torch.equal(plan.sigmas, sigmas[:3])
+    assert torch.allclose(plan.originals[-1], final[0])
+    assert torch.equal(plan.targets[-1], final[0])  # the painting ends on the sampler's result
+
+
+def test_sampler_refuses_video_latents_before_sampling(monkeypatch):
+    monkeypatch.setattr(host, "ksampler", lambda *a, **k: pytest.fail("sampled a video latent"))
+    with pytest.raises(ValueError, match=r"^Latent Painter Sampler: latent_image: this is a video latent"):
+        run("LatentPainterSampler", model=FakeModel(FakeFormat()), seed=0, steps=2, cfg=1.0, sampler_name="euler",
+            scheduler="normal", positive=[], negative=[], latent_image={"samples": torch.zeros(1, 16, 3, 8, 8)}, denoise=1.0)
+
+
+def test_sampler_without_steps_says_so(monkeypatch):
+    monkeypatch.setattr(host, "ksampler", lambda *a, **k: ({"samples": torch.zeros(1, 4, 8, 8)}, torch.empty(0)))
+    inputs = dict(model=FakeModel(FakeFormat()), seed=0, steps=1, cfg=1.0, sampler_name="euler", scheduler="normal",
+                  positive=[], negative=[], latent_image={"samples": torch.zeros(1, 4, 8, 8)})
+    with pytest.raises(ValueError, match=r"^Latent Painter Sampler: denoise: is 0, .*raise it above 0"):
+        run("LatentPainterSampler", **inputs, denoise=0.0)
+    with pytest.raises(ValueError, match=r"^Latent Painter Sampler: the sampler reported no predicted originals"):
+        run("LatentPainterSampler", **inputs, denoise=1.0)  # a sampler that never calls back
+
+
+def test_latent_format_without_usable_rgb_factors():
+    class Packed(FakeFormat):
+        latent_rgb_factors_reshape = staticmethod(lambda x: x)
+
+    class NotAffine(FakeFormat):
+        def process_in(self, latent):
+            return latent**3
+
+    class NoFactors(FakeFormat):
+        latent_rgb_factors = None
+
+    for fmt in (Packed(), NotAffine(), NoFactors()):
+        recorded = host.latent_format(FakeModel(fmt))
+        assert recorded.rgb_factors is None and recorded.rgb_bias is None and recorded.channels == 4
+
+
+# --- bad inputs name the node, the input and the fix --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("", ()), ("all", ()), ("3", (3,)), ("0,2-3", (0, 2, 3)), (" 5, 1 ;1-2 ", (1, 2, 5)), ("0-0", (0,))],
+)
+def test_parse_channels(text, expected):
+    assert parse_channels(text, NODES["LatentPainterStrokes"]) == expected
+
+
+@pytest.mark.parametrize("text", ["a", "3-1", "-2", "1-", "0,x-3", "5000"])
+def test_parse_channels_refuses(text):
+    with pytest.raises(ValueError, match=r"^Painter: channels: .*0,2-3"):
+        parse_channels(text, NODES["LatentPainterStrokes"])
+
+
+def test_bad_inputs_name_the_node(progress):
+    originals, final = trajectory(steps=3)
+    plan = make_plan(originals)
+    chain = painter_chain()
+    paint = dict(plan=plan, painter=chain, frames=0, pacing="strokes", cleanup_frames=2, seed=0)
+
+    with pytest.raises(ValueError, match=r"^Paint: .*frames must be 0 \(automatic\) or at least 2"):
+        run("LatentPainterPaint", **{**paint, "frames": 1})
+    with pytest.raises(ValueError, match=r"^Paint: .*initial canvas has shape"):
+        run("LatentPainterPaint", **paint, canvas={"samples": torch.zeros(1, 4, 8, 8)})
+    with pytest.raises(ValueError, match=r"^Paint: painter: is not a painter chain"):
+        run("LatentPainterPaint", **{**paint, "painter": ()})
+    with pytest.raises(ValueError, match=r"^Paint: plan: is not a plan"):
+        run("LatentPainterPaint", **{**paint, "plan": {"samples": originals}})
+    (far,) = run("LatentPainterStrokes", preset="stroke8", brush="disk", channels="7", move_cost=0.0, switch_cost=0.0,
+                 motivation=0.0, size_scale=0.0, early_size=1.0, strokes_per_frame=1, schedules=0)
+    with pytest.raises(ValueError, match=r"^Paint: .*allowed channels \[7\] are outside this 4-channel latent"):
+        run("LatentPainterPaint", **{**paint, "painter": far})
+
+    with pytest.raises(ValueError, match=r"^Painter: .*early_size"):
+        run("LatentPainterStrokes", preset="stroke24", brush="disk", channels="", move_cost=0.0, switch_cost=0.0,
+            motivation=0.0, size_scale=0.0, early_size=0.0, strokes_per_frame=1, schedules=0)
+    with pytest.raises(ValueError, match=r"^Painter: preset: unknown preset"):
+        run("LatentPainterStrokes", preset="stroke99", brush="disk", channels="", move_cost=0.0, switch_cost=0.0,
+            motivation=0.0, size_scale=0.0, early_size=1.0, strokes_per_frame=1, schedules=0)
+    with pytest.raises(ValueError, match=r"^Painter Action: .*fraction must be in"):
+        run("LatentPainterAction", kind="dissolve", frames=0, channels="", motivation=0.0, block=2.0, fraction=0.0, schedules=0)
+    with pytest.raises(ValueError, match=r"^Painter Action: previous: is not a painter chain"):
+        run("LatentPainterAction", kind="fade", frames=0, channels="", motivation=0.0, block=2.0, fraction=1.0,
+            schedules=0, previous="stroke24")
+
+    with pytest.raises(ValueError, match=r"^Save Plan: plan: is not a plan"):
+        run("LatentPainterSavePlan", plan={"samples": originals}, filename_prefix="x")
+
+    bad = originals.clone()
+    bad[1, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"^Plan From Latents: .*NaN/inf"):
+        run("LatentPainterPlanFromLatents", latents={"samples": bad})
+    with pytest.raises(ValueError, match=r"^Plan From Latents: .*final latent has shape"):
+        run("LatentPainterPlanFromLatents", latents={"samples": originals}, final={"samples": torch.zeros(1, 4, 8, 8)})
+    with pytest.raises(ValueError, match=r"^Plan From Latents: latents: this is a video latent"):
+        run("LatentPainterPlanFromLatents", latents={"samples": torch.zeros(1, 4, 2, 8, 8)})
+
+    frames = {"samples": torch.zeros(3, 4, 4, 4)}
+    with pytest.raises(ValueError, match=r"^Decode Frames: stroke_map: white_canvas needs it; connect Paint's stroke_map"):
+        run("LatentPainterDecodeFrames", vae=LinearVAE(), frames=frames, chunk_size=2, white_canvas=True,
+            stroke_map_side_by_side=False)
+    with pytest.raises(ValueError, match=r"^Decode Frames: .*coverage has shape"):
+        run("LatentPainterDecodeFrames", vae=LinearVAE(), frames=frames, chunk_size=2, white_canvas=True,
+            stroke_map_side_by_side=False, stroke_map=torch.zeros(2, 4, 4))
+
+    with pytest.raises(ValueError, match=r"^Assemble Frames: .*sequence 2 has frames of"):
+        run("LatentPainterAssembleFrames", images=torch.zeros(2, 8, 8, 3), hold_first=0, hold_last=0, pingpong=False,
+            fps=24.0, duration_seconds=0.0, more_images=torch.zeros(2, 16, 8, 3))
+    with pytest.raises(ValueError, match=r"^Assemble Frames: .*more than"):
+        run("LatentPainterAssembleFrames", images=torch.zeros(2, 1, 1, 3), hold_first=10**6, hold_last=0,
+            pingpong=False, fps=24.0, duration_seconds=0.0)
