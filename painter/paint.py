@@ -17,7 +17,17 @@ from .actions import Action, run_action
 from .gain import channel_mask, information_gain
 from .plan import Plan, PlanError, check_latent
 from .strokes import Strokes, Workbench, paint_schedule
-from .timeline import Event, Painting, make_event, render
+from .timeline import (
+    Event,
+    Painting,
+    calibrated_goals,
+    check_frame_budget,
+    even_goals,
+    frame_points,
+    make_event,
+    pacing_weights,
+    render,
+)
 
 PACINGS = ("strokes", "change")
 Stage = Strokes | Action
@@ -125,11 +135,14 @@ def paint_targets(
     rgb: torch.Tensor | None = None,
     progress=None,
     where: str = "paint",
+    decode=None,
 ) -> Painting:
     """Paint ``targets`` [K,C,H,W] (the last is the final latent) onto ``canvas`` [C,H,W].
 
     ``rgb`` ([C,3], optional) is a linear latent->RGB projection used to estimate how
-    visible a change is when pacing by change. ``progress(done, total)`` may raise to stop.
+    visible a change is when pacing by change; ``decode`` (optional, a VAE's
+    ``decode(latents) -> images``) corrects that estimate with a few decoded probe frames.
+    ``progress(done, total)`` may raise to stop.
     """
     targets = check_latent(targets, "schedule targets", dims=4, where=where)
     canvas = check_latent(canvas, "initial canvas", dims=3, where=where).to(targets.device)
@@ -142,7 +155,14 @@ def paint_targets(
         rgb = rgb.to(device=targets.device, dtype=torch.float32)
     events = generate_events(targets, canvas, tuple(stages), options, rgb, _phase(progress, 0))
     frames = options.frames or natural_frames(events)
-    return render(targets, canvas, events, frames, options.pacing == "change", _phase(progress, 1))
+    check_frame_budget(frames, tuple(canvas.shape))
+    by_change = options.pacing == "change"
+    weights = pacing_weights(events, by_change)
+    if by_change and decode is not None:
+        goals = calibrated_goals(weights, frames, targets, canvas, events, decode, rgb)
+    else:
+        goals = even_goals(weights, frames)
+    return render(targets, canvas, events, frame_points(weights, goals), _phase(progress, 1))
 
 
 PROGRESS_STEPS = 1000
@@ -164,13 +184,14 @@ def paint(
     canvas: torch.Tensor | None = None,
     progress=None,
     where: str = "paint",
+    decode=None,
 ) -> Painting:
     """Paint ``plan`` from ``canvas`` (default: the empty, all-zero latent); ``where`` names
-    the caller in error messages."""
+    the caller in error messages, ``decode`` calibrates change pacing (see :func:`paint_targets`)."""
     targets = plan.targets
     if canvas is None:
         canvas = torch.zeros_like(plan.final)
-    return paint_targets(targets, canvas, stages, options, plan.latent_format.rgb_matrix(), progress, where)
+    return paint_targets(targets, canvas, stages, options, plan.latent_format.rgb_matrix(), progress, where, decode)
 
 
 def stages_to_json(stages: tuple[Stage, ...]) -> list[dict]:

@@ -141,45 +141,106 @@ def check_frame_budget(frames: int, latent_shape: tuple[int, ...], where: str = 
         )
 
 
-def frame_points(weights: torch.Tensor, frames: int) -> list[tuple[int, float]]:
+def pacing_weights(events: list[Event], by_change: bool) -> torch.Tensor:
+    """Each event's share of the animation: its recorded visible change, or its frame weight.
+    An animation with no visible change at all falls back to the frame weights."""
+    weights = torch.tensor([e.change if by_change else e.weight for e in events], dtype=torch.float64)
+    weights = weights.clamp_min(0)
+    if float(weights.sum()) <= 0:
+        weights = torch.tensor([e.weight for e in events], dtype=torch.float64)
+    return weights
+
+
+def even_goals(weights: torch.Tensor, frames: int) -> torch.Tensor:
+    """Positions (in summed weight) of the frames after the first, evenly spaced."""
+    return torch.linspace(0, float(weights.sum()), frames, dtype=torch.float64)[1:]
+
+
+def frame_points(weights: torch.Tensor, goals: torch.Tensor) -> list[tuple[int, float]]:
     """Where each frame after the first falls: (event index, share of that event done).
 
-    Frames split the summed weight evenly, so a frame may fall inside an event. The last
-    frame always completes the last event, so the final canvas is always reached.
+    ``goals`` are ascending positions in summed weight, so a frame may fall inside an
+    event. The last frame always completes the last event: the final canvas is reached.
     """
-    weights = weights.double().clamp_min(0)
-    total = float(weights.sum())
-    if total <= 0:
-        weights = torch.ones_like(weights)
-        total = float(weights.numel())
     cumulative = weights.cumsum(0)
-    goals = torch.linspace(0, total, frames, dtype=torch.float64)[1:]
     indices = torch.searchsorted(cumulative, goals).clamp_max(len(weights) - 1)
     points = []
     for goal, index in zip(goals.tolist(), indices.tolist()):
         start = float(cumulative[index] - weights[index])
         share = 1.0 if weights[index] <= 0 else min(1.0, (goal - start) / float(weights[index]))
-        points.append((index, 1.0 if share > 1 - 1e-9 else share))
+        points.append((index, 1.0 if share > 1 - 1e-9 else max(0.0, share)))
     points[-1] = (len(weights) - 1, 1.0)
     return points
+
+
+def calibration_probes(frames: int) -> int:
+    """About one probe per four frames: fine enough to follow the decoder, at most a quarter
+    more decoding than the frames themselves need."""
+    return min(64, max(8, frames // 4))
+
+
+def calibrated_goals(
+    weights: torch.Tensor,
+    frames: int,
+    targets: torch.Tensor,
+    canvas: torch.Tensor,
+    events: list[Event],
+    decode,
+    rgb: torch.Tensor | None = None,
+    probes: int | None = None,
+    chunk: int = 8,
+) -> torch.Tensor:
+    """Frame positions at equal steps of change seen by a real decoder.
+
+    The recorded change of an event is a linear estimate; a decoder is not linear (a change
+    on a blank canvas shows more than the same change on a finished one). So a few probe
+    frames, evenly spaced by the estimate, are decoded. Between neighbouring probes, the
+    ratio of the change the decoder shows to the change the estimate predicts for the same
+    two latents is the decoder's gain at that stage of the painting; it rescales the
+    estimated changes of the events in between (their path, which may wander more than the
+    straight line between the probes), and frames are spaced evenly on that scale.
+    """
+    probes = max(2, min(probes or calibration_probes(frames), frames - 1))
+    knots = even_goals(weights, probes + 1)
+    latents = render(targets, canvas, events, frame_points(weights, knots)).frames
+    everything = torch.arange(latents.shape[1], device=latents.device)
+    predicted = torch.tensor(
+        [visible_change(latents[i + 1] - latents[i], everything, rgb) for i in range(probes)], dtype=torch.float64
+    )
+    seen, previous = [], None
+    for start in range(0, latents.shape[0], chunk):
+        images = decode(latents[start : start + chunk].contiguous()).to(torch.float32)
+        if previous is not None:
+            images = torch.cat([previous, images])
+        seen.append((images[1:] - images[:-1]).abs().mean(dim=tuple(range(1, images.dim()))).double().cpu())
+        previous = images[-1:]
+    seen = torch.cat(seen)
+    if float(seen.sum()) <= 0 or float(predicted.sum()) <= 0:
+        return even_goals(weights, frames)
+    gain = torch.where(predicted > 0, seen / predicted.clamp_min(1e-300), torch.zeros_like(seen))
+    path = knots - torch.cat([torch.zeros(1, dtype=torch.float64), knots[:-1]])
+    estimate = torch.cat([torch.zeros(1, dtype=torch.float64), knots])
+    shown = torch.cat([torch.zeros(1, dtype=torch.float64), (gain * path).cumsum(0)])
+    wanted = torch.linspace(0, float(shown[-1]), frames, dtype=torch.float64)[1:]
+    upper = torch.searchsorted(shown, wanted).clamp(1, probes)
+    lower = upper - 1
+    span = (shown[upper] - shown[lower]).clamp_min(1e-300)
+    share = ((wanted - shown[lower]) / span).clamp(0, 1)
+    return estimate[lower] + share * (estimate[upper] - estimate[lower])
 
 
 def render(
     targets: torch.Tensor,
     canvas: torch.Tensor,
     events: list[Event],
-    frames: int,
-    by_change: bool,
+    points: list[tuple[int, float]],
     progress=None,
 ) -> Painting:
-    """Replay ``events`` on a copy of ``canvas`` and emit ``frames`` frames (the first is the
-    canvas as given), paced evenly by event weight or by recorded visible change."""
+    """Replay ``events`` on a copy of ``canvas`` and emit a frame at each of ``points``
+    (see :func:`frame_points`), after the first frame, which is the canvas as given."""
     if not events:
         raise ValueError("nothing to paint (no events): the plan has no schedules")
-    check_frame_budget(frames, tuple(canvas.shape))
-    weights = torch.tensor([e.change if by_change else e.weight for e in events], dtype=torch.float64)
-    points = frame_points(weights, frames)
-
+    frames = len(points) + 1
     _, height, width = canvas.shape
     device = canvas.device
     canvas = canvas.clone()

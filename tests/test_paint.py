@@ -294,3 +294,22 @@ def test_targets_may_live_on_another_plan_length():
     painting = paint_targets(targets, torch.zeros(2, 10, 12), (Action("glow", frames=3),))
     assert len(painting) == 1 + 3 * 3
     assert torch.equal(painting.frames[-1], targets[-1])
+
+
+def test_decoder_calibration_evens_out_what_a_nonlinear_decoder_shows():
+    plan = blurry_to_sharp_plan(channels=4, size=16, steps=8)
+
+    def decode(latents):  # saturating like a real decoder: changes near zero show most
+        return torch.tanh(3 * latents[:, :3]).permute(0, 2, 3, 1)
+
+    def unevenness(painting):
+        shown = (decode(painting.frames[1:]) - decode(painting.frames[:-1])).abs().mean((1, 2, 3))
+        share = shown.cumsum(0) / shown.sum()
+        elapsed = torch.arange(1, len(shown) + 1) / len(shown)
+        return float((share - elapsed).abs().max())
+
+    options = PaintOptions(frames=80, pacing="change")
+    estimated = paint(plan, (Strokes(),), options)
+    calibrated = paint(plan, (Strokes(),), options, decode=decode)
+    assert len(calibrated) == 80 and torch.equal(calibrated.frames[-1], plan.final)
+    assert unevenness(calibrated) < 0.6 * unevenness(estimated)

@@ -1,0 +1,131 @@
+"""Painter speed against decoding, and pacing against the x0-preview baseline (DESIGN §5).
+
+Run:  .venv/bin/python benchmarks/bench_painter.py [--taesd ../shared/data/taesd] [--quick]
+
+Prints, in one run on this machine:
+1. painter frames per second at 64x64x4, 64x64x32 and 128x128x16 latents, and the painter's
+   cost per frame as a ratio to decoding one frame with the real TAESD decoder at the same
+   spatial size, measured in the same process (target <= 1%). The decoder is the 32-channel
+   taef2 one for every row: decoding cost is set by the spatial size (the only layer that sees
+   the channel count is the first 3x3 convolution, a fraction of a percent of the work).
+2. pacing (max gap between the cumulative share of frame-to-frame change and the share of
+   frames elapsed; 0 is even), measured on frames decoded by the real TAESD decoder, for the
+   painter and for the x0-preview baseline on the same plan of a real photo (target <= 0.10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from latent_painter.painter.frames import decode_frames
+from latent_painter.painter.metrics import pacing, x0_preview_latents
+from latent_painter.painter.paint import PaintOptions, paint
+from latent_painter.painter.plan import make_plan
+from latent_painter.painter.standin import latent_format_from, photo_plan
+from latent_painter.painter.strokes import Strokes
+from latent_painter.painter.taesd import TinyAutoencoder
+from latent_painter.painter.timeline import calibration_probes
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TAESD = os.environ.get("LATENT_PAINTER_TAESD", str(ROOT.parent / "shared" / "data" / "taesd"))
+
+
+def synthetic_plan(channels: int, size: int, steps: int, seed: int = 0):
+    """Predicted originals that sharpen like a denoising run's: the final latent low-passed less
+    and less (the spectrum shape of the stand-in, without needing photo latents of every size)."""
+    generator = torch.Generator().manual_seed(seed)
+    final = torch.randn(channels, size, size, generator=generator)
+    spectrum = torch.fft.rfft2(final)
+    fy = torch.fft.fftfreq(size)[:, None]
+    fx = torch.fft.rfftfreq(size)[None, :]
+    radius = (fy**2 + fx**2).sqrt()
+    originals = []
+    for step in range(1, steps + 1):
+        cutoff = 0.5 * (step / steps) ** 2
+        originals.append(torch.fft.irfft2(spectrum * torch.exp(-((radius / max(cutoff, 1e-3)) ** 2)), s=(size, size)))
+    originals[-1] = final
+    return make_plan(torch.stack(originals), final)
+
+
+def timed(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def speed(decoder: TinyAutoencoder, steps: int, repeats: int) -> None:
+    print("== painter speed vs one TAESD decode (same process) ==")
+    print(f"{'latent':>12} {'frames':>7} {'painter ms':>11} {'frames/s':>9} {'ms/frame':>9} {'decode ms':>10} {'ratio':>8}")
+    for channels, size in ((4, 64), (32, 64), (16, 128)):
+        plan = synthetic_plan(channels, size, steps)
+        frames = len(paint(plan, (Strokes(),)))
+        seconds = timed(lambda: paint(plan, (Strokes(),)), repeats)
+        probe = torch.randn(1, decoder.latent_channels, size, size)
+        decode_seconds = timed(lambda: decoder.decode(probe), repeats)
+        per_frame = seconds / frames
+        print(
+            f"{size}x{size}x{channels:<4} {frames:>7} {seconds * 1e3:>11.0f} {frames / seconds:>9.0f} "
+            f"{per_frame * 1e3:>9.3f} {decode_seconds * 1e3:>10.0f} {per_frame / decode_seconds:>8.2%}"
+        )
+
+
+def photo_latents(decoder: TinyAutoencoder, size: int):
+    from skimage import data
+    from skimage.transform import resize
+
+    photos = []
+    for name in ("astronaut", "coffee", "chelsea", "rocket"):
+        image = getattr(data, name)()
+        side = min(image.shape[:2])
+        top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
+        square = resize(image[top : top + side, left : left + side], (size, size), anti_aliasing=True)
+        photos.append(torch.from_numpy(square).float())
+    return decoder.encode(torch.stack(photos))
+
+
+def pacing_run(decoder: TinyAutoencoder, size: int, steps: int, frames: int) -> None:
+    print(f"\n== pacing on decoded frames: {size}x{size} px photo (astronaut), {steps}-step plan ==")
+    latents = photo_latents(decoder, size)
+    # the latent->RGB estimate of visible change, fitted against the decoder on the photos
+    plan = photo_plan(latents[0], latents, steps=steps, latent_format=latent_format_from(latents, decoder.decode(latents)))
+    decode = lambda x: decode_frames(decoder.decode, x, chunk_size=16)  # noqa: E731
+    baseline = pacing(decode(x0_preview_latents(plan)))
+    rows = [("x0-preview baseline (one frame per predicted original)", len(plan.targets), baseline)]
+    for label, options, calibrate in (
+        ("stroke24, frames follow strokes (the author's timing)", PaintOptions(pacing="strokes", frames=frames), None),
+        ("stroke24, equal change, linear estimate only", PaintOptions(pacing="change", frames=frames), None),
+        ("stroke24, equal change, calibrated by the decoder", PaintOptions(pacing="change", frames=frames), decoder.decode),
+    ):
+        painting = paint(plan, (Strokes(),), options, decode=calibrate)
+        rows.append((label, len(painting), pacing(decode(painting.frames))))
+    for label, count, value in rows:
+        print(f"{label:<58} frames {count:>5}  pacing {value:.3f}  vs baseline {value / baseline:.2f}x")
+    probes = calibration_probes(frames)
+    print(f"(calibration decodes {probes} probe frames: {probes / frames:.0%} more decoding than the {frames} frames)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--taesd", default=DEFAULT_TAESD, help="folder with taef2_encoder.pth and taef2_decoder.pth")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and frames (a smoke run)")
+    args = parser.parse_args(argv)
+    torch.set_grad_enabled(False)
+    decoder = TinyAutoencoder.from_folder(args.taesd)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, decoder {decoder.name}")
+    speed(decoder, steps=10 if args.quick else 30, repeats=1 if args.quick else 3)
+    pacing_run(decoder, size=128 if args.quick else 256, steps=10 if args.quick else 30, frames=60 if args.quick else 240)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""A linear latent -> RGB projection fitted against a decoder (ComfyUI's ``latent_rgb_factors``).
+
+Each latent pixel stands for a ``s x s`` patch of the decoded image (s = 8 for TAESD and the SD
+family). Average-pooling the decoded image to latent resolution and regressing it on the latents
+gives the best per-pixel linear preview: cheap enough to score every frame, faithful enough to
+tell how *visible* a latent change is (the pacing benchmark in DESIGN.md §5 relies on it).
+
+The factors act on the tensors they were fitted on: fit on LATENT-space tensors (plan space) and
+apply them there. ComfyUI's own ``latent_rgb_factors`` act on model-space ``x0``
+(``(x - shift) * scale``); to reuse those on latent-space tensors multiply the factors by
+``scale`` and subtract ``shift * scale * factors.sum(0)`` from the bias.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# Relative ridge added to the normal equations: keeps the solve finite when a channel is constant
+# (e.g. a flat test image) without measurably biasing a well-posed fit.
+RIDGE = 1e-8
+
+
+def _check(latents: torch.Tensor, images: torch.Tensor) -> int:
+    if not isinstance(latents, torch.Tensor) or latents.dim() != 4:
+        shape = getattr(latents, "shape", type(latents).__name__)
+        raise ValueError(f"fit_rgb_factors: latents must be [N,C,h,w], got {shape}")
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[-1] != 3:
+        shape = getattr(images, "shape", type(images).__name__)
+        raise ValueError(f"fit_rgb_factors: images must be an IMAGE tensor [N,H,W,3], got {shape}")
+    n, _, h, w = latents.shape
+    if images.shape[0] != n:
+        raise ValueError(f"fit_rgb_factors: {n} latents but {images.shape[0]} images; give one decoded image per latent")
+    height, width = images.shape[1:3]
+    if height % h or width % w or height // h != width // w:
+        raise ValueError(
+            f"fit_rgb_factors: images {height}x{width} are not a whole multiple of the {h}x{w} latents in both directions; "
+            "pass the decoder's output for these latents"
+        )
+    return height // h
+
+
+def pool_to_latent(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """``[N,H,W,3] -> [N,H/f,W/f,3]`` by averaging each ``f x f`` patch (what one latent pixel covers)."""
+    pooled = F.avg_pool2d(images.to(torch.float32).permute(0, 3, 1, 2), factor)
+    return pooled.permute(0, 2, 3, 1)
+
+
+def fit_rgb_factors(latents: torch.Tensor, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Least-squares ``factors [C,3]``, ``bias [3]`` with ``pool(images) ~= latents . factors + bias``.
+
+    ``images`` are the decodes of ``latents`` (``[N, s*h, s*w, 3]``); ``s`` is inferred. Returned
+    on the latents' device, float32.
+    """
+    factor = _check(latents, images)
+    channels = latents.shape[1]
+    x = latents.detach().to(torch.float32).permute(0, 2, 3, 1).reshape(-1, channels)
+    y = pool_to_latent(images.detach().to(x.device), factor).reshape(-1, 3)
+    # Centring makes the bias exact and keeps the Gram matrix well conditioned; the big reductions
+    # stay on the tensors' device, only the CxC solve moves to the CPU, in float64, because that
+    # is where float32 loses digits (and some backends have no float64 or no solver).
+    x_mean, y_mean = x.mean(0), y.mean(0)
+    xc, yc = x - x_mean, y - y_mean
+    gram = (xc.T @ xc).to("cpu", torch.float64)
+    cross = (xc.T @ yc).to("cpu", torch.float64)
+    ridge = RIDGE * gram.diagonal().mean().clamp_min(1e-30)
+    factors64 = torch.linalg.solve(gram + ridge * torch.eye(channels, dtype=torch.float64), cross)
+    factors = factors64.to(x.device, torch.float32)
+    bias = (y_mean.to(torch.float64).cpu() - x_mean.to(torch.float64).cpu() @ factors64).to(x.device, torch.float32)
+    return factors, bias
+
+
+def project_rgb(latents: torch.Tensor, factors, bias=None) -> torch.Tensor:
+    """``[N,C,h,w]`` (or ``[C,h,w]``) latents -> ``[N,h,w,3]`` (or ``[h,w,3]``) linear RGB preview, not clamped.
+
+    ``factors``/``bias`` may be tensors or nested sequences (``LatentFormat.rgb_factors``).
+    """
+    single = latents.dim() == 3
+    if single:
+        latents = latents[None]
+    if latents.dim() != 4:
+        raise ValueError(f"project_rgb: latents must be [N,C,h,w] or [C,h,w], got {tuple(latents.shape)}")
+    factors = torch.as_tensor(factors, dtype=torch.float32, device=latents.device)
+    if factors.shape != (latents.shape[1], 3):
+        raise ValueError(
+            f"project_rgb: factors have shape {tuple(factors.shape)}, expected ({latents.shape[1]}, 3) for these latents"
+        )
+    rgb = torch.einsum("nchw,ck->nhwk", latents.to(torch.float32), factors)
+    if bias is not None:
+        rgb = rgb + torch.as_tensor(bias, dtype=torch.float32, device=latents.device)
+    return rgb[0] if single else rgb
+
+
+def explained_variance(latents: torch.Tensor, images: torch.Tensor, factors, bias) -> float:
+    """R^2 of the projection against the pooled images: 1 is perfect, 0 is no better than the mean colour."""
+    factor = _check(latents, images)
+    target = pool_to_latent(images.to(latents.device), factor)
+    residual = target - project_rgb(latents, factors, bias)
+    total = target - target.reshape(-1, 3).mean(0)
+    return float(1.0 - residual.square().sum() / total.square().sum().clamp_min(1e-30))
+
+
+__all__ = ["explained_variance", "fit_rgb_factors", "pool_to_latent", "project_rgb"]
