@@ -153,28 +153,32 @@ def paint_targets(
         )
     if rgb is not None:
         rgb = rgb.to(device=targets.device, dtype=torch.float32)
-    events = generate_events(targets, canvas, tuple(stages), options, rgb, _phase(progress, 0))
+    by_change = options.pacing == "change"
+    phases = 3 if by_change and decode is not None else 2
+    events = generate_events(targets, canvas, tuple(stages), options, rgb, _phase(progress, 0, phases))
     frames = options.frames or natural_frames(events)
     check_frame_budget(frames, tuple(canvas.shape))
-    by_change = options.pacing == "change"
     weights = pacing_weights(events, by_change)
-    if by_change and decode is not None:
-        goals = calibrated_goals(weights, frames, targets, canvas, events, decode, rgb)
+    if phases == 3:
+        goals = calibrated_goals(weights, frames, targets, canvas, events, decode, rgb, _phase(progress, 1, phases))
     else:
         goals = even_goals(weights, frames)
-    return render(targets, canvas, events, frame_points(weights, goals), _phase(progress, 1))
+    return render(targets, canvas, events, frame_points(weights, goals), _phase(progress, phases - 1, phases))
 
 
 PROGRESS_STEPS = 1000
 
 
-def _phase(progress, phase: int):
-    """Map a phase's (done, total) onto one bar: generating events is the first half,
-    rendering frames the second."""
+def _phase(progress, phase: int, phases: int):
+    """Map a phase's (done, total) onto one bar of equal parts: generating events, decoding
+    the calibration probes (when asked for), rendering frames."""
     if progress is None:
         return None
-    half = PROGRESS_STEPS // 2
-    return lambda done, total: progress(phase * half + done * half // max(1, total), PROGRESS_STEPS)
+    part = PROGRESS_STEPS // phases
+    last = phase == phases - 1
+    return lambda done, total: progress(
+        PROGRESS_STEPS if last and done >= total else phase * part + done * part // max(1, total), PROGRESS_STEPS
+    )
 
 
 def paint(

@@ -239,6 +239,7 @@ def save_plan(plan: Plan, path: str | os.PathLike) -> str:
     os.close(handle)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a plan file is for sharing
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -187,6 +187,7 @@ def calibrated_goals(
     events: list[Event],
     decode,
     rgb: torch.Tensor | None = None,
+    progress=None,
     probes: int | None = None,
     chunk: int = 8,
 ) -> torch.Tensor:
@@ -214,6 +215,8 @@ def calibrated_goals(
             images = torch.cat([previous, images])
         seen.append((images[1:] - images[:-1]).abs().mean(dim=tuple(range(1, images.dim()))).double().cpu())
         previous = images[-1:]
+        if progress is not None:
+            progress(min(start + chunk, latents.shape[0]), latents.shape[0])
     seen = torch.cat(seen)
     if float(seen.sum()) <= 0 or float(predicted.sum()) <= 0:
         return even_goals(weights, frames)

@@ -119,8 +119,10 @@ def transition(
     options: PaintOptions = PaintOptions(),
     pingpong: bool = False,
     progress=None,
+    decode=None,
 ) -> Painting:
-    """Paint A->B (->C ...) and, with ``pingpong``, back to A; frames of all legs in one painting."""
+    """Paint A->B (->C ...) and, with ``pingpong``, back to A; frames of all legs in one painting.
+    ``decode`` calibrates change pacing as in :func:`paint_targets`."""
     if len(plans) < 2:
         raise PlanError("Transition: give at least two plans (a source and a destination)")
     first = plans[0]
@@ -134,7 +136,7 @@ def transition(
         if progress is not None:
             leg_progress = lambda done, total, n=number: progress(n * total + done, len(legs) * total)
         targets = route_targets(source, destination, route)
-        paintings.append(paint_targets(targets, source.final, stages, options, rgb, leg_progress))
+        paintings.append(paint_targets(targets, source.final, stages, options, rgb, leg_progress, "Transition", decode))
     return join_paintings(paintings)
 
 

@@ -282,6 +282,30 @@ def test_decode_frames_with_real_taesd(progress):
     assert torch.allclose(white[-1, :, :64], plain[-1])  # the finished image, unmasked
 
 
+@pytest.mark.skipif(_taesd_available() is not None, reason=str(_taesd_available()))
+def test_paint_calibrates_change_pacing_with_a_connected_vae(progress):
+    from latent_painter.painter.taesd import TinyAutoencoder
+
+    vae = TinyAutoencoder.from_folder(TAESD_FOLDER, name="taef2")
+    decoded = []
+
+    class CountingVae:
+        def decode(self, samples):
+            decoded.append(samples.shape[0])
+            return vae.decode(samples)
+
+    originals, _ = trajectory(steps=4, channels=vae.latent_channels, size=8, seed=2)
+    (plan,) = run("LatentPainterPlanFromLatents", latents={"samples": originals})
+    (chain,) = run("LatentPainterStrokes", preset="stroke24", brush="disk", channels="", move_cost=0.1, switch_cost=0.0,
+                   motivation=0.0, size_scale=0.0, early_size=1.0, strokes_per_frame=1, schedules=0)
+    inputs = dict(plan=plan, painter=chain, frames=41, pacing="change", cleanup_frames=4, seed=0)
+    plain, _, _ = run("LatentPainterPaint", **inputs)
+    calibrated, _, count = run("LatentPainterPaint", **inputs, vae=CountingVae())
+    assert count == 41 and torch.equal(calibrated["samples"][-1], originals[-1])
+    assert sum(decoded) == 11  # the probe frames (one per four frames) and the first canvas
+    assert not torch.equal(calibrated["samples"], plain["samples"])  # the frames moved
+
+
 # --- the samplers, with the host's sampling call faked ----------------------------------------
 
 

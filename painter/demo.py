@@ -1,0 +1,165 @@
+"""Demo: paint a real photo into an animation file, on the CPU, with no model download.
+
+    latent-painter-demo --out latent_painter_demo.webp
+
+The photo (from scikit-image's bundled data) is encoded with the real TAESD encoder for the
+FLUX.2 latent space (``--taesd``, default ``../shared/data/taesd`` beside the pack; ComfyUI's
+``models/vae_approx`` files work too). No diffusion model is at hand here, so the plan comes
+from an analytic stand-in run through a real sampler loop (:mod:`painter.standin`: the exact
+posterior-mean denoiser of a Gaussian natural-image prior fitted to photo latents, Euler steps
+over a Karras schedule). Inside ComfyUI the plan comes from the real model. The painting is
+decoded with the real TAESD decoder and written as an animated WEBP (or MP4 when PyAV is
+installed and the name ends in .mp4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from .actions import ACTION_KINDS, Action
+from .frames import assemble, decode_frames
+from .paint import PaintOptions, paint
+from .standin import latent_format_from, photo_plan
+from .strokes import STROKE_PRESETS, Strokes
+from .taesd import TinyAutoencoder
+
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+PACK_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TAESD = os.environ.get("LATENT_PAINTER_TAESD", str(PACK_ROOT.parent / "shared" / "data" / "taesd"))
+
+
+def load_photos(names, size: int) -> torch.Tensor:
+    """Centre-square crops of scikit-image's bundled photos, ``[N,size,size,3]`` in 0..1."""
+    from skimage import data
+    from skimage.transform import resize
+
+    photos = []
+    for name in names:
+        image = getattr(data, name)()
+        side = min(image.shape[:2])
+        top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
+        square = resize(image[top : top + side, left : left + side], (size, size), anti_aliasing=True)
+        photos.append(torch.from_numpy(square).float())
+    return torch.stack(photos)
+
+
+class ProgressBar:
+    """A one-line text progress bar on stderr (the demo's stand-in for ComfyUI's)."""
+
+    def __init__(self, label: str):
+        self.label, self.start, self.shown = label, time.perf_counter(), -1
+
+    def __call__(self, done: int, total: int) -> None:
+        share = done / max(1, total)
+        if int(share * 100) == self.shown:
+            return
+        self.shown = int(share * 100)
+        bar = "#" * int(share * 30)
+        elapsed = time.perf_counter() - self.start
+        sys.stderr.write(f"\r{self.label:<10} [{bar:<30}] {share:4.0%} {elapsed:5.1f}s")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def write_animation(images: torch.Tensor, path: str, fps: float) -> str:
+    """Write IMAGE frames ``[N,H,W,3]`` to ``path`` (.webp via Pillow, .mp4 via PyAV), atomically:
+    the file appears complete or not at all."""
+    frames = (images.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    suffix = Path(path).suffix.lower()
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=".demo-", suffix=suffix, dir=folder)
+    os.close(handle)
+    try:
+        if suffix == ".mp4":
+            _write_mp4(frames, tmp, fps)
+        elif suffix == ".webp":
+            from PIL import Image
+
+            pictures = [Image.fromarray(frame) for frame in frames]
+            pictures[0].save(tmp, format="WEBP", save_all=True, append_images=pictures[1:],
+                             duration=round(1000 / fps), loop=0, quality=85, method=4)
+        else:
+            raise ValueError(f"--out: {path!r} must end in .webp or .mp4")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; an animation is for sharing
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _write_mp4(frames, path: str, fps: float) -> None:
+    try:
+        import av
+    except ImportError:
+        raise ValueError("--out: writing .mp4 needs PyAV (pip install av); or use a .webp name") from None
+    from fractions import Fraction
+
+    with av.open(path, mode="w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream.height, stream.width = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
+        stream.pix_fmt = "yuv420p"
+        for frame in frames:
+            picture = av.VideoFrame.from_ndarray(frame[: stream.height, : stream.width], format="rgb24")
+            container.mux(stream.encode(picture))
+        container.mux(stream.encode())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="latent-painter-demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="latent_painter_demo.webp", help="output file, .webp or .mp4")
+    parser.add_argument("--photo", choices=PHOTOS, default="astronaut", help="which bundled photo to paint")
+    parser.add_argument("--size", type=int, default=256, help="image side in pixels (multiple of 8)")
+    parser.add_argument("--steps", type=int, default=30, help="denoising steps of the stand-in sampler = schedules")
+    parser.add_argument("--painter", choices=tuple(STROKE_PRESETS) + ACTION_KINDS, default="stroke24",
+                        help="a stroke preset or a reveal action")
+    parser.add_argument("--frames", type=int, default=240, help="painted frames (0 = one per stroke)")
+    parser.add_argument("--fps", type=float, default=24.0, help="frame rate of the file")
+    parser.add_argument("--hold", type=int, default=36, help="frames to hold the finished image")
+    parser.add_argument("--white-canvas", action="store_true", help="show unpainted areas as paper white")
+    parser.add_argument("--stroke-map", action="store_true", help="show the stroke map beside the painting")
+    parser.add_argument("--taesd", default=DEFAULT_TAESD, help="folder with taef2_encoder.pth and taef2_decoder.pth")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.size < 64 or args.size % 8:
+        raise SystemExit(f"--size: {args.size} must be a multiple of 8, at least 64")
+    torch.set_grad_enabled(False)
+    started = time.perf_counter()
+    vae = TinyAutoencoder.from_folder(args.taesd)
+    others = [name for name in PHOTOS if name != args.photo]
+    photos = load_photos([args.photo, *others], args.size)
+    latents = vae.encode(photos)
+    # the stand-in's prior is fitted on all bundled photos; its latent->RGB estimate on their decodes
+    latent_format = latent_format_from(latents, vae.decode(latents), name=vae.name)
+    plan = photo_plan(latents[0], latents, steps=args.steps, latent_format=latent_format)
+    if args.painter in STROKE_PRESETS:
+        stages = (Strokes(radii=STROKE_PRESETS[args.painter]),)
+    else:
+        stages = (Action(args.painter),)
+    options = PaintOptions(frames=args.frames, pacing="change", seed=args.seed)
+    painting = paint(plan, stages, options, progress=ProgressBar("painting"), decode=vae.decode)
+    images = decode_frames(vae.decode, painting, chunk_size=16, white_canvas=args.white_canvas,
+                           stroke_map=args.stroke_map, progress=ProgressBar("decoding"))
+    animation = assemble([images], hold_last=args.hold)
+    write_animation(animation, args.out, args.fps)
+    seconds = time.perf_counter() - started
+    print(f"wrote {args.out}: {animation.shape[0]} frames of {animation.shape[2]}x{animation.shape[1]} "
+          f"at {args.fps:g} fps ({plan.steps} schedules, {len(painting)} painted frames) in {seconds:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
