@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from .paint import PaintOptions, Stage, paint_targets
 from .plan import Plan, PlanError, make_plan
-from .timeline import Painting
+from .timeline import Painting, check_frame_budget
 
 INTERPOLATIONS = ("lerp", "slerp")
 
@@ -129,6 +129,9 @@ def transition(
     plans = [first] + [check_same_space(first, p, route.resize, ("A", chr(ord("A") + i))) for i, p in enumerate(plans[1:], 1)]
     stops = plans + plans[-2::-1] if pingpong else plans
     legs = list(zip(stops[:-1], stops[1:]))
+    if options.frames:  # refuse an absurd total before painting any leg
+        check_frame_budget(len(legs) * (options.frames - 1) + 1, tuple(first.final.shape),
+                           where=f"Transition: frames ({options.frames} per leg x {len(legs)} legs)")
     rgb = first.latent_format.rgb_matrix()
     paintings = []
     for number, (source, destination) in enumerate(legs):

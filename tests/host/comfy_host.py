@@ -12,12 +12,13 @@ Environment:
   present, else ``sys.executable``.
 - ``LATENT_PAINTER_CKPT_CACHE`` (optional): a folder that keeps the generated random test
   checkpoints between sessions (they are ~1.6 GB each and take ~10-20 s to write). Unset: they
-  are written to the session's scratch dir and deleted with it.
+  are written to the session's scratch dir and deleted with it. The tiny random SD3 diffusion
+  model (a second latent format, ~2 MB, a few seconds) is always written to the scratch dir.
 - ``COMFYUI_START_TIMEOUT`` / ``COMFYUI_PROMPT_TIMEOUT`` (optional, seconds): default 180 / 900.
 
 The pack is loaded the way a user's install would load it, but without touching the checkout:
 a scratch ``custom_nodes/latent_painter`` symlink to the project root, registered through
-``--extra-model-paths-config`` (``custom_nodes:`` and ``checkpoints:`` keys).
+``--extra-model-paths-config`` (``custom_nodes:``, ``checkpoints:`` and ``diffusion_models:`` keys).
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def checkpoint_name(seed: int) -> str:
-    return f"latent_painter_test_sd15_seed{seed}.safetensors"
+def checkpoint_name(seed: int, family: str = "sd15") -> str:
+    return f"latent_painter_test_{family}_seed{seed}.safetensors"
 
 
 class ComfyHost:
@@ -90,6 +91,7 @@ class ComfyHost:
         self.custom_nodes = self.scratch / "custom_nodes"
         cache = os.environ.get("LATENT_PAINTER_CKPT_CACHE")
         self.checkpoints = Path(cache).resolve() if cache else self.scratch / "models" / "checkpoints"
+        self.diffusion_models = self.scratch / "models" / "diffusion_models"
         self.input_dir = self.scratch / "input"
         self.output_dir = self.scratch / "output"
         self.temp_dir = self.scratch / "temp"
@@ -104,8 +106,8 @@ class ComfyHost:
 
     # ---------------------------------------------------------------- setup / lifecycle
     def _layout(self) -> None:
-        for d in (self.custom_nodes, self.checkpoints, self.input_dir, self.output_dir,
-                  self.temp_dir, self.user_dir):
+        for d in (self.custom_nodes, self.checkpoints, self.diffusion_models, self.input_dir,
+                  self.output_dir, self.temp_dir, self.user_dir):
             d.mkdir(parents=True, exist_ok=True)
         link = self.custom_nodes / PACK_DIR_NAME
         if not link.is_symlink():
@@ -114,7 +116,8 @@ class ComfyHost:
         self.yaml.write_text(
             "latent_painter_tests:\n"
             f"    custom_nodes: {self.custom_nodes}\n"
-            f"    checkpoints: {self.checkpoints}\n",
+            f"    checkpoints: {self.checkpoints}\n"
+            f"    diffusion_models: {self.diffusion_models}\n",
             encoding="utf-8",
         )
 
@@ -180,20 +183,32 @@ class ComfyHost:
         self.stop()
 
     # ---------------------------------------------------------------- checkpoints
+    def _build(self, target: Path, seed: int, family: str, timeout: float) -> None:
+        t0 = time.monotonic()
+        res = subprocess.run(
+            [self.python, str(MAKE_CHECKPOINT), str(target), str(seed), "--family", family],
+            cwd=self.path, capture_output=True, text=True, timeout=timeout,
+            env={**os.environ, "COMFYUI_PATH": str(self.path)},
+        )
+        if res.returncode != 0 or not target.exists():
+            raise HostError(f"make_checkpoint.py failed ({family}, seed {seed}):\n{res.stdout}\n{res.stderr}")
+        self.checkpoint_build_seconds = time.monotonic() - t0
+
     def ensure_checkpoint(self, seed: int, timeout: float = 900) -> str:
         """Write (once) a random SD1.5-layout checkpoint; return its ckpt_name for the loader."""
         name = checkpoint_name(seed)
         target = self.checkpoints / name
         if not target.exists():
-            t0 = time.monotonic()
-            res = subprocess.run(
-                [self.python, str(MAKE_CHECKPOINT), str(target), str(seed)],
-                cwd=self.path, capture_output=True, text=True, timeout=timeout,
-                env={**os.environ, "COMFYUI_PATH": str(self.path)},
-            )
-            if res.returncode != 0 or not target.exists():
-                raise HostError(f"make_checkpoint.py failed (seed {seed}):\n{res.stdout}\n{res.stderr}")
-            self.checkpoint_build_seconds = time.monotonic() - t0
+            self._build(target, seed, "sd15", timeout)
+        return name
+
+    def ensure_diffusion_model(self, seed: int, family: str = "sd3", timeout: float = 300) -> str:
+        """Write (once) a tiny random diffusion model (``make_checkpoint.py --family``) into the
+        ``diffusion_models`` folder; return its unet_name for the core UNETLoader."""
+        name = checkpoint_name(seed, family)
+        target = self.diffusion_models / name
+        if not target.exists():
+            self._build(target, seed, family, timeout)
         return name
 
     # ---------------------------------------------------------------- HTTP
@@ -290,6 +305,22 @@ class ComfyHost:
                         files.append(base / item.get("subfolder", "") / item["filename"])
         return files
 
+    def video_frames(self, path: Path) -> int:
+        """Frames decoded from a video file with PyAV: in the test process when ``av`` is
+        importable there, else in the host's Python (ComfyUI's SaveVideo needs PyAV, so it has it)."""
+        try:
+            import av
+        except ImportError:
+            av = None
+        if av is not None:
+            with av.open(str(path)) as container:
+                return sum(1 for _ in container.decode(video=0))
+        res = subprocess.run([self.python, "-c", _COUNT_FRAMES_SCRIPT, str(path)], capture_output=True,
+                             text=True, timeout=120)
+        if res.returncode != 0:
+            raise HostError(f"cannot read {path} with the host's PyAV:\n{res.stdout}\n{res.stderr}")
+        return int(res.stdout.strip().splitlines()[-1])
+
     def log_text(self) -> str:
         if self._log is not None:
             self._log.flush()
@@ -325,6 +356,34 @@ def png_info(path: Path) -> tuple[int, int, bytes]:
             break
         pos += 12 + n
     return width, height, zlib.decompress(b"".join(idat))
+
+
+_COUNT_FRAMES_SCRIPT = r"""
+import sys, av
+with av.open(sys.argv[1]) as container:
+    print(sum(1 for _ in container.decode(video=0)))
+"""
+
+
+def webp_info(path: Path) -> tuple[int, int, int, int]:
+    """(frames, width, height, duration in ms) of an animated WEBP, standard library only, from
+    the ANMF chunks of the RIFF container. The encoder merges identical consecutive frames into
+    one longer frame (e.g. a hold on the last image), so count played frames by the duration."""
+    data = Path(path).read_bytes()
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise ValueError(f"{path} is not a WEBP")
+    pos, frames, width, height, duration = 12, 0, 0, 0, 0
+    while pos + 8 <= len(data):
+        kind, n = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"VP8X":
+            width = 1 + int.from_bytes(body[4:7], "little")
+            height = 1 + int.from_bytes(body[7:10], "little")
+        elif kind == b"ANMF":
+            frames += 1
+            duration += int.from_bytes(body[12:15], "little")
+        pos += 8 + n + (n & 1)
+    return frames, width, height, duration
 
 
 # -------------------------------------------------------------------- the pack's own mapping

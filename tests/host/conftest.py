@@ -16,6 +16,7 @@ _HERE = Path(__file__).resolve().parent
 
 SEED_A = 1001
 SEED_B = 2002
+SEED_SD3 = 3003
 
 
 def pytest_collection_modifyitems(config, items):
@@ -63,3 +64,15 @@ def checkpoint_a(comfy) -> str:
 def checkpoint_b(comfy) -> str:
     """A second SD1.5-layout checkpoint with other random weights (same latent format as A)."""
     return _checkpoint(comfy, SEED_B)
+
+
+@pytest.fixture(scope="session")
+def sd3_model(comfy) -> str:
+    """unet_name of a tiny random SD3 diffusion model for the core UNETLoader: a second model family
+    with another latent format (SD3: 16 channels, scale 1.5305, shift 0.0609). Its text inputs are
+    768 wide, so CLIPTextEncode with checkpoint A's CLIP conditions it."""
+    name = comfy.ensure_diffusion_model(SEED_SD3, "sd3")
+    listed = comfy.object_info("UNETLoader")["input"]["required"]["unet_name"]
+    options = listed[0] if isinstance(listed[0], list) else listed[1].get("options", [])
+    assert name in options, f"{name} written but not listed by UNETLoader: {options}"
+    return name

@@ -1,8 +1,23 @@
-"""Write a small SD1.5-layout checkpoint with seeded random weights (no download).
+"""Write small test models with seeded random weights (no download).
 
 Run with the ComfyUI host's Python and cwd = the ComfyUI checkout (the harness does this):
 
-    cd $COMFYUI_PATH && $COMFYUI_PYTHON /path/to/make_checkpoint.py OUT.safetensors SEED [--check]
+    cd $COMFYUI_PATH && $COMFYUI_PYTHON /path/to/make_checkpoint.py OUT.safetensors SEED [--family F] [--check]
+
+Families (``--family``):
+
+- ``sd15`` (default): a full checkpoint for ``CheckpointLoaderSimple`` (UNet, VAE, CLIP), below.
+- ``sd3``: a diffusion model only, for the core ``UNETLoader`` ("Load Diffusion Model"), that
+  ComfyUI detects as SD3 (latent format ``SD3``: 16 channels, scale 1.5305, shift 0.0609), so
+  tests get a second, *different* latent space for a few MB. An MMDiT's hidden size is
+  64 x depth and the depth is read from ``x_embedder`` (``model_detection.detect_unet_config``),
+  so depth 2 is a 128-wide, 2-block model (~1M params, ~2 MB, built in a second). Its text
+  input sizes are read from the keys too: ``context_embedder`` takes 768 features and
+  ``y_embedder`` a 768 pooled vector, exactly what SD1.5's CLIP (CLIPTextEncode with the sd15
+  checkpoint's CLIP) produces, so no SD3 text encoder is needed. ``supported_models.SD3``
+  matches on ``in_channels == 16`` alone.
+
+The sd15 checkpoint:
 
 ComfyUI's own module classes are built on the ``meta`` device as a shape oracle (no memory, no
 init cost); every tensor is then filled from one seeded generator in sorted key order and stored
@@ -73,8 +88,36 @@ VAE_DDCONFIG = {
 }
 
 
-def _meta_modules():
+# MMDiT config as comfy/model_detection.py derives it from the keys of the sd3 family's file.
+SD3_CONFIG = {
+    "input_size": None,
+    "patch_size": 2,
+    "in_channels": 16,
+    "out_channels": 16,
+    "depth": 2,  # hidden size 128, 2 heads of 64
+    "adm_in_channels": 768,  # y_embedder: SD1.5 CLIP's pooled output
+    "context_embedder_config": {"target": "torch.nn.Linear", "params": {"in_features": 768, "out_features": 128}},
+    "num_patches": 256,  # pos_embed_max_size 16: latents up to 32x32 (256 px)
+    "pos_embed_max_size": 16,
+    "pos_embed_scaling_factor": None,
+    "x_block_self_attn_layers": [],
+}
+
+
+def _meta_modules_sd3():
+    """The MMDiT alone (keys without prefix, as in a diffusion_models file)."""
+    _comfy_cpu()
+    import comfy.ops
+    from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
+
+    mmdit = MMDiT(**SD3_CONFIG, dtype=torch.float32, device="meta", operations=comfy.ops.disable_weight_init)
+    return [("", mmdit, None)]
+
+
+def _meta_modules(family: str = "sd15"):
     """(prefix, module) pairs built on the meta device with ComfyUI's own classes."""
+    if family == "sd3":
+        return _meta_modules_sd3()
     _comfy_cpu()
     import comfy.ops
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
@@ -107,10 +150,10 @@ def _init_kind(module: torch.nn.Module, pname: str) -> str:
     return "fan_in"
 
 
-def build_state_dict(seed: int) -> dict[str, torch.Tensor]:
+def build_state_dict(seed: int, family: str = "sd15") -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     specs = []  # (key, shape, kind)
-    for prefix, root, keep in _meta_modules():
+    for prefix, root, keep in _meta_modules(family):
         for mname, module in root.named_modules():
             for pname, p in module.named_parameters(recurse=False):
                 name = f"{mname}.{pname}" if mname else pname
@@ -165,21 +208,45 @@ def check(path: str) -> None:
           f"[{img.min().item():.3f}, {img.max().item():.3f}]", flush=True)
 
 
+def check_sd3(path: str) -> None:
+    """Load through the core diffusion-model loader, expect SD3, sample 2 steps with 768-wide
+    conditioning (what SD1.5's CLIP gives); raise on NaN/inf."""
+    _comfy_cpu()
+    import comfy.sd
+    import comfy.sample
+
+    model = comfy.sd.load_diffusion_model(path)
+    name = type(model.model.model_config).__name__
+    fmt = type(model.get_model_object("latent_format")).__name__
+    if (name, fmt) != ("SD3", "SD3"):
+        raise SystemExit(f"detected as {name} with latent format {fmt}, expected SD3/SD3")
+    gen = torch.Generator().manual_seed(0)
+    cond = [[torch.randn(1, 77, 768, generator=gen), {"pooled_output": torch.randn(1, 768, generator=gen)}]]
+    latent = comfy.sample.fix_empty_latent_channels(model, torch.zeros([1, 4, 8, 8]))
+    noise = comfy.sample.prepare_noise(latent, 0)
+    out = comfy.sample.sample(model, noise, 2, 4.0, "euler", "simple", cond, cond, latent, disable_pbar=True)
+    if tuple(out.shape) != (1, 16, 8, 8) or not torch.isfinite(out).all():
+        raise SystemExit(f"bad sample from the random SD3 model: shape {tuple(out.shape)}")
+    print(f"check ok: SD3 latent std {out.std().item():.3f}", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", help="output .safetensors path")
     ap.add_argument("seed", type=int)
+    ap.add_argument("--family", choices=("sd15", "sd3"), default="sd15",
+                    help="sd15: full checkpoint (default); sd3: tiny SD3 diffusion model for UNETLoader")
     ap.add_argument("--check", action="store_true", help="load it through ComfyUI and sample once")
     args = ap.parse_args(argv)
 
     from safetensors.torch import save_file
 
     t0 = time.time()
-    sd = build_state_dict(args.seed)
+    sd = build_state_dict(args.seed, args.family)
     n = sum(t.numel() for t in sd.values())
     tmp = args.out + ".part"
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    save_file(sd, tmp, metadata={"latent_painter_test_checkpoint": "sd15-random",
+    save_file(sd, tmp, metadata={"latent_painter_test_checkpoint": f"{args.family}-random",
                                  "seed": str(args.seed)})
     os.replace(tmp, args.out)  # never leave a half file under the final name
     print(f"wrote {args.out}: {len(sd)} tensors, {n / 1e6:.0f}M params, "
@@ -187,7 +254,7 @@ def main(argv=None) -> int:
     if args.check:
         del sd
         t1 = time.time()
-        check(args.out)
+        (check_sd3 if args.family == "sd3" else check)(args.out)
         print(f"check took {time.time() - t1:.1f} s", flush=True)
     return 0
 

@@ -2,47 +2,23 @@
 
 The samplers' latent must be bit for bit the core node's for the same inputs, the recorded plan
 must be what the callback saw, and the whole chain must run in a server prompt down to an
-animated WEBP. Run: COMFYUI_PATH=/path/to/ComfyUI python -m pytest tests/test_nodes_host.py -q
+animated WEBP. The server and checkpoints are the session's (tests/host/conftest.py).
+Run: COMFYUI_PATH=/path/to/ComfyUI python -m pytest tests/host -q
 """
 
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 import torch
+from comfy_host import HostError, txt2img_prompt
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "host"))
-from comfy_host import ComfyHost, HostError, comfy_path, txt2img_prompt  # noqa: E402
+from latent_painter.painter.plan import load_plan
 
-from latent_painter.painter.plan import load_plan  # noqa: E402
-
-pytestmark = [
-    pytest.mark.host,
-    pytest.mark.slow,
-    pytest.mark.skipif(comfy_path() is None, reason="host tests need COMFYUI_PATH (a ComfyUI checkout)"),
-]
+pytestmark = pytest.mark.slow
 
 STEPS = 4
-
-
-@pytest.fixture(scope="module")
-def comfy(tmp_path_factory):
-    host = ComfyHost(comfy_path(), tmp_path_factory.mktemp("comfyui_nodes"))
-    host.start()
-    try:
-        yield host
-    finally:
-        host.stop()
-        if not os.environ.get("LATENT_PAINTER_CKPT_CACHE"):
-            for f in host.checkpoints.glob("*.safetensors"):
-                f.unlink(missing_ok=True)
-
-
-@pytest.fixture(scope="module")
-def ckpt(comfy):
-    return comfy.ensure_checkpoint(1001)
 
 
 def _latent(comfy, history, node_id):
@@ -58,9 +34,9 @@ def _plans(comfy, prefix):
 
 
 @pytest.fixture(scope="module")
-def ksampler_run(comfy, ckpt):
+def ksampler_run(comfy, checkpoint_a):
     """Core KSampler and Latent Painter Sampler side by side on the same inputs (batch of 2)."""
-    prompt = txt2img_prompt(ckpt, seed=11, steps=STEPS, width=64, height=64)
+    prompt = txt2img_prompt(checkpoint_a, seed=11, steps=STEPS, width=64, height=64)
     prompt["4"]["inputs"]["batch_size"] = 2
     del prompt["6"], prompt["7"]
     core = prompt["5"]["inputs"]
@@ -87,8 +63,48 @@ def test_sampler_matches_ksampler_and_records_the_plan(comfy, ksampler_run):
     assert fmt.rgb_factors is not None and len(fmt.rgb_factors) == 4
 
 
-def test_sampler_custom_matches_sampler_custom_advanced(comfy, ckpt):
-    prompt = txt2img_prompt(ckpt, seed=5, steps=STEPS)
+def test_sampler_matches_ksampler_img2img_with_noise_mask_and_batch_index(comfy, checkpoint_a):
+    """denoise < 1 on a non-empty latent, with a noise mask (SetLatentNoiseMask) and a batch_index
+    (LatentFromBatch): the noise, the mask blending and the shortened schedule are the core's."""
+    prompt = txt2img_prompt(checkpoint_a, seed=21, steps=1)
+    prompt["4"]["inputs"]["batch_size"] = 2
+    del prompt["6"], prompt["7"]
+    prompt.update({
+        "30": {"class_type": "LatentFromBatch", "inputs": {"samples": ["5", 0], "batch_index": 1, "length": 1}},
+        "31": {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 64, "height": 64}},
+        "32": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 32, "height": 40}},
+        "33": {"class_type": "MaskComposite", "inputs": {"destination": ["31", 0], "source": ["32", 0], "x": 16, "y": 8,
+                                                          "operation": "add"}},
+        "34": {"class_type": "SetLatentNoiseMask", "inputs": {"samples": ["30", 0], "mask": ["33", 0]}},
+    })
+    steps = 3
+    img2img = {"model": ["1", 0], "seed": 77, "steps": steps, "cfg": 5.0, "sampler_name": "dpmpp_2m",
+               "scheduler": "karras", "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["34", 0],
+               "denoise": 0.6}
+    prompt["35"] = {"class_type": "KSampler", "inputs": dict(img2img)}
+    prompt["36"] = {"class_type": "LatentPainterSampler", "inputs": dict(img2img)}
+    prompt["37"] = {"class_type": "SaveLatent", "inputs": {"samples": ["35", 0], "filename_prefix": "lp_nodes/core_masked"}}
+    prompt["38"] = {"class_type": "SaveLatent", "inputs": {"samples": ["36", 0], "filename_prefix": "lp_nodes/ours_masked"}}
+    prompt["39"] = {"class_type": "SaveLatent", "inputs": {"samples": ["30", 0], "filename_prefix": "lp_nodes/masked_input"}}
+    prompt["40"] = {"class_type": "LatentPainterSavePlan", "inputs": {"plan": ["36", 1], "filename_prefix": "lp_nodes/masked"}}
+    history = comfy.queue(prompt)
+
+    ours, theirs, start = (_latent(comfy, history, n) for n in ("38", "37", "39"))
+    # equal to the core's also means the same noise: batch_index [1] draws the seed's second noise, not its first
+    assert ours.shape == (1, 4, 8, 8) and torch.equal(ours, theirs)
+    # the mask took effect: outside its box (latent rows 1..5, columns 2..5) the input is kept (up to the
+    # rounding of the model's process_in/out scaling), inside it was resampled
+    assert torch.allclose(ours[:, :, 0], start[:, :, 0], atol=1e-5)
+    assert torch.allclose(ours[:, :, :, 6:], start[:, :, :, 6:], atol=1e-5)
+    assert (ours[:, :, 1:6, 2:6] - start[:, :, 1:6, 2:6]).abs().mean() > 0.05
+    (path,) = _plans(comfy, "lp_nodes/masked")
+    plan = load_plan(path)
+    assert plan.steps == steps and torch.equal(plan.final, ours[0].float())
+    assert plan.sigmas.shape == (steps,) and torch.all(plan.sigmas[:-1] > plan.sigmas[1:])
+
+
+def test_sampler_custom_matches_sampler_custom_advanced(comfy, checkpoint_a):
+    prompt = txt2img_prompt(checkpoint_a, seed=5, steps=STEPS)
     del prompt["5"], prompt["6"], prompt["7"]
     prompt.update({
         "20": {"class_type": "RandomNoise", "inputs": {"noise_seed": 123}},
@@ -112,12 +128,12 @@ def test_sampler_custom_matches_sampler_custom_advanced(comfy, ckpt):
     assert plan.sigmas[0] > plan.sigmas[-1] > 0
 
 
-def test_plan_to_animation_in_the_host(comfy, ckpt, ksampler_run):
+def test_plan_to_animation_in_the_host(comfy, checkpoint_a, ksampler_run):
     name = "lp_nodes/ksampler_00001_.safetensors [output]"
     listed = comfy.object_info("LatentPainterLoadPlan")["input"]["required"]["plan"][0]
     assert name in listed
     prompt = {
-        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint_a}},
         "2": {"class_type": "LatentPainterLoadPlan", "inputs": {"plan": name}},
         "3": {"class_type": "LatentPainterStrokes", "inputs": {
             "preset": "stroke8", "brush": "disk", "channels": "", "move_cost": 0.1, "switch_cost": 0.0,

@@ -1,0 +1,158 @@
+"""Transitions between plans (A -> B, chains A -> B -> C -> D, ping-pong) and the lerp/slerp baseline."""
+
+from __future__ import annotations
+
+from ..painter.frames import coverage_mask
+from ..painter.metrics import lerp_latents, slerp_latents
+from ..painter.paint import PACINGS, PROGRESS_STEPS, PaintOptions
+from ..painter.timeline import MAX_FRAMES, check_frame_budget
+from ..painter.transition import INTERPOLATIONS, Route, transition
+from . import host
+from .common import CATEGORY, PAINTER, PLAN, field_default, first_item, node_error, painter_chain, plan_input, reporting
+
+PLAN_TOOLTIP = (
+    "A plan (from a Latent Painter Sampler, Plan From Latents or Load Plan). All plans of a transition must share "
+    "one latent space (checkpoints with the same VAE family, e.g. two SD1.5 models)."
+)
+
+
+class LatentPainterTransition:
+    DISPLAY_NAME = "Transition"
+    DESCRIPTION = (
+        "Paints a transition from plan A's image to plan B's (and on to C and D when connected): the canvas unpaints A "
+        "back through its own predictions to the chosen depth, then paints B forward from the same depth, ending on "
+        "B's final latent bit for bit. Guidance blends in latents interpolated between the two images (crisp "
+        "in-between frames for edits of one scene). Decode with Decode Frames."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "transition"
+    RETURN_TYPES = ("LATENT", "MASK", "INT")
+    RETURN_NAMES = ("frames", "stroke_map", "frame_count")
+    OUTPUT_TOOLTIPS = (
+        "The frames of all legs [N,C,H,W] as one LATENT batch: the first is A's final latent, the last the last "
+        "plan's (or A's, with pingpong); each join frame appears once.",
+        "Where strokes have landed so far, per frame [N,H,W] at latent resolution, accumulated over all legs and "
+        "divided by its largest value (0 = never painted). Feed it to Decode Frames.",
+        "The number of frames N.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        r = lambda name: field_default(Route, name)  # noqa: E731 - the engine's defaults
+        d = lambda name: field_default(PaintOptions, name)  # noqa: E731
+        return {
+            "required": {
+                "plan_a": (PLAN, {"tooltip": "Where the transition starts: " + PLAN_TOOLTIP}),
+                "plan_b": (PLAN, {"tooltip": "Where the transition goes: " + PLAN_TOOLTIP}),
+                "painter": (PAINTER, {"tooltip": "The painter chain (Painter / Painter Action stages) that paints every leg."}),
+                "depth": ("FLOAT", {"default": r("depth"), "min": 0.0, "max": 1.0, "step": 0.01,
+                                    "tooltip": "How far back each leg goes, as a share of the plans' schedules: 0 = straight "
+                                               "from A to B; 1 = back to A's roughest prediction and up from B's roughest. "
+                                               "Deeper is longer and blurrier in the middle; shallower keeps more detail."}),
+                "guidance": ("FLOAT", {"default": r("guidance"), "min": 0.0, "max": 1.0, "step": 0.01,
+                                       "tooltip": "Weight of the latents interpolated between the two images in every "
+                                                  "target: 0 = the plans alone; 1 = the interpolations alone (crisp, for "
+                                                  "two images that share a background, e.g. an edit of one scene)."}),
+                "guidance_steps": ("INT", {"default": r("guidance_steps"), "min": 1, "max": 1000,
+                                           "tooltip": "Schedules of a leg when depth is 0 (the interpolated targets between "
+                                                      "the two images); more gives a slower, smoother change."}),
+                "interpolation": (list(INTERPOLATIONS), {"default": r("interpolation"),
+                                                         "tooltip": "How guidance latents are interpolated: lerp (straight "
+                                                                    "line) or slerp (keeps the latents' norm)."}),
+                "pingpong": ("BOOLEAN", {"default": False,
+                                         "tooltip": "Come back to A afterwards (A -> B -> A, or A -> ... -> D -> ... -> A): "
+                                                    "a seamless loop."}),
+                "resize": ("BOOLEAN", {"default": r("resize"),
+                                       "tooltip": "Resize the other plans to plan A's latent size (bilinear) instead of "
+                                                  "refusing plans of different sizes."}),
+                "frames": ("INT", {"default": d("frames"), "min": 0, "max": MAX_FRAMES,
+                                   "tooltip": "Frames per leg including both ends (at least 2); a join frame is shown once. "
+                                              "0 = automatic: one frame per painting step of the chain."}),
+                "pacing": (list(PACINGS), {"default": d("pacing"),
+                                           "tooltip": "strokes: frames follow the painting steps evenly; change: frames "
+                                                      "fall at equal steps of estimated visible change."}),
+                "cleanup_frames": ("INT", {"default": d("cleanup_frames"), "min": 0, "max": 10000,
+                                           "tooltip": "Painting steps of each leg's closing fade that removes what the "
+                                                      "painter's restrictions left, ending exactly on the leg's image."}),
+                "seed": ("INT", {"default": d("seed"), "min": 0, "max": 0xFFFFFFFF, "control_after_generate": False,
+                                 "tooltip": "Seed of the random actions (dissolve); painting is otherwise deterministic."}),
+            },
+            "optional": {
+                "plan_c": (PLAN, {"tooltip": "Optional third image: the transition goes on A -> B -> C (a slideshow). "
+                                             + PLAN_TOOLTIP}),
+                "plan_d": (PLAN, {"tooltip": "Optional fourth image: A -> B -> C -> D (needs plan_c). " + PLAN_TOOLTIP}),
+                "vae": ("VAE", {"tooltip": "Optional, for pacing 'change': decodes a few probe frames per leg so frames "
+                                           "fall at equal steps of change as this VAE shows it. Evener pacing for ~25% "
+                                           "more decoding."}),
+            },
+        }
+
+    def transition(self, plan_a, plan_b, painter, depth, guidance, guidance_steps, interpolation, pingpong, resize,
+                   frames, pacing, cleanup_frames, seed, plan_c=None, plan_d=None, vae=None):
+        node = type(self)
+        if plan_d is not None and plan_c is None:
+            raise node_error(node, "plan_d", "is connected but plan_c is not; connect the third image to plan_c first "
+                                             "(the chain runs A -> B -> C -> D)")
+        named = [("plan_a", plan_a), ("plan_b", plan_b), ("plan_c", plan_c), ("plan_d", plan_d)]
+        plans = [plan_input(plan, node, name) for name, plan in named if plan is not None]
+        stages = painter_chain(painter, node, "painter")
+        with reporting(node):
+            route = Route(depth=float(depth), guidance=float(guidance), guidance_steps=int(guidance_steps),
+                          interpolation=interpolation, resize=bool(resize))
+            options = PaintOptions(frames=int(frames), pacing=pacing, cleanup_frames=int(cleanup_frames), seed=int(seed))
+        legs = (len(plans) - 1) * (2 if pingpong else 1)
+        report = host.progress(legs * PROGRESS_STEPS)
+        with reporting(node):
+            painting = transition(plans, stages, route, options, pingpong=bool(pingpong), progress=report,
+                                  decode=None if vae is None else vae.decode)
+        return ({"samples": painting.frames}, coverage_mask(painting.coverage), len(painting))
+
+
+class LatentPainterInterpolate:
+    DISPLAY_NAME = "Interpolate Latents (baseline)"
+    DESCRIPTION = (
+        "The classic baseline for transitions: latents interpolated straight (lerp) or spherically (slerp) between "
+        "two latents, both ends exact. Decode them beside a Transition to compare: plain interpolation ghosts "
+        "and blurs mid-way."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "interpolate"
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("frames",)
+    OUTPUT_TOOLTIPS = ("The interpolated latents [N,C,H,W] as one LATENT batch: the first is latent_a, the last latent_b.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "latent_a": ("LATENT", {"tooltip": "Where the interpolation starts (batch item 0)."}),
+                "latent_b": ("LATENT", {"tooltip": "Where it ends (batch item 0); same size and channels as latent_a."}),
+                "frames": ("INT", {"default": 24, "min": 2, "max": MAX_FRAMES,
+                                   "tooltip": "Number of latents including both ends."}),
+                "interpolation": (list(INTERPOLATIONS), {"default": "slerp",
+                                                         "tooltip": "lerp: straight line; slerp: along the great circle "
+                                                                    "(keeps the norm of equal-norm latents)."}),
+            }
+        }
+
+    def interpolate(self, latent_a, latent_b, frames, interpolation):
+        node = type(self)
+        a = first_item(latent_a, node, "latent_a")
+        b = first_item(latent_b, node, "latent_b")
+        if a.shape != b.shape:
+            raise node_error(
+                node, "latent_b",
+                f"is {tuple(b.shape)} [C,H,W] but latent_a is {tuple(a.shape)}; interpolate latents of the same model "
+                "family and size (same channels, width and height)",
+            )
+        if interpolation not in INTERPOLATIONS:
+            raise node_error(node, "interpolation", f"{interpolation!r} is unknown; use {' or '.join(INTERPOLATIONS)}")
+        if not 2 <= int(frames) <= MAX_FRAMES:
+            raise node_error(node, "frames", f"must be 2..{MAX_FRAMES} (both ends included), got {frames}")
+        how = lerp_latents if interpolation == "lerp" else slerp_latents
+        with reporting(node, "frames"):
+            check_frame_budget(int(frames), tuple(a.shape), where=f"{node.DISPLAY_NAME}: frames")
+            return ({"samples": how(a, b, int(frames))},)
+
+
+NODES = (LatentPainterTransition, LatentPainterInterpolate)
