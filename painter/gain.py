@@ -71,16 +71,33 @@ def channel_mask(allowed: tuple[int, ...] | None, channels: int, device, where: 
     return mask
 
 
+def motivation_level(motivation: torch.Tensor, threshold: float, allowed: torch.Tensor) -> float | None:
+    """The accumulated gain a place needs before an action there is worth making:
+    ``threshold`` times the mean over the allowed channels; None when any place qualifies."""
+    if threshold <= 0:
+        return None
+    return float(motivation[allowed].mean()) * threshold
+
+
+def eligible(motivation: torch.Tensor, level: float | None, allowed: torch.Tensor) -> torch.Tensor:
+    """Float 0/1 weights (shaped like ``motivation``) of the places allowed and motivated.
+    ``allowed`` is a bool per channel, or one bool when ``motivation`` is one channel's."""
+    if allowed.dim() == 0:
+        keep = allowed.to(motivation.dtype).expand_as(motivation)
+    else:
+        keep = allowed.to(motivation.dtype).view(-1, *([1] * (motivation.dim() - 1))).expand_as(motivation)
+    if level is None:
+        return keep
+    return keep * (motivation > level)
+
+
 def motivated(motivation: torch.Tensor, threshold: float, allowed: torch.Tensor) -> torch.Tensor:
     """Bool [C,H,W]: where enough gain has built up for an action to be worth making.
 
     A place qualifies when its accumulated gain exceeds ``threshold`` times the mean
     accumulated gain over the allowed channels; threshold 0 lets every place qualify.
     """
-    if threshold <= 0:
-        return allowed[:, None, None].expand_as(motivation)
-    level = motivation[allowed].mean() * threshold
-    return (motivation > level) & allowed[:, None, None]
+    return eligible(motivation, motivation_level(motivation, threshold, allowed), allowed) > 0
 
 
 @lru_cache(maxsize=256)
@@ -107,13 +124,43 @@ def brush_kernel(radius: float, brush: str, device) -> torch.Tensor:
     return _brush_cpu(round(float(radius), 4), brush).to(device)
 
 
-def pooled_gain(gain: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+def pooled_gain(gain: torch.Tensor, kernel: torch.Tensor, spans: tuple | None = None) -> torch.Tensor:
     """[H,W] gain of a stroke centred at every position: gain weighted by the footprint, summed.
 
     Zero padding means a stroke near the border is credited only with what it covers.
+    Hard brushes (disk, square) are one run of ones per row, so their sums come from row
+    prefix sums in O(H*W*k) instead of the O(H*W*k^2) of a convolution, which matters for
+    the large strokes of large latents. ``spans`` (from :func:`brush_spans`) selects that path.
     """
     half = kernel.shape[-1] // 2
-    return F.conv2d(gain[None, None], kernel[None, None], padding=half)[0, 0]
+    if spans is None:
+        return F.conv2d(gain[None, None], kernel[None, None], padding=half)[0, 0]
+    height, width = gain.shape
+    padded = F.pad(gain, (half, half, half, half))
+    prefix = F.pad(padded.cumsum(1), (1, 0))  # prefix[:, j] = sum of padded[:, :j]
+    pooled = torch.zeros_like(gain)
+    for row, (first, last) in enumerate(spans):
+        if first is None:
+            continue
+        rows = prefix[row : row + height]
+        pooled += rows[:, last + 1 : last + 1 + width] - rows[:, first : first + width]
+    return pooled
+
+
+@lru_cache(maxsize=256)
+def brush_spans(radius: float, brush: str) -> tuple | None:
+    """Per kernel row of :func:`brush_kernel`, the first and last column of its run of ones
+    ((None, None) for an empty row); None when the brush has soft weights."""
+    kernel = _brush_cpu(round(float(radius), 4), brush)
+    if not ((kernel == 0) | (kernel == 1)).all():
+        return None
+    spans = []
+    for row in kernel.bool().tolist():
+        ones = [i for i, on in enumerate(row) if on]
+        if ones and ones != list(range(ones[0], ones[-1] + 1)):
+            return None
+        spans.append((ones[0], ones[-1]) if ones else (None, None))
+    return tuple(spans)
 
 
 def footprint(kernel: torch.Tensor, centre: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, torch.Tensor]:

@@ -15,7 +15,16 @@ from dataclasses import dataclass
 
 import torch
 
-from .gain import BRUSHES, brush_kernel, footprint, information_gain, motivated, pooled_gain
+from .gain import (
+    BRUSHES,
+    brush_kernel,
+    brush_spans,
+    eligible,
+    footprint,
+    information_gain,
+    motivation_level,
+    pooled_gain,
+)
 from .timeline import Event, make_event
 
 # The author's stroke24 ramp, measured on the stroke-map video (ALGORITHM.md §1.2), in
@@ -126,20 +135,24 @@ def paint_schedule(
     weight = 1.0 / settings.strokes_per_frame
     rows = torch.arange(height, device=canvas.device, dtype=torch.float32)[:, None]
     cols = torch.arange(width, device=canvas.device, dtype=torch.float32)[None, :]
+    # The motivation level is set once per schedule; after that only a stroke's window
+    # changes, so gain and its channel sums are kept up to date there alone.
+    level = motivation_level(bench.motivation, settings.motivation, allowed)
+    gain = information_gain(plan, canvas) * eligible(bench.motivation, level, allowed)
+    channel_gain = gain.sum((1, 2))
     events: list[Event] = []
     for stroke in range(budget):
-        gain = information_gain(plan, canvas) * motivated(bench.motivation, settings.motivation, allowed)
-        channel_gain = gain.sum((1, 2))
+        choice = channel_gain
         if bench.channel is not None and settings.switch_cost > 0:
             penalty = torch.full_like(channel_gain, settings.switch_cost) * channel_gain.max()
             penalty[bench.channel] = 0
-            channel_gain = channel_gain - penalty
-        channel = int(channel_gain.argmax())
-        if gain[channel].max() <= 0:
+            choice = channel_gain - penalty
+        channel = int(choice.argmax())
+        if channel_gain[channel] <= 0:
             break  # nothing motivated left to paint: the budget carries over
         radius = radius_for(settings, stroke, budget, schedule_share, math.sqrt(height * width))
         kernel = brush_kernel(radius, settings.brush, canvas.device)
-        score = pooled_gain(gain[channel], kernel)
+        score = pooled_gain(gain[channel], kernel, brush_spans(radius, settings.brush))
         if bench.position is not None and settings.move_cost > 0:
             distance = ((rows - bench.position[0]) ** 2 + (cols - bench.position[1]) ** 2).sqrt()
             score = score - settings.move_cost * score.max() * distance / diagonal
@@ -147,8 +160,13 @@ def paint_schedule(
         top, left, mask = footprint(kernel, centre, (height, width))
         channels = torch.tensor([channel], device=canvas.device)
         events.append(make_event(target, channels, top, left, mask, canvas, targets, bench.rgb, weight))
-        spent = bench.motivation[channel, top : top + mask.shape[0], left : left + mask.shape[1]]
-        spent.mul_(1 - mask)
+        window = (channel, slice(top, top + mask.shape[0]), slice(left, left + mask.shape[1]))
+        bench.motivation[window] *= 1 - mask
+        before = gain[window].sum()
+        gain[window] = information_gain(plan[window], canvas[window]) * eligible(
+            bench.motivation[window], level, allowed[channel]
+        )
+        channel_gain[channel] += gain[window].sum() - before
         bench.position, bench.channel = centre, channel
     bench.carried_strokes = min(len(settings.radii), budget - len(events))
     return events
