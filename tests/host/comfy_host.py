@@ -291,7 +291,7 @@ class ComfyHost:
     def output_files(self, history: dict, key: str | None = None) -> list[Path]:
         """Files a finished prompt wrote, as local paths (outputs of every node, or of one key
         such as ``images``/``gifs``/``animated``)."""
-        dirs = {"output": self.output_dir, "temp": self.temp_dir, "input": self.input_dir}
+        dirs = {"output": self.output_dir, "temp": self.temp_dir / "temp", "input": self.input_dir}
         files = []
         for node_out in (history.get("outputs") or {}).values():
             for k, items in node_out.items():

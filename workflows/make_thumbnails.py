@@ -1,0 +1,183 @@
+"""Renders the ``.jpg`` thumbnail of every example workflow with the pack's own engine.
+
+Not part of the pack; a developer tool. Inside ComfyUI the plans come from a diffusion model;
+here each thumbnail is painted from a *real photo* (scikit-image's sample images) through the
+analytic stand-in run (``painter/standin.py``) in the taef2 latent space and decoded with the
+real TAESD weights (``painter/taesd.py``): the same painters, actions, transitions, white canvas
+and stroke map settings as the workflow, shown at one frame mid-way. Needs the demo extras
+(scikit-image, pillow) and the taef2 weights:
+
+    python workflows/make_thumbnails.py [TAESD_FOLDER]   # default: ../shared/data/taesd or $LATENT_PAINTER_TAESD
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+SIZE = 256  # pixels (a 32x32 latent)
+STEPS = 20
+QUALITY = 82
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
+
+
+def photo(name: str, size: int = SIZE) -> torch.Tensor:
+    from skimage import data
+
+    image = torch.from_numpy(getattr(data, name)()).float() / 255.0
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    image = image[top : top + side, left : left + side].permute(2, 0, 1)[None]
+    return F.interpolate(image, size=(size, size), mode="area").permute(0, 2, 3, 1)
+
+
+class Studio:
+    def __init__(self, weights: str):
+        from latent_painter.painter import standin
+        from latent_painter.painter.taesd import TinyAutoencoder
+
+        self.vae = TinyAutoencoder.from_folder(weights, "taef2")
+        self.latents = {name: self.vae.encode(photo(name))[0] for name in PHOTOS}
+        prior = torch.stack(list(self.latents.values()))
+        self.fmt = standin.latent_format_from(prior)
+        self.prior = prior
+        self.plans = {}
+
+    def plan(self, name: str):
+        from latent_painter.painter.standin import photo_plan
+
+        if name not in self.plans:
+            self.plans[name] = photo_plan(self.latents[name], self.prior, steps=STEPS, latent_format=self.fmt)
+        return self.plans[name]
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode(latents)
+
+
+def to_pil(image: torch.Tensor):
+    from PIL import Image
+
+    array = (image.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    return Image.fromarray(array)
+
+
+def frame_at(painting, share: float) -> int:
+    return min(len(painting) - 1, max(0, round(share * (len(painting) - 1))))
+
+
+def painted(studio, name, stages, share, frames=60, pacing="change", cleanup=12):
+    from latent_painter.painter.paint import PaintOptions, paint
+
+    painting = paint(studio.plan(name), stages, PaintOptions(frames=frames, pacing=pacing, cleanup_frames=cleanup))
+    return painting, frame_at(painting, share)
+
+
+def strokes(**over):
+    from latent_painter.painter.strokes import STROKE_PRESETS, Strokes
+
+    preset = over.pop("preset", "stroke24")
+    return Strokes(radii=STROKE_PRESETS[preset], **over)
+
+
+# ---------------------------------------------------------------------- one per workflow
+def thumb_paint_an_image(studio):
+    painting, i = painted(studio, "astronaut", (strokes(),), 0.25)
+    return to_pil(studio.decode(painting.frames[i : i + 1])[0])
+
+
+def thumb_custom_sampling(studio):
+    painting, i = painted(studio, "coffee", (strokes(brush="soft"),), 0.22)
+    return to_pil(studio.decode(painting.frames[i : i + 1])[0])
+
+
+def thumb_white_canvas(studio):
+    """Two output frames (white paper with the first strokes, then the image forming), each with its stroke map."""
+    from latent_painter.painter.frames import StrokeMaps, coverage_mask, decode_frames
+
+    painting, _ = painted(studio, "chelsea", (strokes(brush="soft"),), 0.0)
+    picks = [frame_at(painting, 0.02), frame_at(painting, 0.2)]
+    mask = coverage_mask(painting.coverage)[picks]  # what Paint's stroke_map output carries
+    frames = painting.frames[picks]
+    images = decode_frames(studio.decode, frames, coverage=mask, white_canvas=True,
+                           stroke_map=StrokeMaps.from_coverage(mask, frames.shape[1]))
+    return to_pil(torch.cat(list(images), 0))
+
+
+def thumb_reveal_chain(studio):
+    from latent_painter.painter.actions import Action
+
+    chain = (strokes(preset="stroke12", schedules=6), Action(kind="glow", schedules=4), Action(kind="flip", schedules=4),
+             Action(kind="dissolve", schedules=3, block=4.0, fraction=0.5), Action(kind="fade"))
+    painting, i = painted(studio, "coffee", chain, 0.35, frames=0, pacing="change", cleanup=24)
+    return to_pil(studio.decode(painting.frames[i : i + 1])[0])
+
+
+def _transition(studio, names, share, pingpong=False, **route):
+    from latent_painter.painter.paint import PaintOptions
+    from latent_painter.painter.transition import Route, transition
+
+    painting = transition([studio.plan(n) for n in names], (strokes(),), Route(**route),
+                          PaintOptions(frames=60, pacing="change", cleanup_frames=12), pingpong=pingpong)
+    i = frame_at(painting, share)
+    return to_pil(studio.decode(painting.frames[i : i + 1])[0])
+
+
+def thumb_transition(studio):
+    return _transition(studio, ("astronaut", "chelsea"), 0.4, depth=0.5)
+
+
+def thumb_pingpong(studio):
+    return _transition(studio, ("coffee", "chelsea"), 0.12, pingpong=True, depth=0.4, guidance=0.5,
+                       interpolation="slerp")
+
+
+def thumb_save_plan(studio):
+    """A plan is the sequence of predictions: four of them, rough to sharp, in a 2x2 grid."""
+    plan = studio.plan("astronaut")
+    picks = [0, 4, 9, STEPS - 1]
+    images = studio.decode(torch.stack([plan.originals[k] for k in picks]))
+    half = F.interpolate(images.permute(0, 3, 1, 2), size=(SIZE // 2, SIZE // 2), mode="area").permute(0, 2, 3, 1)
+    top, bottom = torch.cat([half[0], half[1]], 1), torch.cat([half[2], half[3]], 1)
+    return to_pil(torch.cat([top, bottom], 0))
+
+
+def thumb_load_plan(studio):
+    painting, i = painted(studio, "rocket", (strokes(brush="square", move_cost=0.5),), 0.3)
+    return to_pil(studio.decode(painting.frames[i : i + 1])[0])
+
+
+THUMBS = {
+    "Paint an image": thumb_paint_an_image,
+    "Paint with custom sampling": thumb_custom_sampling,
+    "White canvas and stroke map": thumb_white_canvas,
+    "Reveal actions chain": thumb_reveal_chain,
+    "Transition between two checkpoints": thumb_transition,
+    "Ping-pong loop": thumb_pingpong,
+    "Save a plan": thumb_save_plan,
+    "Load a plan and paint it": thumb_load_plan,
+}
+
+
+def main(argv: list[str]) -> int:
+    default = os.environ.get("LATENT_PAINTER_TAESD", str(HERE.parent.parent / "shared" / "data" / "taesd"))
+    weights = argv[0] if argv else default
+    torch.manual_seed(0)
+    studio = Studio(weights)
+    for stem, make in THUMBS.items():
+        if not (HERE / f"{stem}.json").is_file():
+            print("skip (no workflow):", stem)
+            continue
+        path = HERE / f"{stem}.jpg"
+        make(studio).save(path, "JPEG", quality=QUALITY, optimize=True, progressive=True)
+        print(f"wrote {path.name}: {path.stat().st_size} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

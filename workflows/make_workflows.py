@@ -1,0 +1,720 @@
+"""Writes the example workflows of this folder (ComfyUI UI format, version 0.4).
+
+Not part of the pack (ComfyUI only lists ``*.json`` here); a developer tool. The node layouts,
+widget values and notes are written below; the socket and widget order of every node comes from a
+ComfyUI's ``/object_info`` form, so the files match what the frontend saves. By default that is
+``tests/data/core_nodes.json`` (core nodes, read from a real ComfyUI 0.8.0) plus the pack's own
+NODE_CLASS_MAPPINGS; a live host's answer can be given instead:
+
+    python workflows/make_workflows.py
+    curl -s http://127.0.0.1:8188/object_info > /tmp/object_info.json
+    python workflows/make_workflows.py /tmp/object_info.json
+
+``tests/test_workflows.py`` validates the result without a host; ``tests/host/test_frontend.py``
+opens every file in the real frontend, round-trips it and runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
+CORE_VERSION = "0.8.0"
+FRONTEND_ONLY = {"Note", "MarkdownNote"}
+SD15_URL = ("https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
+            "v1-5-pruned-emaonly-fp16.safetensors?download=true")
+SD15 = "v1-5-pruned-emaonly-fp16.safetensors"
+# A second SD1.5-family checkpoint for the two-checkpoint transition (same VAE and latent format).
+SD15_B = "dreamshaper_8.safetensors"
+
+GAP_X, GAP_Y = 40, 36
+GROUP_PAD, GROUP_TITLE = 14, 46
+NOTE_COLOR, NOTE_BG = "#432", "#653"
+GROUP_COLORS = ("#3f789e", "#8A8", "#b58b2a", "#a1309b", "#88A", "#b06634")
+
+
+class Spec:
+    """What the frontend builds for a node type: socket inputs, widgets (incl. control_after_generate), outputs."""
+
+    def __init__(self, node_type: str, info: dict | None):
+        self.type = node_type
+        if info is None:  # frontend-only note nodes: one text widget
+            self.sockets, self.widgets, self.outputs, self.output_node = [], ["text"], [], False
+            return
+        self.sockets, self.widgets = [], []
+        for section in ("required", "optional"):
+            specs = info["input"].get(section, {})
+            for name in info.get("input_order", {}).get(section, list(specs)):
+                kind, options = specs[name][0], (specs[name][1] if len(specs[name]) > 1 else {})
+                if isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"):
+                    if options.get("forceInput"):
+                        self.sockets.append((name, kind, section == "optional"))
+                        continue
+                    self.widgets.append(name)
+                    if kind == "INT" and options.get("control_after_generate"):
+                        self.widgets.append("control_after_generate")
+                else:
+                    self.sockets.append((name, kind, section == "optional"))
+        self.widget_types = {}
+        for section in ("required", "optional"):
+            for name, spec in info["input"].get(section, {}).items():
+                self.widget_types[name] = "COMBO" if isinstance(spec[0], list) else spec[0]
+        self.outputs = list(zip(info.get("output_name") or info["output"], info["output"]))
+        self.output_node = bool(info.get("output_node"))
+
+
+class Node:
+    def __init__(self, wf: "Workflow", spec: Spec, values: dict, size, title=None, color=None, bgcolor=None):
+        self.wf, self.spec, self.size, self.title = wf, spec, list(size), title
+        self.color, self.bgcolor = color, bgcolor
+        self.id = len(wf.nodes) + 1
+        self.pos = [0, 0]
+        missing = [w for w in spec.widgets if w not in values]
+        unknown = [k for k in values if k not in spec.widgets]
+        if missing or unknown:
+            raise SystemExit(f"{spec.type}: widgets missing {missing}, unknown {unknown}")
+        self.values = [values[w] for w in spec.widgets]
+        self.in_links: dict[str, int] = {}
+        self.widget_links: dict[str, int] = {}
+        self.out_links: dict[int, list[int]] = {}
+        wf.nodes.append(self)
+
+    def output_index(self, name: str) -> int:
+        for i, (out_name, _) in enumerate(self.spec.outputs):
+            if out_name == name:
+                return i
+        raise SystemExit(f"{self.spec.type} has no output {name!r}: {self.spec.outputs}")
+
+
+class Workflow:
+    def __init__(self, stem: str, specs: dict):
+        self.stem, self.specs = stem, specs
+        self.nodes: list[Node] = []
+        self.links: list[list] = []
+        self.groups: list[dict] = []
+        self.bottom = 0.0  # lower edge of the last column (its group included)
+
+    def add(self, node_type: str, size, title=None, **values) -> Node:
+        if node_type not in self.specs:
+            self.specs[node_type] = Spec(node_type, None)
+        return Node(self, self.specs[node_type], values, size, title)
+
+    def note(self, text: str, size, title=None) -> Node:
+        node = self.add("Note", size, title, text=text.strip() + "\n")
+        node.color, node.bgcolor = NOTE_COLOR, NOTE_BG
+        return node
+
+    def connect(self, src: Node, output: str, dst: Node, input_name: str) -> None:
+        slot = src.output_index(output)
+        kind = src.spec.outputs[slot][1]
+        link_id = len(self.links) + 1
+        sockets = [s[0] for s in dst.spec.sockets]
+        if input_name in sockets:
+            if input_name in dst.in_links:
+                raise SystemExit(f"{dst.spec.type}.{input_name} linked twice")
+            dst.in_links[input_name] = link_id
+        elif input_name in dst.spec.widgets:
+            dst.widget_links[input_name] = link_id
+        else:
+            raise SystemExit(f"{dst.spec.type} has no input {input_name!r}")
+        src.out_links.setdefault(slot, []).append(link_id)
+        self.links.append([link_id, src.id, slot, dst.id, None, kind, input_name])
+
+    def column(self, x: float, y: float, nodes: list[Node], group: str | None = None, color=None, width=None):
+        """Stack ``nodes`` top-down at (x, y); optionally wrap them in a titled group. Returns the right edge."""
+        top = y + (GROUP_TITLE if group else 0)
+        widest = width or max(n.size[0] for n in nodes)
+        cursor = top
+        for node in nodes:
+            node.pos = [x, cursor]
+            cursor += node.size[1] + GAP_Y
+        self.bottom = cursor - GAP_Y + (GROUP_PAD + 10 if group else 0)
+        if group:
+            self.groups.append({
+                "id": len(self.groups) + 1, "title": group,
+                "bounding": [x - GROUP_PAD, y - GROUP_PAD + 10, widest + 2 * GROUP_PAD, cursor - GAP_Y - y + 2 * GROUP_PAD],
+                "color": color or GROUP_COLORS[len(self.groups) % len(GROUP_COLORS)], "font_size": 22, "flags": {},
+            })
+        return x + widest + GAP_X + (2 * GROUP_PAD if group else 0)
+
+    # ------------------------------------------------------------------ serialisation
+    def _order(self) -> dict[int, int]:
+        deps = {n.id: set() for n in self.nodes}
+        for _, src, _, dst, _, _, _ in self.links:
+            deps[dst].add(src)
+        order, done = {}, set()
+        while len(done) < len(self.nodes):
+            ready = sorted(i for i in deps if i not in done and deps[i] <= done)
+            if not ready:
+                raise SystemExit(f"{self.stem}: the graph has a cycle")
+            for i in ready:
+                order[i] = len(order)
+                done.add(i)
+        return order
+
+    def build(self) -> dict:
+        order = self._order()
+        nodes, slots = [], {}
+        for node in self.nodes:
+            inputs = []
+            for name, kind, optional in node.spec.sockets:
+                entry = {"localized_name": name, "name": name, "type": kind if isinstance(kind, str) else "COMBO"}
+                if optional:
+                    entry["shape"] = 7
+                entry["link"] = node.in_links.get(name)
+                slots[(node.id, name)] = len(inputs)
+                inputs.append(entry)
+            # Every widget also has an input slot (frontend >= 1.16 writes them all), linked or not.
+            for name in node.spec.widgets:
+                if name == "control_after_generate" or node.spec.type in FRONTEND_ONLY:
+                    continue
+                slots[(node.id, name)] = len(inputs)
+                inputs.append({"localized_name": name, "name": name, "type": node.spec.widget_types[name],
+                               "widget": {"name": name}, "link": node.widget_links.get(name)})
+            outputs = []
+            for i, (name, kind) in enumerate(node.spec.outputs):
+                links = node.out_links.get(i, [])
+                outputs.append({"localized_name": name, "name": name, "type": kind, "links": links,
+                                **({"slot_index": i} if links else {})})
+            entry = {"id": node.id, "type": node.spec.type, "pos": node.pos, "size": node.size, "flags": {},
+                     "order": order[node.id], "mode": 0, "inputs": inputs, "outputs": outputs}
+            if node.title:
+                entry["title"] = node.title
+            if node.spec.type in FRONTEND_ONLY:
+                entry["properties"] = {}
+            else:
+                props = {"Node name for S&R": node.spec.type}
+                if not node.spec.type.startswith("LatentPainter"):
+                    props.update({"cnr_id": "comfy-core", "ver": CORE_VERSION})
+                if node.spec.type == "CheckpointLoaderSimple" and node.values[0] == SD15:
+                    props["models"] = [{"name": SD15, "url": SD15_URL, "directory": "checkpoints"}]
+                entry["properties"] = props
+            entry["widgets_values"] = node.values
+            if node.color:
+                entry["color"], entry["bgcolor"] = node.color, node.bgcolor
+            nodes.append(entry)
+        links = [[lid, src, sslot, dst, slots[(dst, name)], kind] for lid, src, sslot, dst, _, kind, name in self.links]
+        return {
+            "id": _uuid(self.stem),
+            "revision": 0,
+            "last_node_id": len(self.nodes),
+            "last_link_id": len(self.links),
+            "nodes": nodes,
+            "links": links,
+            "groups": self.groups,
+            "config": {},
+            "extra": {"ds": {"scale": 0.75, "offset": [130, 100]}},
+            "version": 0.4,
+        }
+
+
+def _uuid(stem: str) -> str:
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "latent-painter/workflows/" + stem))
+
+
+# ---------------------------------------------------------------------- shared blocks
+POSITIVE = ("an oil painting of a lighthouse on a rocky cliff at sunset, dramatic clouds, "
+            "thick visible brush strokes, impasto")
+NEGATIVE = "blurry, low quality, watermark, text, signature"
+
+SIZES = {
+    "CheckpointLoaderSimple": (330, 98),
+    "CLIPTextEncode": (400, 150),
+    "EmptyLatentImage": (330, 106),
+    "LatentPainterSampler": (330, 262),
+    "LatentPainterSamplerCustom": (330, 126),
+    "LatentPainterStrokes": (330, 274),
+    "LatentPainterAction": (330, 202),
+    "LatentPainterPaint": (330, 190),
+    "LatentPainterTransition": (330, 390),
+    "LatentPainterDecodeFrames": (330, 146),
+    "LatentPainterAssembleFrames": (330, 174),
+    "LatentPainterSavePlan": (330, 58),
+    "LatentPainterLoadPlan": (330, 58),
+    "SaveAnimatedWEBP": (400, 460),
+    "CreateVideo": (330, 78),
+    "SaveVideo": (400, 420),
+    "VAEDecode": (330, 46),
+    "PreviewImage": (330, 330),
+    "SaveImage": (330, 370),
+    "RandomNoise": (330, 82),
+    "CFGGuider": (330, 98),
+    "KSamplerSelect": (330, 58),
+    "BasicScheduler": (330, 106),
+}
+
+
+def add(wf: Workflow, node_type: str, title=None, size=None, **values) -> Node:
+    return wf.add(node_type, size or SIZES[node_type], title, **values)
+
+
+def model_block(wf: Workflow, ckpt=SD15, positive=POSITIVE, negative=NEGATIVE, suffix=""):
+    ckpt_node = add(wf, "CheckpointLoaderSimple", title=("Load Checkpoint" + suffix) if suffix else None, ckpt_name=ckpt)
+    pos = add(wf, "CLIPTextEncode", title="Positive prompt" + suffix, text=positive)
+    neg = add(wf, "CLIPTextEncode", title="Negative prompt" + suffix, size=(400, 110), text=negative)
+    wf.connect(ckpt_node, "CLIP", pos, "clip")
+    wf.connect(ckpt_node, "CLIP", neg, "clip")
+    return ckpt_node, pos, neg
+
+
+def sampler(wf: Workflow, ckpt, pos, neg, latent, seed=42, steps=20, cfg=7.0, title=None):
+    node = add(wf, "LatentPainterSampler", title=title, seed=seed, control_after_generate="fixed", steps=steps, cfg=cfg,
+               sampler_name="euler", scheduler="normal", denoise=1.0)
+    wf.connect(ckpt, "MODEL", node, "model")
+    wf.connect(pos, "CONDITIONING", node, "positive")
+    wf.connect(neg, "CONDITIONING", node, "negative")
+    wf.connect(latent, "LATENT", node, "latent_image")
+    return node
+
+
+def painter(wf: Workflow, preset="stroke24", brush="disk", schedules=0, title=None, previous=None, **over):
+    values = dict(preset=preset, brush=brush, channels="", move_cost=0.1, switch_cost=0.0, motivation=0.0,
+                  size_scale=0.0, early_size=1.0, strokes_per_frame=1, schedules=schedules)
+    values.update(over)
+    node = add(wf, "LatentPainterStrokes", title=title, **values)
+    if previous is not None:
+        wf.connect(previous, "painter", node, "previous")
+    return node
+
+
+def action(wf: Workflow, kind, schedules=0, previous=None, title=None, **over):
+    values = dict(kind=kind, frames=0, channels="", motivation=0.0, block=2.0, fraction=1.0, schedules=schedules)
+    values.update(over)
+    node = add(wf, "LatentPainterAction", title=title, **values)
+    if previous is not None:
+        wf.connect(previous, "painter", node, "previous")
+    return node
+
+
+def paint(wf: Workflow, plan_src, painter_node, vae_src=None, frames=240, pacing="change", cleanup_frames=24):
+    node = add(wf, "LatentPainterPaint", frames=frames, pacing=pacing, cleanup_frames=cleanup_frames, seed=0)
+    wf.connect(plan_src, "plan", node, "plan")
+    wf.connect(painter_node, "painter", node, "painter")
+    if vae_src is not None:
+        wf.connect(vae_src, "VAE", node, "vae")
+    return node
+
+
+def decode(wf: Workflow, vae_src, frames_src, white=False, side=False):
+    node = add(wf, "LatentPainterDecodeFrames", chunk_size=16, white_canvas=white, stroke_map_side_by_side=side)
+    wf.connect(vae_src, "VAE", node, "vae")
+    wf.connect(frames_src, "frames", node, "frames")
+    if white or side:
+        wf.connect(frames_src, "stroke_map", node, "stroke_map")
+    return node
+
+
+def assemble(wf: Workflow, images_src, hold_first=6, hold_last=48, pingpong=False, fps=24.0, duration=0.0):
+    node = add(wf, "LatentPainterAssembleFrames", hold_first=hold_first, hold_last=hold_last, pingpong=pingpong,
+               fps=fps, duration_seconds=duration)
+    wf.connect(images_src, "images", node, "images")
+    return node
+
+
+def save_webp(wf: Workflow, assembled, prefix):
+    node = add(wf, "SaveAnimatedWEBP", filename_prefix=prefix, fps=24.0, lossless=False, quality=85, method="default")
+    wf.connect(assembled, "images", node, "images")
+    wf.connect(assembled, "fps", node, "fps")
+    return node
+
+
+def save_video(wf: Workflow, assembled, prefix):
+    create = add(wf, "CreateVideo", fps=24.0)
+    wf.connect(assembled, "images", create, "images")
+    wf.connect(assembled, "fps", create, "fps")
+    save = add(wf, "SaveVideo", filename_prefix=prefix, format="auto", codec="auto")
+    wf.connect(create, "VIDEO", save, "video")
+    return create, save
+
+
+def final_preview(wf: Workflow, vae_src, latent_src):
+    dec = add(wf, "VAEDecode", title="VAE Decode (final image)")
+    wf.connect(latent_src, "latent", dec, "samples")
+    wf.connect(vae_src, "VAE", dec, "vae")
+    prev = add(wf, "PreviewImage", title="Final image")
+    wf.connect(dec, "IMAGE", prev, "images")
+    return dec, prev
+
+
+# ---------------------------------------------------------------------- note texts
+NOTE_MODEL = """
+MODEL AND PROMPT
+Any SD1.5 checkpoint works (the default name is the standard SD1.5 file); other image model families (SDXL, SD3, Flux...) work the same way with their own loaders.
+Latent Painter needs no extra model: it repaints the model's own predictions.
+Size: painting cost grows with the latent size; 512x512 is a good start.
+"""
+
+NOTE_SAMPLER = """
+LATENT PAINTER SAMPLER
+A KSampler that also records the plan: the model's predicted final image (x0) at every step, from rough to detailed. The 'latent' output is exactly what KSampler would give.
+steps = number of schedules to paint (one per step; 20-30 is plenty).
+The seed is 'fixed' so you can change the painter knobs and re-run without sampling again (ComfyUI caches the sampler).
+"""
+
+NOTE_PAINTER = """
+PAINTER (stroke painter)
+preset: strokes per schedule and their sizes. stroke24 = the paper's 24-stroke ramp (radius 1..12 latent px); stroke8/12 faster, stroke48 slower.
+brush: disk, square or soft.
+channels: limit painting to some latent channels, e.g. '0,2' (empty = all).
+move_cost: > 0 makes strokes walk in a path like a hand.
+switch_cost: keeps one channel per schedule when large.
+motivation: a place is painted only once enough gain has built up (0 = always).
+size_scale: 0 = scale radii with the image; early_size > 1 = bigger brushes early (rough to fine).
+"""
+
+NOTE_PAINT = """
+PAINT
+frames: total frames of the painting (first = empty canvas, last = the final image, bit for bit). 0 = one frame per stroke/step.
+pacing: 'change' spaces frames by visible change, so the animation neither rushes nor stalls; 'strokes' = one frame per stroke group (the paper's look).
+cleanup_frames: a short closing fade that lands exactly on the final image.
+seed: only used by the dissolve action.
+vae (optional input): with pacing 'change', decodes a few probe frames so the pace follows what the real decoder shows (evener, ~25% more decoding). Leave it unconnected for speed.
+"""
+
+NOTE_OUTPUT = """
+DECODE AND SAVE
+Decode Frames decodes in chunks (chunk_size) so long paintings fit in memory; lower it if you run out of VRAM.
+Assemble Frames: hold_first / hold_last pause on the blank canvas and on the finished image; fps or duration_seconds set the speed; pingpong plays back and forth for a loop. Its fps output drives both savers.
+Files land in ComfyUI's output folder under latent_painter/ (animated WEBP and MP4).
+"""
+
+
+# ---------------------------------------------------------------------- the workflows
+def wf_paint_an_image(specs) -> Workflow:
+    wf = Workflow("Paint an image", specs)
+    ckpt, pos, neg = model_block(wf)
+    latent = add(wf, "EmptyLatentImage", width=512, height=512, batch_size=1)
+    n_model = wf.note(NOTE_MODEL, (330, 200))
+    samp = sampler(wf, ckpt, pos, neg, latent)
+    dec, prev = final_preview(wf, ckpt, samp)
+    n_samp = wf.note(NOTE_SAMPLER, (330, 220))
+    pnt = painter(wf)
+    pt = paint(wf, samp, pnt, ckpt)
+    n_pnt = wf.note(NOTE_PAINTER, (400, 330))
+    n_paint = wf.note(NOTE_PAINT, (400, 300))
+    df = decode(wf, ckpt, pt)
+    asm = assemble(wf, df)
+    n_out = wf.note(NOTE_OUTPUT, (400, 260))
+    webp = save_webp(wf, asm, "latent_painter/painting")
+    create, vid = save_video(wf, asm, "latent_painter/painting")
+
+    x = wf.column(0, 0, [ckpt, latent, n_model], "1. Model and size")
+    x = wf.column(x, 0, [pos, neg], "2. Prompt")
+    x = wf.column(x, 0, [samp, dec, prev, n_samp], "3. Sample and record the plan")
+    x = wf.column(x, 0, [pnt, n_pnt], "4. Painter")
+    x = wf.column(x, 0, [pt, n_paint], "5. Paint")
+    x = wf.column(x, 0, [df, asm, n_out], "6. Decode and assemble")
+    wf.column(x, 0, [webp, create, vid], "7. Save")
+    return wf
+
+
+NOTE_CUSTOM = """
+CUSTOM SAMPLING
+Latent Painter Sampler (Custom) takes the same inputs as SamplerCustomAdvanced, so any noise, guider, sampler and scheduler works (and every image model family ComfyUI supports).
+RandomNoise: the seed ('fixed', so painter changes re-run without resampling).
+CFGGuider: model, prompts and cfg (use BasicGuider for Flux-style models).
+KSamplerSelect + BasicScheduler: the sampler and the noise schedule; every sigma step becomes one schedule of the plan.
+"""
+
+
+def wf_custom_sampling(specs) -> Workflow:
+    wf = Workflow("Paint with custom sampling", specs)
+    ckpt, pos, neg = model_block(wf)
+    latent = add(wf, "EmptyLatentImage", width=512, height=512, batch_size=1)
+    noise = add(wf, "RandomNoise", noise_seed=42, control_after_generate="fixed")
+    guider = add(wf, "CFGGuider", cfg=7.0)
+    wf.connect(ckpt, "MODEL", guider, "model")
+    wf.connect(pos, "CONDITIONING", guider, "positive")
+    wf.connect(neg, "CONDITIONING", guider, "negative")
+    select = add(wf, "KSamplerSelect", sampler_name="dpmpp_2m")
+    sched = add(wf, "BasicScheduler", scheduler="karras", steps=20, denoise=1.0)
+    wf.connect(ckpt, "MODEL", sched, "model")
+    samp = add(wf, "LatentPainterSamplerCustom")
+    wf.connect(noise, "NOISE", samp, "noise")
+    wf.connect(guider, "GUIDER", samp, "guider")
+    wf.connect(select, "SAMPLER", samp, "sampler")
+    wf.connect(sched, "SIGMAS", samp, "sigmas")
+    wf.connect(latent, "LATENT", samp, "latent_image")
+    n_custom = wf.note(NOTE_CUSTOM, (330, 300))
+    dec, prev = final_preview(wf, ckpt, samp)
+    pnt = painter(wf, preset="stroke24", brush="soft")
+    pt = paint(wf, samp, pnt, ckpt)
+    n_paint = wf.note(NOTE_PAINT, (400, 300))
+    df = decode(wf, ckpt, pt)
+    asm = assemble(wf, df)
+    webp = save_webp(wf, asm, "latent_painter/custom")
+    n_out = wf.note(NOTE_OUTPUT, (400, 260))
+
+    x = wf.column(0, 0, [ckpt, latent, pos, neg], "1. Model, size and prompt", width=400)
+    x = wf.column(x, 0, [noise, guider, select, sched, n_custom], "2. Custom sampling parts")
+    x = wf.column(x, 0, [samp, dec, prev], "3. Sample and record the plan")
+    x = wf.column(x, 0, [pnt, pt, n_paint], "4. Paint", width=400)
+    x = wf.column(x, 0, [df, asm, n_out], "5. Decode and assemble", width=400)
+    wf.column(x, 0, [webp], "6. Save")
+    return wf
+
+
+NOTE_WHITE = """
+WHITE CANVAS AND STROKE MAP
+A zero latent decodes to flat grey-brown, not to white paper. Decode Frames fixes that in pixel space:
+white_canvas = areas no stroke has touched yet are shown as white paper (uses Paint's stroke_map).
+stroke_map_side_by_side = the stroke map (grey = painted so far) is drawn to the right of each frame, so the video is twice as wide.
+Both need the stroke_map link from Paint. The last frame is always the real decoded image.
+Alternative: an encoded white image (Empty Image with color 16777215 -> VAE Encode) into Paint's 'canvas' input starts the painting from a white latent instead.
+"""
+
+
+def wf_white_canvas(specs) -> Workflow:
+    wf = Workflow("White canvas and stroke map", specs)
+    ckpt, pos, neg = model_block(wf, positive="a watercolor painting of a red fox in a snowy forest, loose brush strokes, "
+                                              "white paper")
+    latent = add(wf, "EmptyLatentImage", width=512, height=512, batch_size=1)
+    samp = sampler(wf, ckpt, pos, neg, latent)
+    pnt = painter(wf, preset="stroke24", brush="soft")
+    pt = paint(wf, samp, pnt, ckpt, frames=240, pacing="change")
+    df = decode(wf, ckpt, pt, white=True, side=True)
+    n_white = wf.note(NOTE_WHITE, (400, 330))
+    asm = assemble(wf, df)
+    webp = save_webp(wf, asm, "latent_painter/white_canvas")
+    n_paint = wf.note(NOTE_PAINT, (330, 340))
+    n_pnt = wf.note(NOTE_PAINTER, (330, 330))
+
+    x = wf.column(0, 0, [ckpt, latent, pos, neg], "1. Model, size and prompt", width=400)
+    x = wf.column(x, 0, [samp, n_pnt], "2. Sample and record the plan")
+    x = wf.column(x, 0, [pnt, pt, n_paint], "3. Paint")
+    x = wf.column(x, 0, [df, n_white, asm], "4. White canvas and stroke map", width=400)
+    wf.column(x, 0, [webp], "5. Save")
+    return wf
+
+
+NOTE_CHAIN = """
+REVEAL ACTIONS, CHAINED
+Each Painter / Painter Action node appends one stage to the chain (the 'previous' input). Stages paint consecutive schedules of the plan, in chain order; 'schedules' says how many (0 = an equal share of what is left).
+Here (20 steps): 6 schedules of strokes, then glow (a disk grows from the place of most change), flip (small blocks flip in zig-zag chains), dissolve (random cells) and a final fade.
+frames = frames per schedule (0 = the paper's count: fade 8, glow 7, flip 16, dissolve 16).
+block: flip block / dissolve cell size; fraction: dissolve share revealed per schedule.
+Paint: frames = 0 makes one frame per painting step (about 260 here); pacing 'change' spreads them by visible change, 'strokes' shows every action step alike (the paper's look, slower where little changes).
+"""
+
+
+def wf_reveal_chain(specs) -> Workflow:
+    wf = Workflow("Reveal actions chain", specs)
+    ckpt, pos, neg = model_block(wf, positive="a stained glass window of a peacock, vivid colors, intricate detail")
+    latent = add(wf, "EmptyLatentImage", width=512, height=512, batch_size=1)
+    samp = sampler(wf, ckpt, pos, neg, latent)
+    s1 = painter(wf, preset="stroke12", schedules=6, title="Painter (strokes, 6 schedules)")
+    s2 = action(wf, "glow", schedules=4, previous=s1, title="Painter Action (glow, 4 schedules)")
+    s3 = action(wf, "flip", schedules=4, previous=s2, title="Painter Action (flip, 4 schedules)")
+    s4 = action(wf, "dissolve", schedules=3, previous=s3, block=4.0, fraction=0.5,
+                title="Painter Action (dissolve, 3 schedules)")
+    s5 = action(wf, "fade", schedules=0, previous=s4, title="Painter Action (fade, the rest)")
+    n_chain = wf.note(NOTE_CHAIN, (330, 420))
+    pt = paint(wf, samp, s5, ckpt, frames=0, pacing="change")
+    df = decode(wf, ckpt, pt)
+    asm = assemble(wf, df)
+    webp = save_webp(wf, asm, "latent_painter/reveal_chain")
+    n_paint = wf.note(NOTE_PAINT, (330, 340))
+
+    x = wf.column(0, 0, [ckpt, latent, pos, neg], "1. Model, size and prompt", width=400)
+    x = wf.column(x, 0, [samp, n_chain], "2. Sample and record the plan")
+    x = wf.column(x, 0, [s1, s2, s3], "3. The chain (part 1)")
+    x = wf.column(x, 0, [s4, s5], "3. The chain (part 2)")
+    x = wf.column(x, 0, [pt, n_paint, df, asm], "4. Paint, decode, assemble")
+    wf.column(x, 0, [webp], "5. Save")
+    return wf
+
+
+NOTE_TRANSITION = """
+TRANSITION
+The canvas starts on image A, unpaints it back through A's own predictions and paints B forward: no ghosting, no cross-fade.
+depth: how far back to go (0 = straight from A to B; 1 = back to A's roughest prediction). Deeper = longer and blurrier in the middle; shallower keeps shared detail.
+guidance: weight of latents interpolated between A and B; use 0.5-1 when A and B share a background (an edit of one scene), so in-between frames stay crisp. guidance_steps: schedules when depth is 0.
+interpolation: lerp or slerp for the guidance.
+pingpong: come back to A (a loop). resize: allow plans of different sizes.
+frames / pacing / cleanup_frames / seed / vae: as in Paint, per leg. plan_c / plan_d: continue to more images.
+"""
+
+NOTE_TWO_CKPT = """
+TWO CHECKPOINTS
+A and B may come from different checkpoints as long as they share a latent space (same VAE family, e.g. two SD1.5 models). Mixing families (SD1.5 with SDXL, or Flux) is refused with an error that names both formats.
+Use the same image size for both (or turn on resize in Transition).
+Decode with the VAE of either model (they are the same family).
+"""
+
+
+def wf_transition(specs) -> Workflow:
+    wf = Workflow("Transition between two checkpoints", specs)
+    ckpt_a, pos_a, neg_a = model_block(wf, positive="an oil painting of a lighthouse on a rocky cliff at sunset",
+                                       suffix=" (A)")
+    ckpt_b = add(wf, "CheckpointLoaderSimple", title="Load Checkpoint (B)", ckpt_name=SD15_B)
+    pos_b = add(wf, "CLIPTextEncode", title="Positive prompt (B)",
+                text="an oil painting of a lighthouse on a rocky cliff in a winter storm at night")
+    neg_b = add(wf, "CLIPTextEncode", title="Negative prompt (B)", size=(400, 110), text=NEGATIVE)
+    wf.connect(ckpt_b, "CLIP", pos_b, "clip")
+    wf.connect(ckpt_b, "CLIP", neg_b, "clip")
+    latent = add(wf, "EmptyLatentImage", width=512, height=512, batch_size=1)
+    samp_a = sampler(wf, ckpt_a, pos_a, neg_a, latent, title="Latent Painter Sampler (A)")
+    samp_b = sampler(wf, ckpt_b, pos_b, neg_b, latent, title="Latent Painter Sampler (B)")
+    pnt = painter(wf, preset="stroke24")
+    tr = add(wf, "LatentPainterTransition", depth=0.5, guidance=0.0, guidance_steps=12, interpolation="lerp",
+             pingpong=False, resize=False, frames=180, pacing="change", cleanup_frames=24, seed=0)
+    wf.connect(samp_a, "plan", tr, "plan_a")
+    wf.connect(samp_b, "plan", tr, "plan_b")
+    wf.connect(pnt, "painter", tr, "painter")
+    wf.connect(ckpt_a, "VAE", tr, "vae")
+    n_tr = wf.note(NOTE_TRANSITION, (400, 400))
+    n_two = wf.note(NOTE_TWO_CKPT, (400, 200))
+    df = add(wf, "LatentPainterDecodeFrames", chunk_size=16, white_canvas=False, stroke_map_side_by_side=False)
+    wf.connect(ckpt_a, "VAE", df, "vae")
+    wf.connect(tr, "frames", df, "frames")
+    asm = assemble(wf, df, hold_first=24, hold_last=24)
+    webp = save_webp(wf, asm, "latent_painter/transition")
+    create, vid = save_video(wf, asm, "latent_painter/transition")
+
+    x = wf.column(0, 0, [ckpt_a, pos_a, neg_a], "A: first checkpoint and prompt", width=400)
+    wf.column(0, wf.bottom + 40, [ckpt_b, pos_b, neg_b], "B: second checkpoint and prompt", width=400)
+    x2 = wf.column(x, 0, [latent, samp_a], "Sample A (records plan A)")
+    wf.column(x, wf.bottom + 40, [samp_b, n_two], "Sample B (records plan B)")
+    x = wf.column(x2, 0, [pnt, tr], "Painter and transition")
+    x = wf.column(x, 0, [n_tr, df, asm], "Decode and assemble", width=400)
+    wf.column(x, 0, [webp, create, vid], "Save")
+    return wf
+
+
+NOTE_PINGPONG = """
+PING-PONG LOOP
+One model, two prompts: the Transition paints A -> B -> A (pingpong on), so the animation ends where it starts and loops without a jump.
+Each leg unpaints the current image back to 'depth' and paints the other one forward; frames = frames per leg.
+Assemble Frames adds short holds on A; hold_last is kept small because the last frame is A again and the loop restarts on it.
+For a loop of a single painting (paint, then unpaint), use Paint + Assemble Frames with pingpong on instead.
+"""
+
+
+def wf_pingpong(specs) -> Workflow:
+    wf = Workflow("Ping-pong loop", specs)
+    ckpt, pos_a, neg = model_block(wf, positive="a cozy cabin in a green summer meadow, oil painting", suffix=" (A)")
+    neg.title = "Negative prompt (A and B)"
+    pos_b = add(wf, "CLIPTextEncode", title="Positive prompt (B)",
+                text="a cozy cabin in a snowy winter meadow at dusk, oil painting")
+    wf.connect(ckpt, "CLIP", pos_b, "clip")
+    ckpt.title = None
+    latent = add(wf, "EmptyLatentImage", width=512, height=512, batch_size=1)
+    samp_a = sampler(wf, ckpt, pos_a, neg, latent, seed=7, title="Latent Painter Sampler (A)")
+    samp_b = sampler(wf, ckpt, pos_b, neg, latent, seed=7, title="Latent Painter Sampler (B)")
+    pnt = painter(wf, preset="stroke12", brush="soft")
+    tr = add(wf, "LatentPainterTransition", depth=0.4, guidance=0.5, guidance_steps=12, interpolation="slerp",
+             pingpong=True, resize=False, frames=120, pacing="change", cleanup_frames=12, seed=0)
+    wf.connect(samp_a, "plan", tr, "plan_a")
+    wf.connect(samp_b, "plan", tr, "plan_b")
+    wf.connect(pnt, "painter", tr, "painter")
+    wf.connect(ckpt, "VAE", tr, "vae")
+    n_pp = wf.note(NOTE_PINGPONG, (400, 260))
+    n_tr = wf.note(NOTE_TRANSITION, (400, 400))
+    df = add(wf, "LatentPainterDecodeFrames", chunk_size=16, white_canvas=False, stroke_map_side_by_side=False)
+    wf.connect(ckpt, "VAE", df, "vae")
+    wf.connect(tr, "frames", df, "frames")
+    asm = assemble(wf, df, hold_first=12, hold_last=0)
+    webp = save_webp(wf, asm, "latent_painter/pingpong")
+
+    x = wf.column(0, 0, [ckpt, latent, pos_a, pos_b, neg], "1. Model, size and the two prompts", width=400)
+    x = wf.column(x, 0, [samp_a, samp_b], "2. Sample A and B (same seed)")
+    x = wf.column(x, 0, [pnt, tr], "3. Painter and ping-pong transition")
+    x = wf.column(x, 0, [n_pp, n_tr], "Notes", width=400)
+    x = wf.column(x, 0, [df, asm], "4. Decode and assemble")
+    wf.column(x, 0, [webp], "5. Save the loop")
+    return wf
+
+
+NOTE_SAVE = """
+SAVE A PLAN
+Sampling is the slow part; a plan file keeps every step's prediction so you can paint it again later (other painters, frame counts, transitions) without the model.
+Save Plan writes a .safetensors file (tensors + JSON metadata, no pickle) to ComfyUI's output folder: latent_painter/plan_00001_.safetensors, then _00002_ and so on.
+Open the 'Load a plan and paint it' workflow afterwards; refresh the page so Load Plan lists the new file (marked [output]). Copy it to the input folder to share it.
+"""
+
+
+def wf_save_plan(specs) -> Workflow:
+    wf = Workflow("Save a plan", specs)
+    ckpt, pos, neg = model_block(wf)
+    latent = add(wf, "EmptyLatentImage", width=512, height=512, batch_size=1)
+    samp = sampler(wf, ckpt, pos, neg, latent)
+    save = add(wf, "LatentPainterSavePlan", filename_prefix="latent_painter/plan")
+    wf.connect(samp, "plan", save, "plan")
+    dec = add(wf, "VAEDecode", title="VAE Decode (final image)")
+    wf.connect(samp, "latent", dec, "samples")
+    wf.connect(ckpt, "VAE", dec, "vae")
+    img = add(wf, "SaveImage", filename_prefix="latent_painter/plan_image")
+    wf.connect(dec, "IMAGE", img, "images")
+    n_save = wf.note(NOTE_SAVE, (400, 260))
+    n_samp = wf.note(NOTE_SAMPLER, (330, 220))
+
+    x = wf.column(0, 0, [ckpt, latent, pos, neg], "1. Model, size and prompt", width=400)
+    x = wf.column(x, 0, [samp, n_samp], "2. Sample and record the plan")
+    x = wf.column(x, 0, [save, n_save], "3. Save the plan", width=400)
+    wf.column(x, 0, [dec, img], "The image the plan paints")
+    return wf
+
+
+NOTE_LOAD = """
+LOAD A PLAN AND PAINT IT
+Load Plan lists plan files from ComfyUI's input folder and, marked [output], those written by Save Plan (refresh the page after saving). Run 'Save a plan' first: this workflow expects latent_painter/plan_00001_.safetensors [output].
+No sampling happens here: only painting and decoding.
+The VAE must be the one of the model family that made the plan (SD1.5 here). The checkpoint loader is only used for its VAE; a VAE Loader works as well.
+"""
+
+
+def wf_load_plan(specs) -> Workflow:
+    wf = Workflow("Load a plan and paint it", specs)
+    load = add(wf, "LatentPainterLoadPlan", plan="latent_painter/plan_00001_.safetensors [output]")
+    ckpt = add(wf, "CheckpointLoaderSimple", title="Load Checkpoint (for its VAE)", ckpt_name=SD15)
+    n_load = wf.note(NOTE_LOAD, (400, 250))
+    pnt = painter(wf, preset="stroke24", brush="square", move_cost=0.5)
+    pt = paint(wf, load, pnt, ckpt)
+    n_paint = wf.note(NOTE_PAINT, (330, 340))
+    df = decode(wf, ckpt, pt)
+    asm = assemble(wf, df)
+    webp = save_webp(wf, asm, "latent_painter/from_plan")
+    n_pnt = wf.note(NOTE_PAINTER, (330, 330))
+
+    x = wf.column(0, 0, [load, ckpt, n_load], "1. The plan and its VAE", width=400)
+    x = wf.column(x, 0, [pnt, n_pnt], "2. Painter")
+    x = wf.column(x, 0, [pt, n_paint], "3. Paint")
+    x = wf.column(x, 0, [df, asm], "4. Decode and assemble")
+    wf.column(x, 0, [webp], "5. Save")
+    return wf
+
+
+ALL = (wf_paint_an_image, wf_custom_sampling, wf_white_canvas, wf_reveal_chain, wf_transition, wf_pingpong,
+       wf_save_plan, wf_load_plan)
+
+
+def object_info(argv: list[str]) -> dict:
+    if argv:
+        return json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from test_workflows import CORE_NODES, pack_object_info
+
+    return {**json.loads(CORE_NODES.read_text(encoding="utf-8")), **pack_object_info()}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1 or argv[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 2
+    info = object_info(argv)
+    specs = {name: Spec(name, value) for name, value in info.items()}
+    for make in ALL:
+        wf = make(specs)
+        path = HERE / f"{wf.stem}.json"
+        path.write_text(json.dumps(wf.build(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        print("wrote", path.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
