@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from latent_painter.painter.demo import PHOTOS, load_photos
 from latent_painter.painter.frames import decode_frames
 from latent_painter.painter.metrics import pacing, x0_preview_latents
 from latent_painter.painter.paint import PaintOptions, paint
@@ -80,17 +81,7 @@ def speed(decoder: TinyAutoencoder, steps: int, repeats: int) -> None:
 
 
 def photo_latents(decoder: TinyAutoencoder, size: int):
-    from skimage import data
-    from skimage.transform import resize
-
-    photos = []
-    for name in ("astronaut", "coffee", "chelsea", "rocket"):
-        image = getattr(data, name)()
-        side = min(image.shape[:2])
-        top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
-        square = resize(image[top : top + side, left : left + side], (size, size), anti_aliasing=True)
-        photos.append(torch.from_numpy(square).float())
-    return decoder.encode(torch.stack(photos))
+    return decoder.encode(load_photos(PHOTOS, size))
 
 
 def pacing_run(decoder: TinyAutoencoder, size: int, steps: int, frames: int) -> None:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from .actions import ACTION_KINDS, Action
 from .frames import assemble, decode_frames
@@ -36,18 +37,17 @@ DEFAULT_TAESD = os.environ.get("LATENT_PAINTER_TAESD", str(PACK_ROOT.parent / "s
 
 
 def load_photos(names, size: int) -> torch.Tensor:
-    """Centre-square crops of scikit-image's bundled photos, ``[N,size,size,3]`` in 0..1."""
+    """Centre-square crops of scikit-image's bundled photos, area-downscaled: ``[N,size,size,3]`` in 0..1."""
     from skimage import data
-    from skimage.transform import resize
 
     photos = []
     for name in names:
-        image = getattr(data, name)()
+        image = torch.from_numpy(getattr(data, name)()).float() / 255.0
         side = min(image.shape[:2])
         top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
-        square = resize(image[top : top + side, left : left + side], (size, size), anti_aliasing=True)
-        photos.append(torch.from_numpy(square).float())
-    return torch.stack(photos)
+        square = image[top : top + side, left : left + side].permute(2, 0, 1)[None]
+        photos.append(F.interpolate(square, size=(size, size), mode="area")[0].permute(1, 2, 0))
+    return torch.stack(photos).contiguous()
 
 
 class ProgressBar:

@@ -236,6 +236,7 @@ def decode_frames(
         _check_map(coverage, "coverage", total, spatial, where)
 
     out = None
+    size = None
     width = 0
     last = latents[-1]
     with torch.no_grad():
@@ -244,7 +245,7 @@ def decode_frames(
             # Contiguous chunks: CPU kernels pick algorithms by memory layout, and the last bits of a
             # decode then depend on it; this way a frame decodes as its latent alone would.
             chunk = latents[start:stop].contiguous()
-            images = _check_decoded(decode(chunk), stop - start, None if out is None else size, where)
+            images = _check_decoded(decode(chunk), stop - start, size, where)
             if out is None:
                 size = tuple(images.shape[1:3])
                 width = size[1]

@@ -9,6 +9,8 @@ import os
 import pytest
 import torch
 
+from nodes_support import Interrupted, Progress, run
+
 from latent_painter.nodes import NODE_CLASS_MAPPINGS as NODES
 from latent_painter.nodes import host
 from latent_painter.nodes.common import parse_channels
@@ -22,41 +24,6 @@ TAESD_FOLDER = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "taes
 
 def node(node_id):
     return NODES[node_id]()
-
-
-def run(node_id, **inputs):
-    instance = node(node_id)
-    return getattr(instance, instance.FUNCTION)(**inputs)
-
-
-class Progress:
-    """Stands in for host.progress: records every report; can raise like Cancel does."""
-
-    def __init__(self, interrupt_after: int | None = None):
-        self.reports: list[tuple[int, int]] = []
-        self.totals: list[int] = []
-        self.interrupt_after = interrupt_after
-
-    def __call__(self, total):
-        self.totals.append(total)
-
-        def report(done, of):
-            if self.interrupt_after is not None and len(self.reports) >= self.interrupt_after:
-                raise Interrupted("cancelled")
-            self.reports.append((done, of))
-
-        return report
-
-
-class Interrupted(Exception):
-    """Like comfy.model_management.InterruptProcessingException: not a ValueError."""
-
-
-@pytest.fixture
-def progress(monkeypatch):
-    recorder = Progress()
-    monkeypatch.setattr(host, "progress", recorder)
-    return recorder
 
 
 def trajectory(steps=6, channels=4, size=16, seed=0):

@@ -7,7 +7,8 @@ import pytest
 import torch
 from plans import blurry_to_sharp_plan
 
-from latent_painter.nodes import NODE_CLASS_MAPPINGS as NODES
+from nodes_support import Interrupted, Progress, run
+
 from latent_painter.nodes import host
 from latent_painter.painter.metrics import lerp_latents, slerp_latents
 from latent_painter.painter.paint import PROGRESS_STEPS
@@ -16,37 +17,6 @@ from latent_painter.painter.plan import LatentFormat, make_plan
 SD15 = LatentFormat("SD15", 4, 0.18215, 0.0)
 SDXL = LatentFormat("SDXL", 4, 0.13025, 0.0)
 SD3 = LatentFormat("SD3", 16, 1.5305, 0.0609)
-
-
-def run(node_id, **inputs):
-    instance = NODES[node_id]()
-    return getattr(instance, instance.FUNCTION)(**inputs)
-
-
-class Interrupted(Exception):
-    """Like comfy.model_management.InterruptProcessingException: not a ValueError."""
-
-
-class Progress:
-    def __init__(self, interrupt_after=None):
-        self.totals, self.reports, self.interrupt_after = [], [], interrupt_after
-
-    def __call__(self, total):
-        self.totals.append(total)
-
-        def report(done, of):
-            if self.interrupt_after is not None and len(self.reports) >= self.interrupt_after:
-                raise Interrupted("cancelled")
-            self.reports.append((done, of))
-
-        return report
-
-
-@pytest.fixture
-def progress(monkeypatch):
-    recorder = Progress()
-    monkeypatch.setattr(host, "progress", recorder)
-    return recorder
 
 
 def plan(seed, fmt=SD15, channels=4, size=16, steps=6):

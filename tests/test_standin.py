@@ -6,9 +6,9 @@ import os
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from latent_painter.painter import standin
+from latent_painter.painter.demo import load_photos
 from latent_painter.painter.plan import LatentFormat, PlanError, load_plan, save_plan
 from latent_painter.painter.standin import GaussianPrior, WienerDenoiser, euler_sample, karras_sigmas, photo_plan
 
@@ -21,17 +21,6 @@ STEPS = 30
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
 
 
-def photo(name: str, size: int) -> torch.Tensor:
-    from skimage import data
-
-    image = torch.from_numpy(getattr(data, name)()).float() / 255.0
-    height, width = image.shape[:2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    image = image[top : top + side, left : left + side].permute(2, 0, 1)[None]
-    return F.interpolate(image, size=(size, size), mode="area").permute(0, 2, 3, 1)
-
-
 @pytest.fixture(scope="module")
 def vae():
     from latent_painter.painter.taesd import TinyAutoencoder
@@ -42,7 +31,7 @@ def vae():
 @pytest.fixture(scope="module")
 def latents(vae) -> torch.Tensor:
     """Five real photos at 128 px -> [5, 32, 16, 16]; the first is the target, the rest the prior."""
-    return vae.encode(torch.cat([photo(name, 128) for name in PHOTOS])).clone()
+    return vae.encode(torch.cat([load_photos([name], 128) for name in PHOTOS])).clone()
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from latent_painter.painter import taesd
+from latent_painter.painter.demo import load_photos
 from latent_painter.painter.taesd import TaesdError, TinyAutoencoder, pack_2x2, unpack_2x2
 
 WEIGHTS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "taesd")
@@ -26,18 +26,6 @@ MIN_PSNR_EACH = 24.0
 MIN_PSNR_MEAN = 27.5
 
 
-def photo(name: str, size: int) -> torch.Tensor:
-    """A real skimage photo, centre-cropped square and area-downscaled: ``[1,size,size,3]`` in 0..1."""
-    from skimage import data
-
-    image = torch.from_numpy(getattr(data, name)()).float() / 255.0
-    height, width = image.shape[:2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    image = image[top : top + side, left : left + side].permute(2, 0, 1)[None]
-    return F.interpolate(image, size=(size, size), mode="area").permute(0, 2, 3, 1).contiguous()
-
-
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(1.0 / (a - b).square().mean(dim=(1, 2, 3)))
 
@@ -49,7 +37,7 @@ def vae() -> TinyAutoencoder:
 
 @pytest.fixture(scope="module")
 def photos() -> torch.Tensor:
-    return torch.cat([photo(name, 128) for name in ("chelsea", "coffee", "astronaut")])
+    return torch.cat([load_photos([name], 128) for name in ("chelsea", "coffee", "astronaut")])
 
 
 @pytest.fixture(scope="module")

@@ -26,24 +26,14 @@ QUALITY = 82
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
 
 
-def photo(name: str, size: int = SIZE) -> torch.Tensor:
-    from skimage import data
-
-    image = torch.from_numpy(getattr(data, name)()).float() / 255.0
-    height, width = image.shape[:2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    image = image[top : top + side, left : left + side].permute(2, 0, 1)[None]
-    return F.interpolate(image, size=(size, size), mode="area").permute(0, 2, 3, 1)
-
-
 class Studio:
     def __init__(self, weights: str):
         from latent_painter.painter import standin
+        from latent_painter.painter.demo import load_photos
         from latent_painter.painter.taesd import TinyAutoencoder
 
         self.vae = TinyAutoencoder.from_folder(weights, "taef2")
-        self.latents = {name: self.vae.encode(photo(name))[0] for name in PHOTOS}
+        self.latents = {name: self.vae.encode(load_photos([name], SIZE))[0] for name in PHOTOS}
         prior = torch.stack(list(self.latents.values()))
         self.fmt = standin.latent_format_from(prior)
         self.prior = prior
