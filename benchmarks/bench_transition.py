@@ -1,0 +1,216 @@
+"""Transitions between real photos against the lerp/slerp baselines (DESIGN §5, issue 5).
+
+Run:  .venv/bin/python benchmarks/bench_transition.py [--taesd ../shared/data/taesd] [--quick]
+
+Setup, all in one process on this machine: scikit-image's bundled photos at --size px (256)
+are encoded with the real taef2 TAESD encoder; each plan is the stand-in sampler run
+(``standin.photo_plan``) on one photo latent, with the latent format fitted on the photos and
+their decodes (``latent_format_from(latents, decoded)``), so the painter's estimate of visible
+change is the least-squares latent->RGB projection. The painter paces frames by change,
+calibrated with real decodes (``decode=decoder.decode``). Every figure is measured on frames
+decoded by the real taef2 decoder, over the active frames (``metrics.active_range``):
+
+- pacing: the largest gap between the cumulative share of frame-to-frame change and the share
+  of frames elapsed (0 = even; target <= 0.10);
+- crispness: per in-between frame, sharpness (mean |Laplacian|) over the sharpness linearly
+  interpolated between the two endpoints; the minimum over the in-between frames.
+
+Prints:
+(a) the depth curve of a backward/forward transition between two different photos
+    (astronaut -> chelsea): route schedules, frames (the length grows with depth at a fixed
+    number of frames per schedule), pacing and crispness min, with crispness and pacing as
+    ratios against lerp and slerp of the two final latents decoded at one frame count (the
+    default depth 0.5's) in the same run. No crispness target: the route passes through blur
+    by design (the author's min is 0.12); the curve is the time vs crispness trade-off.
+    "route crisp" is the crispness min of the route's own targets decoded one per schedule (no
+    painter): how blurry the plan gets at that depth. At depth 0 (no guidance) the route is B's
+    final latent repeated (Route.guidance_steps schedules), so it is longer than depth 0.25's.
+(b) a guided transition of a shared-background edit, Route(depth=0, guidance=1.0), stroke24:
+    A = astronaut, B = the same photo with one region edited in pixel space before encoding
+    (--edit paste: a square of chelsea's face pasted in; recolour: a hue rotation of a disk).
+    Targets: crispness min >= 0.85 (author 0.76, slerp anchor 0.58), pacing <= 0.10.
+(c) the baselines: lerp and slerp of the two final latents, same frame count, decoded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from latent_painter.painter.demo import load_photos
+from latent_painter.painter.frames import decode_frames
+from latent_painter.painter.metrics import active_range, crispness, lerp_latents, pacing, slerp_latents
+from latent_painter.painter.paint import PaintOptions
+from latent_painter.painter.standin import latent_format_from, photo_plan
+from latent_painter.painter.strokes import Strokes
+from latent_painter.painter.taesd import TinyAutoencoder
+from latent_painter.painter.timeline import calibration_probes
+from latent_painter.painter.transition import Route, route_targets, transition
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TAESD = os.environ.get("LATENT_PAINTER_TAESD", str(ROOT.parent / "shared" / "data" / "taesd"))
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")  # prior of the stand-in: all four
+PACING_TARGET = 0.10
+CRISP_TARGET = 0.85
+AUTHOR_DEEP_CRISP = 0.12
+AUTHOR_GUIDED_CRISP = 0.76
+SLERP_ANCHOR_CRISP = 0.58
+
+
+def edited_photo(photo: torch.Tensor, donor: torch.Tensor, how: str) -> torch.Tensor:
+    """``photo`` [H,W,3] with one region edited in pixel space; the rest is left bit for bit."""
+    size = photo.shape[0]
+    out = photo.clone()
+    if how == "paste":
+        # chelsea's face (centre-left of the square crop) over the upper right of the astronaut
+        side = size * 3 // 8
+        top, left = size // 8, size - side - size // 16
+        src_top, src_left = size // 6, size // 4
+        out[top : top + side, left : left + side] = donor[src_top : src_top + side, src_left : src_left + side]
+        return out
+    # recolour: rotate the hue of a disk (the astronaut's suit, lower left) by 120 degrees
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    cy, cx, radius = size * 0.7, size * 0.3, size * 0.22
+    disk = ((yy - cy) ** 2 + (xx - cx) ** 2) <= radius**2
+    rotated = out[..., [2, 0, 1]]  # RGB -> BRG: a 120 degree hue rotation
+    out[disk] = rotated[disk]
+    return out
+
+
+def measure(images: torch.Tensor) -> tuple[int, float, float]:
+    """(active frames, pacing, crispness min over the in-between active frames)."""
+    start, stop = active_range(images)
+    active = images[start:stop]
+    return active.shape[0], pacing(active), crispness(active)[1]
+
+
+def mark(ok: bool) -> str:
+    return "pass" if ok else "FAIL"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--taesd", default=DEFAULT_TAESD, help="folder with taef2_encoder.pth and taef2_decoder.pth")
+    parser.add_argument("--quick", action="store_true", help="smaller photos, fewer steps/frames/depths (a smoke run)")
+    parser.add_argument("--size", type=int, default=None, help="photo side in px (default 256, --quick 128)")
+    parser.add_argument("--steps", type=int, default=None, help="stand-in sampler steps per plan (default 16, --quick 10)")
+    parser.add_argument("--frames-per-schedule", type=float, default=1.5,
+                        help="frames per route schedule in (a) (default 1.5; at least 16 frames)")
+    parser.add_argument("--edit-frames", type=int, default=None, help="frames of the guided edit (b) (default 40, --quick 32)")
+    parser.add_argument("--edit", choices=("paste", "recolour"), default="paste", help="the shared-background edit of (b)")
+    parser.add_argument("--depths", default=None, help="comma-separated depths for (a) (default 0,0.25,0.5,0.75,1)")
+    args = parser.parse_args(argv)
+    size = args.size or (128 if args.quick else 256)
+    steps = args.steps or (10 if args.quick else 16)
+    per_schedule = args.frames_per_schedule
+    edit_frames = args.edit_frames or (32 if args.quick else 40)
+    depths = [float(d) for d in (args.depths or ("0,0.5,1" if args.quick else "0,0.25,0.5,0.75,1")).split(",")]
+
+    torch.set_grad_enabled(False)
+    started = time.perf_counter()
+    decoder = TinyAutoencoder.from_folder(args.taesd)
+    decoded_count = [0]
+
+    def decode(latents: torch.Tensor) -> torch.Tensor:
+        decoded_count[0] += latents.shape[0]
+        return decoder.decode(latents)
+
+    def decode_all(frames: torch.Tensor) -> torch.Tensor:
+        return decode_frames(decode, frames, chunk_size=16)
+
+    photos = load_photos(PHOTOS, size)
+    edited = edited_photo(photos[0], photos[1], args.edit)
+    latents = decoder.encode(torch.cat([photos, edited[None]]))
+    prior = latents[: len(PHOTOS)]
+    fmt = latent_format_from(prior, decoder.decode(prior), name=decoder.name)
+    plan = {name: photo_plan(latents[i], prior, steps=steps, latent_format=fmt) for i, name in enumerate(PHOTOS)}
+    plan["edited"] = photo_plan(latents[-1], prior, steps=steps, latent_format=fmt)
+    stages = (Strokes(),)  # stroke24
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, decoder {decoder.name}, "
+          f"photos {size}x{size} px (latents {tuple(latents.shape[1:])}), {steps}-step stand-in plans, "
+          f"painter stroke24, pacing by change calibrated with the decoder")
+
+    # ---- (a) depth curve, astronaut -> chelsea
+    a, b = plan["astronaut"], plan["chelsea"]
+    print(f"\n== (a) backward/forward transition astronaut -> chelsea: depth curve "
+          f"({per_schedule:g} frames per route schedule) ==")
+    rows = []
+    for depth in depths:
+        route = Route(depth=depth)
+        schedules = route_targets(a, b, route).shape[0]
+        frames = max(16, round(per_schedule * schedules) + 1)
+        t0 = time.perf_counter()
+        painting = transition([a, b], stages, route, PaintOptions(frames=frames, pacing="change"), decode=decode)
+        paint_seconds = time.perf_counter() - t0
+        exact = torch.equal(painting.frames[-1].view(torch.int32), b.final.view(torch.int32))
+        active, pace, crisp = measure(decode_all(painting.frames))
+        # the route itself (A's final, then one frame per schedule target), decoded: how blurry the plan gets
+        # (none at depth 0 without guidance: the route is then B's final alone, a cut)
+        cut = round(depth * (a.targets.shape[0] - 1)) == 0 and round(depth * (b.targets.shape[0] - 1)) == 0
+        route_crisp = None if cut else crispness(decode_all(torch.cat([a.final[None], route_targets(a, b, route)])))[1]
+        rows.append((depth, schedules, len(painting), active, pace, crisp, route_crisp, exact, paint_seconds))
+    base_frames = rows[min(range(len(rows)), key=lambda i: abs(rows[i][0] - 0.5))][2]
+    base_a = {name: measure(decode_all(fn(a.final, b.final, base_frames)))
+              for name, fn in (("lerp", lerp_latents), ("slerp", slerp_latents))}
+    print(f"{'depth':>5} {'sched':>5} {'frames':>6} {'s@24fps':>7} {'active':>6} {'pacing':>7} {'<=0.10':>6} "
+          f"{'vs lerp':>7} {'vs slerp':>8} {'crisp min':>9} {'vs lerp':>7} {'vs slerp':>8} {'route crisp':>11} {'exact':>5} "
+          f"{'paint s':>7}")
+    for depth, schedules, frames, active, pace, crisp, route_crisp, exact, seconds in rows:
+        print(f"{depth:>5.2f} {schedules:>5} {frames:>6} {frames / 24:>7.1f} {active:>6} {pace:>7.3f} "
+              f"{mark(pace <= PACING_TARGET):>6} {pace / base_a['lerp'][1]:>6.2f}x {pace / base_a['slerp'][1]:>7.2f}x "
+              f"{crisp:>9.3f} {crisp / base_a['lerp'][2]:>6.2f}x {crisp / base_a['slerp'][2]:>7.2f}x {'cut' if route_crisp is None else f'{route_crisp:.3f}':>11} "
+              f"{'yes' if exact else 'NO':>5} {seconds:>7.1f}")
+    print(f"(pacing ratio: lower is better; crispness ratio: higher is better; baselines at {base_frames} frames, "
+          f"the depth-0.5 row's count; route crisp = crispness min of the route's targets decoded one per schedule, "
+          f"no painter; paint s includes the calibration decodes; author's backward/forward crispness min "
+          f"{AUTHOR_DEEP_CRISP})")
+
+    # ---- (b) guided shared-background edit
+    a, b = plan["astronaut"], plan["edited"]
+    route = Route(depth=0.0, guidance=1.0)
+    t0 = time.perf_counter()
+    painting = transition([a, b], stages, route, PaintOptions(frames=edit_frames, pacing="change"), decode=decode)
+    paint_seconds = time.perf_counter() - t0
+    exact = torch.equal(painting.frames[-1].view(torch.int32), b.final.view(torch.int32))
+    guided = measure(decode_all(painting.frames))
+    base_b = {name: measure(decode_all(fn(a.final, b.final, len(painting))))
+              for name, fn in (("lerp", lerp_latents), ("slerp", slerp_latents))}
+    moved = (a.final - b.final).abs().amax(0) > 0.2 * a.final.std()
+    changed = moved.float().mean().item()
+    edited_px = (photos[0] != edited).any(-1).float().mean().item()
+    print(f"\n== (b) guided transition of a shared-background edit ({args.edit}): astronaut -> edited astronaut, "
+          f"Route(depth=0, guidance=1.0, guidance_steps={route.guidance_steps}), stroke24, {len(painting)} frames ==")
+    print(f"(the edit covers {edited_px:.0%} of the pixels; the two final latents differ by more than 0.2 std at "
+          f"{changed:.0%} of latent pixels: taef2's encoder, whose group norms see the whole image, spreads a "
+          f"pixel-space edit)")
+    print(f"{'animation':<34} {'frames':>6} {'active':>6} {'pacing':>7} {'<=0.10':>6} {'crisp min':>9} {'>=0.85':>6}")
+    print(f"{'painter (ours)':<34} {len(painting):>6} {guided[0]:>6} {guided[1]:>7.3f} {mark(guided[1] <= PACING_TARGET):>6} "
+          f"{guided[2]:>9.3f} {mark(guided[2] >= CRISP_TARGET):>6}   exact end: {'yes' if exact else 'NO'}, "
+          f"painting {paint_seconds:.1f}s")
+
+    # ---- (c) baselines on both pairs
+    print(f"\n== (c) baselines: lerp / slerp of the two final latents, decoded; ours as ratios ==")
+    print(f"{'pair':<28} {'baseline':<8} {'frames':>6} {'pacing':>7} {'ours/base':>9} {'crisp min':>9} {'ours/base':>9}")
+    depth_half = rows[min(range(len(rows)), key=lambda i: abs(rows[i][0] - 0.5))]
+    for pair, base, ours, frames in (
+        (f"astronaut->chelsea (d={depth_half[0]:g})", base_a, (depth_half[3], depth_half[4], depth_half[5]), base_frames),
+        (f"astronaut->{args.edit} (guided)", base_b, guided, len(painting)),
+    ):
+        for name in ("lerp", "slerp"):
+            _, pace, crisp = base[name]
+            print(f"{pair:<28} {name:<8} {frames:>6} {pace:>7.3f} {ours[1] / pace:>8.2f}x {crisp:>9.3f} "
+                  f"{ours[2] / crisp:>8.2f}x")
+    print(f"(anchors: author's guided crispness min {AUTHOR_GUIDED_CRISP}, slerp {SLERP_ANCHOR_CRISP}; "
+          f"targets: guided crispness >= {CRISP_TARGET}, pacing <= {PACING_TARGET})")
+    print(f"\n{decoded_count[0]} frames decoded in all (calibration probes included: about "
+          f"{calibration_probes(100)} per 100 frames), {time.perf_counter() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
