@@ -194,7 +194,7 @@ def main(argv=None) -> int:
           f"painting {paint_seconds:.1f}s")
 
     # ---- (c) baselines on both pairs
-    print(f"\n== (c) baselines: lerp / slerp of the two final latents, decoded; ours as ratios ==")
+    print("\n== (c) baselines: lerp / slerp of the two final latents, decoded; ours as ratios ==")
     print(f"{'pair':<28} {'baseline':<8} {'frames':>6} {'pacing':>7} {'ours/base':>9} {'crisp min':>9} {'ours/base':>9}")
     depth_half = rows[min(range(len(rows)), key=lambda i: abs(rows[i][0] - 0.5))]
     for pair, base, ours, frames in (
