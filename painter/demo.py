@@ -114,6 +114,18 @@ def _write_mp4(frames, path: str, fps: float) -> None:
         container.mux(stream.encode())
 
 
+def write_filmstrip(images: torch.Tensor, path: str, rows: int = 2, columns: int = 3) -> str:
+    """A JPEG of frames from the first to the last, in reading order (for a README)."""
+    from PIL import Image
+
+    picks = torch.linspace(0, images.shape[0] - 1, rows * columns).round().long()
+    grid = images[picks].view(rows, columns, *images.shape[1:])
+    strip = torch.cat([torch.cat(list(row), dim=1) for row in grid], dim=0)
+    picture = Image.fromarray((strip.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
+    picture.save(path, format="JPEG", quality=80)
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="latent-painter-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="latent_painter_demo.webp", help="output file, .webp or .mp4")
@@ -129,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stroke-map", action="store_true", help="show the stroke map beside the painting")
     parser.add_argument("--taesd", default=DEFAULT_TAESD, help="folder with taef2_encoder.pth and taef2_decoder.pth")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--filmstrip", help="also write a JPEG of six frames from first to last")
     return parser
 
 
@@ -155,6 +168,8 @@ def main(argv=None) -> int:
                            stroke_map=args.stroke_map, progress=ProgressBar("decoding"))
     animation = assemble([images], hold_last=args.hold)
     write_animation(animation, args.out, args.fps)
+    if args.filmstrip:
+        write_filmstrip(images, args.filmstrip)
     seconds = time.perf_counter() - started
     print(f"wrote {args.out}: {animation.shape[0]} frames of {animation.shape[2]}x{animation.shape[1]} "
           f"at {args.fps:g} fps ({plan.steps} schedules, {len(painting)} painted frames) in {seconds:.0f}s")
