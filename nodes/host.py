@@ -18,6 +18,7 @@ import os
 import torch
 
 from ..painter.plan import LatentFormat, is_plan_file
+from ..painter.projection import factors_through_affine
 
 PLAN_SUFFIX = ".safetensors"
 OUTPUT_TAG = " [output]"
@@ -119,8 +120,7 @@ def _latent_space_rgb(fmt, channels: int):
             return None, None
     except Exception:  # a format with a process_in we cannot probe: measure change in latent units
         return None, None
-    latent_factors = gain[:, None] * factors
-    latent_bias = offset @ factors + bias
+    latent_factors, latent_bias = factors_through_affine(factors, bias, gain, offset)
     return (
         tuple(tuple(float(v) for v in row) for row in latent_factors.tolist()),
         tuple(float(v) for v in latent_bias.tolist()),

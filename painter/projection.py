@@ -8,7 +8,8 @@ tell how *visible* a latent change is (the pacing benchmark in DESIGN.md §5 rel
 The factors act on the tensors they were fitted on: fit on LATENT-space tensors (plan space) and
 apply them there. ComfyUI's own ``latent_rgb_factors`` act on model-space ``x0``
 (``(x - shift) * scale``); to reuse those on latent-space tensors multiply the factors by
-``scale`` and subtract ``shift * scale * factors.sum(0)`` from the bias.
+``scale`` and subtract ``shift * scale * factors.sum(0)`` from the bias
+(:func:`factors_through_affine` does this for any per-channel affine map).
 """
 
 from __future__ import annotations
@@ -101,3 +102,13 @@ def explained_variance(latents: torch.Tensor, images: torch.Tensor, factors, bia
 
 
 __all__ = ["explained_variance", "fit_rgb_factors", "pool_to_latent", "project_rgb"]
+
+
+def factors_through_affine(factors, bias, gain: torch.Tensor, offset: torch.Tensor):
+    """RGB factors that act on ``x`` when ``factors``/``bias`` act on ``gain * x + offset``
+    (per channel), e.g. ComfyUI's model-space preview factors carried to LATENT space:
+    ``rgb = (gain * x + offset) @ F + b = x @ (gain[:, None] * F) + (offset @ F + b)``."""
+    factors = torch.as_tensor(factors, dtype=torch.float64)
+    bias = torch.zeros(3, dtype=torch.float64) if bias is None else torch.as_tensor(bias, dtype=torch.float64)
+    gain, offset = gain.to(torch.float64), offset.to(torch.float64)
+    return gain[:, None] * factors, offset @ factors + bias

@@ -103,3 +103,16 @@ def test_fit_on_real_taesd_decodes_explains_most_variance():
     preview = project_rgb(latents[3:], factors, bias).flatten()
     target = pool_to_latent(decoded[3:], 8).flatten()
     assert torch.corrcoef(torch.stack([preview, target]))[0, 1].item() > 0.8  # measured 0.87
+
+
+def test_factors_carried_through_a_per_channel_affine_map():
+    from latent_painter.painter.projection import factors_through_affine, project_rgb
+
+    generator = torch.Generator().manual_seed(3)
+    factors, bias = torch.randn(4, 3, generator=generator), torch.randn(3, generator=generator)
+    gain, offset = torch.tensor([0.18, 0.5, 2.0, 1.0]), torch.tensor([0.1, -0.2, 0.0, 0.3])
+    latents = torch.randn(2, 4, 5, 6, generator=generator)
+    model_space = latents * gain.view(1, 4, 1, 1) + offset.view(1, 4, 1, 1)
+    carried, carried_bias = factors_through_affine(factors, bias, gain, offset)
+    expected = project_rgb(model_space, factors, bias)
+    assert torch.allclose(project_rgb(latents, carried.float(), carried_bias.float()), expected, atol=1e-5)
