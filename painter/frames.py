@@ -42,29 +42,13 @@ class StrokeMaps:
         return cls(coverage, torch.zeros_like(coverage), torch.full_like(coverage, -1, dtype=torch.int16), num_channels)
 
     @classmethod
-    def of(cls, source, num_channels: int | None = None, where: str = "stroke map") -> "StrokeMaps":
-        """Accept a :class:`Painting`, a :class:`StrokeMaps`, a dict with keys ``coverage``,
-        ``strokes``, ``channels`` (and ``num_channels``), or a tuple in that order."""
+    def of(cls, source, where: str = "stroke map") -> "StrokeMaps":
+        """The maps of a :class:`Painting` (or ``source`` itself when it already is maps)."""
         if isinstance(source, StrokeMaps):
             return source
         if isinstance(source, Painting):
             return cls(source.coverage, source.strokes, source.channels, int(source.frames.shape[1]))
-        if isinstance(source, dict):
-            missing = {"coverage", "strokes", "channels"} - set(source)
-            if missing:
-                raise ValueError(f"{where}: the maps dict lacks {sorted(missing)}; pass coverage, strokes and channels")
-            values = (source["coverage"], source["strokes"], source["channels"], source.get("num_channels", num_channels))
-        elif isinstance(source, (tuple, list)) and len(source) in (3, 4):
-            values = tuple(source) + ((num_channels,) if len(source) == 3 else ())
-        else:
-            raise ValueError(
-                f"{where}: expected a Painting, a dict or a (coverage, strokes, channels, num_channels) tuple, "
-                f"got {type(source).__name__}"
-            )
-        coverage, strokes, channels, count = values
-        if count is None:
-            raise ValueError(f"{where}: num_channels is missing; give the latent channel count")
-        return cls(coverage, strokes, channels, int(count))
+        raise ValueError(f"{where}: expected a Painting or StrokeMaps, got {type(source).__name__}")
 
 
 def coverage_mask(coverage: torch.Tensor) -> torch.Tensor:
@@ -221,7 +205,7 @@ def decode_frames(
             raise ValueError(f"{where}: stroke_map=True needs a Painting; pass the painting or its maps instead")
         maps = StrokeMaps.of(painting, where=where)
     elif stroke_map is not False and stroke_map is not None:
-        maps = StrokeMaps.of(stroke_map, num_channels=latents.shape[1], where=where)
+        maps = StrokeMaps.of(stroke_map, where=where)
     if maps is not None:
         _check_map(maps.coverage, "stroke map coverage", total, spatial, where)
         _check_map(maps.strokes, "stroke map strokes", total, spatial, where)

@@ -236,11 +236,9 @@ def test_decode_with_stroke_map_beside():
     assert torch.equal(out[:, :, : w * 8], plain)
     maps = frames.render_stroke_map(p.coverage, p.strokes, p.channels, C, size=(h * 8, w * 8))
     assert torch.equal(out[:, :, w * 8 :], maps)
-    # The same maps given as a dict and as a tuple draw the same thing.
-    as_dict = dict(coverage=p.coverage, strokes=p.strokes, channels=p.channels)
-    assert torch.equal(frames.decode_frames(decoder, p.frames, 3, stroke_map=as_dict)[:, :, w * 8 :], maps)
-    as_tuple = (p.coverage, p.strokes, p.channels, C)
-    assert torch.equal(frames.decode_frames(decoder, p.frames, 3, stroke_map=as_tuple)[:, :, w * 8 :], maps)
+    # The same maps given on their own draw the same thing.
+    alone = frames.StrokeMaps(p.coverage, p.strokes, p.channels, C)
+    assert torch.equal(frames.decode_frames(decoder, p.frames, 3, stroke_map=alone)[:, :, w * 8 :], maps)
 
 
 def test_decode_with_white_canvas_and_stroke_map_uses_painting_coverage():
