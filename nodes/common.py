@@ -11,8 +11,10 @@ from contextlib import contextmanager
 
 from ..painter import gain
 from ..painter.actions import Action
+from ..painter.paint import PACINGS, PaintOptions
 from ..painter.plan import Plan
 from ..painter.strokes import Strokes
+from ..painter.timeline import MAX_FRAMES
 
 CATEGORY = "latent painter"
 
@@ -92,3 +94,30 @@ def plan_input(value, node, input_name: str = "plan") -> Plan:
             node, input_name, "is not a plan; connect a Latent Painter Sampler, Plan From Latents or Load Plan output"
         )
     return value
+
+
+def paint_option_inputs(frames_tooltip: str, cleanup_tooltip: str) -> dict:
+    """The widgets of :class:`PaintOptions` that Paint and Transition share, in widget order."""
+    d = lambda name: field_default(PaintOptions, name)  # noqa: E731 - the engine's defaults
+    return {
+        "frames": ("INT", {"default": d("frames"), "min": 0, "max": MAX_FRAMES, "tooltip": frames_tooltip}),
+        "pacing": (list(PACINGS), {"default": d("pacing"),
+                                   "tooltip": "strokes: frames follow the painting steps evenly (the author's look); "
+                                              "change: frames fall at equal steps of estimated visible change, so "
+                                              "the animation neither rushes nor stalls."}),
+        "cleanup_frames": ("INT", {"default": d("cleanup_frames"), "min": 0, "max": 10000, "tooltip": cleanup_tooltip}),
+        "seed": ("INT", {"default": d("seed"), "min": 0, "max": 0xFFFFFFFF, "control_after_generate": False,
+                         "tooltip": "Seed of the random actions (dissolve); painting is otherwise deterministic."}),
+    }
+
+
+# The optional VAE of Paint and Transition.
+CALIBRATION_VAE = ("VAE", {"tooltip": "Optional, for pacing 'change': decodes a few probe frames (about one per four "
+                                      "frames) so frames fall at equal steps of change as this VAE shows it, not only "
+                                      "as the linear estimate predicts. Evener pacing for ~25% more decoding."})
+
+
+def paint_options(node, frames, pacing, cleanup_frames, seed) -> PaintOptions:
+    """The widgets' values as :class:`PaintOptions`, refused with the node's name when out of range."""
+    with reporting(node):
+        return PaintOptions(frames=int(frames), pacing=pacing, cleanup_frames=int(cleanup_frames), seed=int(seed))

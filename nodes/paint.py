@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from ..painter.frames import coverage_mask
-from ..painter.paint import PACINGS, PROGRESS_STEPS, PaintOptions, paint
-from ..painter.timeline import MAX_FRAMES
+from ..painter.paint import PROGRESS_STEPS, paint
 from . import host
-from .common import CATEGORY, PAINTER, PLAN, field_default, first_item, painter_chain, plan_input, reporting
+from .common import (
+    CALIBRATION_VAE,
+    CATEGORY,
+    PAINTER,
+    PLAN,
+    first_item,
+    paint_option_inputs,
+    paint_options,
+    painter_chain,
+    plan_input,
+    reporting,
+)
 
 
 class LatentPainterPaint:
@@ -30,30 +40,21 @@ class LatentPainterPaint:
 
     @classmethod
     def INPUT_TYPES(cls):
-        d = lambda name: field_default(PaintOptions, name)  # noqa: E731 - the engine's defaults
         return {
             "required": {
                 "plan": (PLAN, {"tooltip": "The plan to paint (from a Latent Painter Sampler, Plan From Latents or Load Plan)."}),
                 "painter": (PAINTER, {"tooltip": "The painter chain (Painter / Painter Action stages)."}),
-                "frames": ("INT", {"default": d("frames"), "min": 0, "max": MAX_FRAMES,
-                                   "tooltip": "Total frames including the first (the canvas) and the last (the final latent); "
-                                              "at least 2. 0 = automatic: one frame per painting step of the chain."}),
-                "pacing": (list(PACINGS), {"default": d("pacing"),
-                                           "tooltip": "strokes: frames follow the painting steps evenly (the author's look); "
-                                                      "change: frames fall at equal steps of estimated visible change, so "
-                                                      "the animation neither rushes nor stalls."}),
-                "cleanup_frames": ("INT", {"default": d("cleanup_frames"), "min": 0, "max": 10000,
-                                           "tooltip": "Painting steps of the closing fade that removes what the painter's "
-                                                      "restrictions left, ending exactly on the final latent."}),
-                "seed": ("INT", {"default": d("seed"), "min": 0, "max": 0xFFFFFFFF, "control_after_generate": False,
-                                 "tooltip": "Seed of the random actions (dissolve); painting is otherwise deterministic."}),
+                **paint_option_inputs(
+                    "Total frames including the first (the canvas) and the last (the final latent); at least 2. "
+                    "0 = automatic: one frame per painting step of the chain.",
+                    "Painting steps of the closing fade that removes what the painter's restrictions left, "
+                    "ending exactly on the final latent.",
+                ),
             },
             "optional": {
                 "canvas": ("LATENT", {"tooltip": "The initial canvas (batch item 0), e.g. an encoded white image for "
                                                  "painting on paper. Same size and channels as the plan. Default: all zeros."}),
-                "vae": ("VAE", {"tooltip": "Optional, for pacing 'change': decodes a few probe frames (about one per "
-                                           "four frames) so frames fall at equal steps of change as this VAE shows it, "
-                                           "not only as the linear estimate predicts. Evener pacing for ~25% more decoding."}),
+                "vae": CALIBRATION_VAE,
             },
         }
 
@@ -62,8 +63,7 @@ class LatentPainterPaint:
         plan_input(plan, node)
         painter_chain(painter, node, "painter")
         start = None if canvas is None else first_item(canvas, node, "canvas")
-        with reporting(node):
-            options = PaintOptions(frames=int(frames), pacing=pacing, cleanup_frames=int(cleanup_frames), seed=int(seed))
+        options = paint_options(node, frames, pacing, cleanup_frames, seed)
         report = host.progress(PROGRESS_STEPS)
         with reporting(node):
             painting = paint(plan, painter, options, start, progress=report, where=node.DISPLAY_NAME,

@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from ..painter.frames import coverage_mask
 from ..painter.metrics import lerp_latents, slerp_latents
-from ..painter.paint import PACINGS, PROGRESS_STEPS, PaintOptions
+from ..painter.paint import PROGRESS_STEPS
 from ..painter.timeline import MAX_FRAMES, check_frame_budget
 from ..painter.transition import INTERPOLATIONS, Route, transition
 from . import host
-from .common import CATEGORY, PAINTER, PLAN, field_default, first_item, node_error, painter_chain, plan_input, reporting
+from .common import (
+    CALIBRATION_VAE,
+    CATEGORY,
+    PAINTER,
+    PLAN,
+    field_default,
+    first_item,
+    node_error,
+    paint_option_inputs,
+    paint_options,
+    painter_chain,
+    plan_input,
+    reporting,
+)
 
 PLAN_TOOLTIP = (
     "A plan (from a Latent Painter Sampler, Plan From Latents or Load Plan). All plans of a transition must share "
@@ -39,7 +52,6 @@ class LatentPainterTransition:
     @classmethod
     def INPUT_TYPES(cls):
         r = lambda name: field_default(Route, name)  # noqa: E731 - the engine's defaults
-        d = lambda name: field_default(PaintOptions, name)  # noqa: E731
         return {
             "required": {
                 "plan_a": (PLAN, {"tooltip": "Where the transition starts: " + PLAN_TOOLTIP}),
@@ -65,25 +77,18 @@ class LatentPainterTransition:
                 "resize": ("BOOLEAN", {"default": r("resize"),
                                        "tooltip": "Resize the other plans to plan A's latent size (bilinear) instead of "
                                                   "refusing plans of different sizes."}),
-                "frames": ("INT", {"default": d("frames"), "min": 0, "max": MAX_FRAMES,
-                                   "tooltip": "Frames per leg including both ends (at least 2); a join frame is shown once. "
-                                              "0 = automatic: one frame per painting step of the chain."}),
-                "pacing": (list(PACINGS), {"default": d("pacing"),
-                                           "tooltip": "strokes: frames follow the painting steps evenly; change: frames "
-                                                      "fall at equal steps of estimated visible change."}),
-                "cleanup_frames": ("INT", {"default": d("cleanup_frames"), "min": 0, "max": 10000,
-                                           "tooltip": "Painting steps of each leg's closing fade that removes what the "
-                                                      "painter's restrictions left, ending exactly on the leg's image."}),
-                "seed": ("INT", {"default": d("seed"), "min": 0, "max": 0xFFFFFFFF, "control_after_generate": False,
-                                 "tooltip": "Seed of the random actions (dissolve); painting is otherwise deterministic."}),
+                **paint_option_inputs(
+                    "Frames per leg including both ends (at least 2); a join frame is shown once. "
+                    "0 = automatic: one frame per painting step of the chain.",
+                    "Painting steps of each leg's closing fade that removes what the painter's restrictions "
+                    "left, ending exactly on the leg's image.",
+                ),
             },
             "optional": {
                 "plan_c": (PLAN, {"tooltip": "Optional third image: the transition goes on A -> B -> C (a slideshow). "
                                              + PLAN_TOOLTIP}),
                 "plan_d": (PLAN, {"tooltip": "Optional fourth image: A -> B -> C -> D (needs plan_c). " + PLAN_TOOLTIP}),
-                "vae": ("VAE", {"tooltip": "Optional, for pacing 'change': decodes a few probe frames per leg so frames "
-                                           "fall at equal steps of change as this VAE shows it. Evener pacing for ~25% "
-                                           "more decoding."}),
+                "vae": CALIBRATION_VAE,
             },
         }
 
@@ -99,7 +104,7 @@ class LatentPainterTransition:
         with reporting(node):
             route = Route(depth=float(depth), guidance=float(guidance), guidance_steps=int(guidance_steps),
                           interpolation=interpolation, resize=bool(resize))
-            options = PaintOptions(frames=int(frames), pacing=pacing, cleanup_frames=int(cleanup_frames), seed=int(seed))
+        options = paint_options(node, frames, pacing, cleanup_frames, seed)
         legs = (len(plans) - 1) * (2 if pingpong else 1)
         report = host.progress(legs * PROGRESS_STEPS)
         with reporting(node):
