@@ -81,9 +81,9 @@ class LatentPainterAssembleFrames:
         return {
             "required": {
                 "images": ("IMAGE", {"tooltip": "The frames (e.g. from Decode Frames)."}),
-                "hold_first": ("INT", {"default": 0, "min": 0, "max": engine.MAX_FRAMES,
+                "hold_first": ("INT", {"default": 0, "min": 0, "max": engine.MAX_ASSEMBLED_FRAMES,
                                        "tooltip": "Extra copies of the first frame (a pause before painting starts)."}),
-                "hold_last": ("INT", {"default": 24, "min": 0, "max": engine.MAX_FRAMES,
+                "hold_last": ("INT", {"default": 24, "min": 0, "max": engine.MAX_ASSEMBLED_FRAMES,
                                       "tooltip": "Extra copies of the last frame (a pause on the finished image)."}),
                 "pingpong": ("BOOLEAN", {"default": False,
                                          "tooltip": "Play forward, then backward to the start, for a seamless loop."}),

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .timeline import Painting
 
 # Refuse before allocating: 100k frames is over half an hour at 50 fps, far beyond any painting.
-MAX_FRAMES = 100_000
+MAX_ASSEMBLED_FRAMES = 100_000
 
 Decoder = Callable[[torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]
@@ -279,7 +279,7 @@ def assemble(
     once. The first frame is then shown ``1 + hold_first`` times and the last ``1 + hold_last``
     times. ``pingpong`` appends the way back without the turning frames (a f0..fn sequence plays
     f0..fn, f(n-1)..f1), so looping it never shows a frame twice in a row beyond the holds.
-    The frame count is checked against :data:`MAX_FRAMES` before anything is allocated.
+    The frame count is checked against :data:`MAX_ASSEMBLED_FRAMES` before anything is allocated.
     """
     if isinstance(sequences, torch.Tensor):
         sequences = [sequences]
@@ -314,9 +314,9 @@ def assemble(
 
     back = max(length - 2, 0) if pingpong else 0
     count = length + hold_first + hold_last + back
-    if count > MAX_FRAMES:
+    if count > MAX_ASSEMBLED_FRAMES:
         raise ValueError(
-            f"{where}: that makes {count} frames, more than {MAX_FRAMES}; lower the holds or use fewer/shorter sequences"
+            f"{where}: that makes {count} frames, more than {MAX_ASSEMBLED_FRAMES}; lower the holds or use fewer/shorter sequences"
         )
 
     # The output as indices into the virtual concatenation, then copied run by run.
@@ -361,7 +361,7 @@ def fps_for_duration(frames: int, seconds: float) -> float:
 
 
 __all__ = [
-    "MAX_FRAMES",
+    "MAX_ASSEMBLED_FRAMES",
     "StrokeMaps",
     "assemble",
     "composite_white",

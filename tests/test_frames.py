@@ -289,7 +289,7 @@ def test_assemble_refuses_absurd_counts_before_allocating():
     with pytest.raises(ValueError, match="more than 100000"):
         frames.assemble([big], hold_last=10**12)
     with pytest.raises(ValueError, match="more than"):
-        frames.assemble([big] * 3, hold_first=frames.MAX_FRAMES)
+        frames.assemble([big] * 3, hold_first=frames.MAX_ASSEMBLED_FRAMES)
     with pytest.raises(ValueError, match="hold_first"):
         frames.assemble([big], hold_first=-1)
     with pytest.raises(ValueError, match="hold_last"):
@@ -304,9 +304,9 @@ def test_assemble_refuses_absurd_counts_before_allocating():
 
 def test_assemble_limit_is_exact():
     one = seq(0, 1)
-    assert frames.assemble([one], hold_last=frames.MAX_FRAMES - 2).shape[0] == frames.MAX_FRAMES
+    assert frames.assemble([one], hold_last=frames.MAX_ASSEMBLED_FRAMES - 2).shape[0] == frames.MAX_ASSEMBLED_FRAMES
     with pytest.raises(ValueError):
-        frames.assemble([one], hold_last=frames.MAX_FRAMES - 1)
+        frames.assemble([one], hold_last=frames.MAX_ASSEMBLED_FRAMES - 1)
 
 
 def test_fps_for_duration():
