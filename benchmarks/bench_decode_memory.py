@@ -63,7 +63,7 @@ def run_case(case: str, taesd: str, frames: int, latent: int, chunk: int) -> dic
 
     import torch
 
-    from latent_painter.painter.frames import decode_frames
+    from latent_painter.painter.output import decode_frames
     from latent_painter.painter.taesd import TinyAutoencoder
 
     torch.set_grad_enabled(False)

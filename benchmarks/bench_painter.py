@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from latent_painter.painter.demo import PHOTOS, load_photos
-from latent_painter.painter.frames import decode_frames
+from latent_painter.painter.output import decode_frames
 from latent_painter.painter.metrics import pacing, x0_preview_latents
 from latent_painter.painter.paint import PaintOptions, paint
 from latent_painter.painter.plan import make_plan

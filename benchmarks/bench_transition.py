@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 
 from latent_painter.painter.demo import load_photos
-from latent_painter.painter.frames import decode_frames
+from latent_painter.painter.output import decode_frames
 from latent_painter.painter.metrics import active_range, crispness, lerp_latents, pacing, slerp_latents
 from latent_painter.painter.paint import PaintOptions
 from latent_painter.painter.standin import latent_format_from, photo_plan

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..painter import frames as engine
+from ..painter import output
 from . import host
 from .common import CATEGORY, latent_samples, node_error, reporting
 
@@ -50,10 +50,10 @@ class LatentPainterDecodeFrames:
         maps = False
         if stroke_map_side_by_side:
             # A MASK carries the coverage only: the map shows it in grey, without per-channel stroke colours.
-            maps = engine.StrokeMaps.from_coverage(stroke_map, latents.shape[1])
+            maps = output.StrokeMaps.from_coverage(stroke_map, latents.shape[1])
         report = host.progress(latents.shape[0])
         with reporting(node):
-            images = engine.decode_frames(
+            images = output.decode_frames(
                 vae.decode, latents, int(chunk_size),
                 coverage=stroke_map if white_canvas else None, white_canvas=bool(white_canvas), stroke_map=maps,
                 progress=report, where=node.DISPLAY_NAME,
@@ -81,9 +81,9 @@ class LatentPainterAssembleFrames:
         return {
             "required": {
                 "images": ("IMAGE", {"tooltip": "The frames (e.g. from Decode Frames)."}),
-                "hold_first": ("INT", {"default": 0, "min": 0, "max": engine.MAX_ASSEMBLED_FRAMES,
+                "hold_first": ("INT", {"default": 0, "min": 0, "max": output.MAX_ASSEMBLED_FRAMES,
                                        "tooltip": "Extra copies of the first frame (a pause before painting starts)."}),
-                "hold_last": ("INT", {"default": 24, "min": 0, "max": engine.MAX_ASSEMBLED_FRAMES,
+                "hold_last": ("INT", {"default": 24, "min": 0, "max": output.MAX_ASSEMBLED_FRAMES,
                                       "tooltip": "Extra copies of the last frame (a pause on the finished image)."}),
                 "pingpong": ("BOOLEAN", {"default": False,
                                          "tooltip": "Play forward, then backward to the start, for a seamless loop."}),
@@ -104,13 +104,13 @@ class LatentPainterAssembleFrames:
         node = type(self)
         sequences = [images] if more_images is None else [images, more_images]
         with reporting(node):
-            out = engine.assemble(
+            out = output.assemble(
                 sequences, hold_first=int(hold_first), hold_last=int(hold_last), pingpong=bool(pingpong),
                 where=node.DISPLAY_NAME,
             )
         if duration_seconds and duration_seconds > 0:
             with reporting(node, "duration_seconds"):
-                rate = engine.fps_for_duration(out.shape[0], float(duration_seconds))
+                rate = output.fps_for_duration(out.shape[0], float(duration_seconds))
         else:
             rate = float(fps)
             if not rate > 0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..painter.frames import coverage_mask
+from ..painter.output import coverage_mask
 from ..painter.paint import PROGRESS_STEPS, paint
 from . import host
 from .common import (

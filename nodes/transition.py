@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..painter.frames import coverage_mask
+from ..painter.output import coverage_mask
 from ..painter.metrics import lerp_latents, slerp_latents
 from ..painter.paint import PROGRESS_STEPS
 from ..painter.timeline import MAX_FRAMES, check_frame_budget

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .actions import ACTION_KINDS, Action
-from .frames import assemble, decode_frames
+from .output import assemble, decode_frames
 from .paint import PaintOptions, paint
 from .standin import latent_format_from, photo_plan
 from .strokes import STROKE_PRESETS, Strokes

@@ -88,7 +88,7 @@ def thumb_custom_sampling(studio):
 
 def thumb_white_canvas(studio):
     """Two output frames (white paper with the first strokes, then the image forming), each with its stroke map."""
-    from latent_painter.painter.frames import StrokeMaps, coverage_mask, decode_frames
+    from latent_painter.painter.output import StrokeMaps, coverage_mask, decode_frames
 
     painting, _ = painted(studio, "chelsea", (strokes(brush="soft"),), 0.0)
     picks = [frame_at(painting, 0.02), frame_at(painting, 0.2)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latent_painter.painter import frames
+from latent_painter.painter import output
 from latent_painter.painter.timeline import Painting
 
 C, h, w = 4, 6, 5
@@ -63,7 +63,7 @@ def test_chunked_decode_equals_one_shot(chunk):
     x = latents()
     with torch.no_grad():
         whole = decoder(x)
-    out = frames.decode_frames(decoder, x, chunk)
+    out = output.decode_frames(decoder, x, chunk)
     assert out.shape == (11, h * 8, w * 8, 3)
     assert out.dtype == torch.float32
     assert torch.equal(out, whole)
@@ -73,7 +73,7 @@ def test_chunked_decode_equals_one_shot(chunk):
 
 def test_progress_reports_each_chunk():
     seen = []
-    frames.decode_frames(Decoder(), latents(), 4, progress=lambda done, total: seen.append((done, total)))
+    output.decode_frames(Decoder(), latents(), 4, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(4, 11), (8, 11), (11, 11)]
 
 
@@ -88,7 +88,7 @@ def test_output_is_allocated_once(monkeypatch):
         return tensor
 
     monkeypatch.setattr(torch, "empty", counting_empty)
-    out = frames.decode_frames(Decoder(), latents(), 3)
+    out = output.decode_frames(Decoder(), latents(), 3)
     assert len(full_size) == 1
     assert out.data_ptr() == full_size[0].data_ptr()
 
@@ -105,7 +105,7 @@ def test_interrupt_in_progress_returns_nothing_and_stops_decoding():
 
     result = None
     with pytest.raises(Interrupted):
-        result = frames.decode_frames(decoder, latents(), 3, progress=progress)
+        result = output.decode_frames(decoder, latents(), 3, progress=progress)
     assert result is None
     assert decoder.calls == [3, 3]
 
@@ -127,13 +127,13 @@ def test_decode_frames_refuses_bad_input(kwargs, words):
     decoder = Decoder()
     args = dict(frames=latents(), chunk_size=4) | kwargs
     with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
-        frames.decode_frames(decoder, args.pop("frames"), args.pop("chunk_size"), **args)
+        output.decode_frames(decoder, args.pop("frames"), args.pop("chunk_size"), **args)
     assert decoder.calls == []
 
 
 def test_decoder_of_wrong_shape_is_named():
     with pytest.raises(ValueError, match="decoder"):
-        frames.decode_frames(lambda s: torch.zeros(s.shape[0], 8, 8), latents(), 4)
+        output.decode_frames(lambda s: torch.zeros(s.shape[0], 8, 8), latents(), 4)
 
 
 # --- white canvas -------------------------------------------------------------------------
@@ -145,7 +145,7 @@ def test_white_canvas_keeps_paper_white_and_ends_exact():
     coverage = torch.zeros(5, h, w)
     coverage[1:, 1:4, 0:2] = 1.0  # a painted block
     coverage[2:, 1:4, 3] = 0.25  # another, with a one-pixel unpainted gap (column 2) between
-    out = frames.decode_frames(decoder, x, 2, coverage=coverage, white_canvas=True)
+    out = output.decode_frames(decoder, x, 2, coverage=coverage, white_canvas=True)
     with torch.no_grad():
         plain = decoder(x)
     # Frame 0: nothing painted, all paper.
@@ -162,7 +162,7 @@ def test_white_canvas_keeps_paper_white_and_ends_exact():
 def test_white_canvas_shows_holds_of_the_final_frame_unmasked():
     decoder = Decoder()
     p = painting()
-    out = frames.decode_frames(decoder, p, 4, white_canvas=True)
+    out = output.decode_frames(decoder, p, 4, white_canvas=True)
     with torch.no_grad():
         plain = decoder(p.frames)
     assert torch.equal(out[-1], plain[-1])
@@ -173,8 +173,8 @@ def test_white_canvas_shows_holds_of_the_final_frame_unmasked():
 def test_composite_white_rounds_corners_but_nearest_makes_blocks():
     images = torch.zeros(1, 16, 16, 3)
     coverage = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
-    round_ = frames.composite_white(images, coverage)
-    block = frames.composite_white(images, coverage, upsample="nearest")
+    round_ = output.composite_white(images, coverage)
+    block = output.composite_white(images, coverage, upsample="nearest")
     assert torch.all(block[0, :8, :8] == 0.0) and torch.all(block[0, 8:] == 1.0) and torch.all(block[0, :, 8:] == 1.0)
     # Bilinear + threshold: painted area no larger than the block, its inner corner cut off.
     painted = round_[0, ..., 0] == 0.0
@@ -189,7 +189,7 @@ def test_stroke_map_colours():
     coverage = torch.tensor([[[0.0, 1.0, 2.0, 4.0, 4.0]]])
     strokes = torch.tensor([[[0.0, 1.0, 1.0, 1.0, 0.5]]])
     channels = torch.tensor([[[-1, 0, 2, -2, 1]]], dtype=torch.int16)
-    rgb = frames.render_stroke_map(coverage, strokes, channels, 4, size=(2, 10))
+    rgb = output.render_stroke_map(coverage, strokes, channels, 4, size=(2, 10))
     assert rgb.shape == (1, 2, 10, 3)
     # Nearest upsampling: each latent pixel is a 2x2 block.
     assert torch.equal(rgb[0, :, 0::2], rgb[0, :, 1::2]) and torch.equal(rgb[0, 0], rgb[0, 1])
@@ -205,7 +205,7 @@ def test_stroke_map_colours():
 def test_stroke_map_grey_is_normalised_per_frame():
     coverage = torch.tensor([[[0.0, 1.0], [2.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]], [[3.0, 6.0], [0.0, 0.0]]])
     none = torch.zeros_like(coverage)
-    rgb = frames.render_stroke_map(coverage, none, torch.full(coverage.shape, -1), 4)
+    rgb = output.render_stroke_map(coverage, none, torch.full(coverage.shape, -1), 4)
     assert rgb.shape == (3, 16, 16, 3)
     grey = rgb[:, ::8, ::8, 0]
     assert torch.equal(grey[0], torch.tensor([[0.0, 0.25], [0.5, 1.0]]))
@@ -217,11 +217,11 @@ def test_stroke_map_grey_is_normalised_per_frame():
 def test_stroke_map_refuses_unknown_channel():
     z = torch.zeros(1, 2, 2)
     with pytest.raises(ValueError, match="num_channels"):
-        frames.render_stroke_map(z, z, torch.full((1, 2, 2), 4), 4)
+        output.render_stroke_map(z, z, torch.full((1, 2, 2), 4), 4)
 
 
 def test_hue_colours_are_saturated_and_distinct():
-    colours = frames.hue_colours(16)
+    colours = output.hue_colours(16)
     assert torch.all(colours.amax(dim=1) == 1.0) and torch.all(colours.amin(dim=1) == 0.0)
     assert torch.unique(colours, dim=0).shape[0] == 16
 
@@ -229,23 +229,23 @@ def test_hue_colours_are_saturated_and_distinct():
 def test_decode_with_stroke_map_beside():
     decoder = Decoder()
     p = painting()
-    out = frames.decode_frames(decoder, p, 3, stroke_map=True)
+    out = output.decode_frames(decoder, p, 3, stroke_map=True)
     with torch.no_grad():
         plain = decoder(p.frames)
     assert out.shape == (7, h * 8, 2 * w * 8, 3)
     assert torch.equal(out[:, :, : w * 8], plain)
-    maps = frames.render_stroke_map(p.coverage, p.strokes, p.channels, C, size=(h * 8, w * 8))
+    maps = output.render_stroke_map(p.coverage, p.strokes, p.channels, C, size=(h * 8, w * 8))
     assert torch.equal(out[:, :, w * 8 :], maps)
     # The same maps given on their own draw the same thing.
-    alone = frames.StrokeMaps(p.coverage, p.strokes, p.channels, C)
-    assert torch.equal(frames.decode_frames(decoder, p.frames, 3, stroke_map=alone)[:, :, w * 8 :], maps)
+    alone = output.StrokeMaps(p.coverage, p.strokes, p.channels, C)
+    assert torch.equal(output.decode_frames(decoder, p.frames, 3, stroke_map=alone)[:, :, w * 8 :], maps)
 
 
 def test_decode_with_white_canvas_and_stroke_map_uses_painting_coverage():
     decoder = Decoder()
     p = painting()
-    out = frames.decode_frames(decoder, p, 3, stroke_map=True, white_canvas=True)
-    alone = frames.decode_frames(decoder, p.frames, 3, coverage=p.coverage, white_canvas=True)
+    out = output.decode_frames(decoder, p, 3, stroke_map=True, white_canvas=True)
+    alone = output.decode_frames(decoder, p.frames, 3, coverage=p.coverage, white_canvas=True)
     assert torch.equal(out[:, :, : w * 8], alone)
 
 
@@ -262,24 +262,24 @@ def values(images: torch.Tensor) -> list[float]:
 
 
 def test_assemble_drops_duplicate_join_frames_only():
-    out = frames.assemble([seq(0, 1, 2), seq(2, 3), seq(4, 5)])
+    out = output.assemble([seq(0, 1, 2), seq(2, 3), seq(4, 5)])
     assert values(out) == [0, 1, 2, 3, 4, 5]
     assert out.shape == (6, 2, 3, 3)
 
 
 def test_assemble_holds_and_pingpong():
     a = seq(0, 1, 2, 3)
-    assert values(frames.assemble([a], hold_first=2, hold_last=3)) == [0, 0, 0, 1, 2, 3, 3, 3, 3]
-    assert values(frames.assemble([a], pingpong=True)) == [0, 1, 2, 3, 2, 1]
-    assert values(frames.assemble([a, seq(3, 4)], hold_first=1, hold_last=1, pingpong=True)) == [
+    assert values(output.assemble([a], hold_first=2, hold_last=3)) == [0, 0, 0, 1, 2, 3, 3, 3, 3]
+    assert values(output.assemble([a], pingpong=True)) == [0, 1, 2, 3, 2, 1]
+    assert values(output.assemble([a, seq(3, 4)], hold_first=1, hold_last=1, pingpong=True)) == [
         0, 0, 1, 2, 3, 4, 4, 3, 2, 1,
     ]
-    assert values(frames.assemble(seq(7), hold_first=1, hold_last=2, pingpong=True)) == [7, 7, 7, 7]
-    assert values(frames.assemble([seq(0, 1)], pingpong=True)) == [0, 1]
+    assert values(output.assemble(seq(7), hold_first=1, hold_last=2, pingpong=True)) == [7, 7, 7, 7]
+    assert values(output.assemble([seq(0, 1)], pingpong=True)) == [0, 1]
 
 
 def test_assemble_keeps_dtype_and_mixed_inputs():
-    out = frames.assemble([seq(0, 1), seq(1, 2).double()])
+    out = output.assemble([seq(0, 1), seq(1, 2).double()])
     assert out.dtype == torch.float32
     assert values(out) == [0, 1, 2]
 
@@ -287,34 +287,34 @@ def test_assemble_keeps_dtype_and_mixed_inputs():
 def test_assemble_refuses_absurd_counts_before_allocating():
     big = seq(0, 1)
     with pytest.raises(ValueError, match="more than 100000"):
-        frames.assemble([big], hold_last=10**12)
+        output.assemble([big], hold_last=10**12)
     with pytest.raises(ValueError, match="more than"):
-        frames.assemble([big] * 3, hold_first=frames.MAX_ASSEMBLED_FRAMES)
+        output.assemble([big] * 3, hold_first=output.MAX_ASSEMBLED_FRAMES)
     with pytest.raises(ValueError, match="hold_first"):
-        frames.assemble([big], hold_first=-1)
+        output.assemble([big], hold_first=-1)
     with pytest.raises(ValueError, match="hold_last"):
-        frames.assemble([big], hold_last=1.5)
+        output.assemble([big], hold_last=1.5)
     with pytest.raises(ValueError, match="at least one"):
-        frames.assemble([])
+        output.assemble([])
     with pytest.raises(ValueError, match="sequence 2"):
-        frames.assemble([big, torch.zeros(2, 2, 4, 3)])
+        output.assemble([big, torch.zeros(2, 2, 4, 3)])
     with pytest.raises(ValueError, match="sequence 2"):
-        frames.assemble([big, torch.zeros(0, 2, 3, 3)])
+        output.assemble([big, torch.zeros(0, 2, 3, 3)])
 
 
 def test_assemble_limit_is_exact():
     one = seq(0, 1)
-    assert frames.assemble([one], hold_last=frames.MAX_ASSEMBLED_FRAMES - 2).shape[0] == frames.MAX_ASSEMBLED_FRAMES
+    assert output.assemble([one], hold_last=output.MAX_ASSEMBLED_FRAMES - 2).shape[0] == output.MAX_ASSEMBLED_FRAMES
     with pytest.raises(ValueError):
-        frames.assemble([one], hold_last=frames.MAX_ASSEMBLED_FRAMES - 1)
+        output.assemble([one], hold_last=output.MAX_ASSEMBLED_FRAMES - 1)
 
 
 def test_fps_for_duration():
-    assert frames.fps_for_duration(1121, 20) == pytest.approx(56.05)
-    assert frames.fps_for_duration(40, 20.0) == 2.0
+    assert output.fps_for_duration(1121, 20) == pytest.approx(56.05)
+    assert output.fps_for_duration(40, 20.0) == 2.0
     for bad in [(0, 20), (10, 0), (10, -1), (10, float("inf")), (2.5, 1)]:
         with pytest.raises(ValueError):
-            frames.fps_for_duration(*bad)
+            output.fps_for_duration(*bad)
 
 
 # --- with the real TAESD decoder, when its weights are at hand ------------------------------
@@ -346,13 +346,13 @@ def test_decode_frames_with_real_taesd():
     painted[-1] = final
     coverage = torch.zeros(n, *final.shape[1:])
     coverage[1:, :4] = 1.0  # the top half painted from frame 1 on
-    out = frames.decode_frames(tae.decode, painted, 2, coverage=coverage, white_canvas=True)
+    out = output.decode_frames(tae.decode, painted, 2, coverage=coverage, white_canvas=True)
     assert out.shape == (n, 64, 64, 3)
     assert torch.all(out[0] == 1.0)
     assert torch.all(out[:-1, 40:] == 1.0)  # the bottom half is paper until the end
     # The last chunk holds the final latent alone, so the last frame is its decode bit for bit.
     assert torch.equal(out[-1], tae.decode(final[None])[0])
     # Decoding in chunks matches decoding everything at once up to the decoder's float rounding.
-    whole = frames.decode_frames(tae.decode, painted, n)
+    whole = output.decode_frames(tae.decode, painted, n)
     assert torch.allclose(out[1, :24], whole[1, :24], atol=1e-5)
     assert torch.allclose(out[-1], whole[-1], atol=1e-5)
