@@ -1,9 +1,41 @@
 """Fixtures shared by the tests (the host tests have their own in tests/host/)."""
 
+import os
+from pathlib import Path
+
 import pytest
 from nodes_support import Progress
 
 from latent_painter.nodes import host
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TAESD_FILES = ("taef2_encoder.pth", "taef2_decoder.pth")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--taesd", default=None, help="folder with taef2_encoder.pth and taef2_decoder.pth")
+
+
+def find_taesd_weights(option: str | None) -> tuple[Path | None, list[str]]:
+    """The first folder holding both taef2 weight files: the --taesd option, then
+    LATENT_PAINTER_TAESD, then ../shared/data/taesd beside the repo. Returns (folder or None,
+    the places looked in). The one place that knows where test weights live."""
+    places = [option, os.environ.get("LATENT_PAINTER_TAESD"), str(REPO_ROOT.parent / "shared" / "data" / "taesd")]
+    looked = [place for place in places if place]
+    for place in looked:
+        if all((Path(place) / name).is_file() for name in TAESD_FILES):
+            return Path(place), looked
+    return None, looked
+
+
+@pytest.fixture(scope="session")
+def taesd_folder(request) -> Path:
+    """The folder of the real taef2 weights; skips (naming the files and places) when absent."""
+    folder, looked = find_taesd_weights(request.config.getoption("--taesd"))
+    if folder is None:
+        pytest.skip(f"no TAESD weights: {' and '.join(TAESD_FILES)} not found in {', '.join(looked)} "
+                    "(pass --taesd DIR or set LATENT_PAINTER_TAESD)")
+    return folder
 
 
 @pytest.fixture
