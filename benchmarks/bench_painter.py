@@ -32,7 +32,7 @@ from latent_painter.painter.plan import make_plan
 from latent_painter.painter.standin import latent_format_from, photo_plan
 from latent_painter.painter.strokes import Strokes
 from latent_painter.painter.taesd import TinyAutoencoder
-from latent_painter.painter.timeline import calibration_probes
+from latent_painter.painter.pacing import calibration_probes
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TAESD = os.environ.get("LATENT_PAINTER_TAESD", str(ROOT.parent / "shared" / "data" / "taesd"))

@@ -49,7 +49,7 @@ from latent_painter.painter.paint import PaintOptions
 from latent_painter.painter.standin import latent_format_from, photo_plan
 from latent_painter.painter.strokes import Strokes
 from latent_painter.painter.taesd import TinyAutoencoder
-from latent_painter.painter.timeline import calibration_probes
+from latent_painter.painter.pacing import calibration_probes
 from latent_painter.painter.transition import Route, route_targets, transition
 
 ROOT = Path(__file__).resolve().parents[1]

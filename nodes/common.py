@@ -10,10 +10,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from ..painter import gain
-from ..painter.actions import Action
-from ..painter.paint import PACINGS, PaintOptions
+from ..painter.pacing import PACINGS
+from ..painter.paint import PaintOptions
 from ..painter.plan import Plan
-from ..painter.strokes import Strokes
+from ..painter.stages import is_stage
 from ..painter.timeline import MAX_FRAMES
 
 CATEGORY = "latent painter"
@@ -81,8 +81,8 @@ def field_default(cls, name: str):
 
 
 def painter_chain(value, node, input_name: str):
-    """``value`` if it is a PAINTER (a non-empty tuple of Strokes/Action stages), else a clear error."""
-    if not isinstance(value, tuple) or not value or not all(isinstance(s, (Strokes, Action)) for s in value):
+    """``value`` if it is a PAINTER (a non-empty tuple of registered stages), else a clear error."""
+    if not isinstance(value, tuple) or not value or not all(is_stage(s) for s in value):
         raise node_error(node, input_name, "is not a painter chain; connect a Painter or Painter Action output")
     return value
 
@@ -102,9 +102,7 @@ def paint_option_inputs(frames_tooltip: str, cleanup_tooltip: str) -> dict:
     return {
         "frames": ("INT", {"default": d("frames"), "min": 0, "max": MAX_FRAMES, "tooltip": frames_tooltip}),
         "pacing": (list(PACINGS), {"default": d("pacing"),
-                                   "tooltip": "strokes: frames follow the painting steps evenly (the author's look); "
-                                              "change: frames fall at equal steps of estimated visible change, so "
-                                              "the animation neither rushes nor stalls."}),
+                                   "tooltip": "; ".join(f"{p.name}: {p.description}" for p in PACINGS.values()) + "."}),
         "cleanup_frames": ("INT", {"default": d("cleanup_frames"), "min": 0, "max": 10000, "tooltip": cleanup_tooltip}),
         "seed": ("INT", {"default": d("seed"), "min": 0, "max": 0xFFFFFFFF, "control_after_generate": False,
                          "tooltip": "Seed of the random actions (dissolve); painting is otherwise deterministic."}),

@@ -7,7 +7,7 @@ in chain order (``schedules`` per stage, 0 = a share of the rest).
 
 from __future__ import annotations
 
-from ..painter.actions import ACTION_KINDS, DEFAULT_FRAMES, Action
+from ..painter.actions import REVEALS, Action
 from ..painter.gain import BRUSHES
 from ..painter.plan import MAX_PLAN_STEPS
 from ..painter.strokes import STROKE_PRESETS, Strokes
@@ -95,12 +95,17 @@ class LatentPainterStrokes:
         return (chain(previous, stage, node),)
 
 
+class RevealDescription:
+    """The Painter Action description, read from the reveal registry whenever the host asks."""
+
+    def __get__(self, instance, owner) -> str:
+        kinds = "; ".join(f"{reveal.name} ({reveal.description})" for reveal in REVEALS.values())
+        return f"A reveal action instead of strokes: {kinds}. Chain it with Painter stages."
+
+
 class LatentPainterAction:
     DISPLAY_NAME = "Painter Action"
-    DESCRIPTION = (
-        "A reveal action instead of strokes: fade (cross-fade), glow (a disk grows from the place of most gain), "
-        "flip (blocks flip in zig-zag chains) or dissolve (random cells). Chain it with Painter stages."
-    )
+    DESCRIPTION = RevealDescription()
     CATEGORY = CATEGORY
     FUNCTION = "configure"
     RETURN_TYPES = (PAINTER,)
@@ -110,10 +115,11 @@ class LatentPainterAction:
     @classmethod
     def INPUT_TYPES(cls):
         d = lambda name: field_default(Action, name)  # noqa: E731 - the engine's defaults
-        counts = ", ".join(f"{kind} {count}" for kind, count in DEFAULT_FRAMES.items())
+        counts = ", ".join(f"{reveal.name} {reveal.default_frames}" for reveal in REVEALS.values())
         return {
             "required": {
-                "kind": (list(ACTION_KINDS), {"default": d("kind"), "tooltip": "How the canvas moves toward each schedule's target."}),
+                "kind": (list(REVEALS), {"default": d("kind"), "tooltip": "How the canvas moves toward each schedule's target: "
+                                         + "; ".join(f"{r.name}: {r.description}" for r in REVEALS.values()) + "."}),
                 "frames": ("INT", {"default": d("frames"), "min": 0, "max": 1024,
                                    "tooltip": f"Frames (steps of the action) per schedule. 0 = the author's count ({counts})."}),
                 "channels": ("STRING", {"default": "", "tooltip": CHANNELS_TOOLTIP}),

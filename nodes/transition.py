@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ..painter.output import coverage_mask
-from ..painter.metrics import lerp_latents, slerp_latents
+from ..painter.interpolate import INTERPOLATIONS, lerp_latents, slerp_latents
 from ..painter.paint import PROGRESS_STEPS
 from ..painter.timeline import MAX_FRAMES, check_frame_budget
-from ..painter.transition import INTERPOLATIONS, Route, transition
+from ..painter.transition import Route, transition
 from . import host
 from .common import (
     CALIBRATION_VAE,

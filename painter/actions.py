@@ -13,24 +13,50 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from .gain import information_gain, motivated
-from .strokes import Workbench
+from .stages import Workbench, register_stage
 from .timeline import Event, make_event
 
-ACTION_KINDS = ("fade", "glow", "flip", "dissolve")
-# Frames per schedule measured in the author's demos (ALGORITHM.md §2).
-DEFAULT_FRAMES = {"fade": 8, "glow": 7, "flip": 16, "dissolve": 16}
+# One placed mask of a reveal step: (top, left, [h,w] weights) on the canvas.
+Placed = tuple[int, int, torch.Tensor]
 
 
+@dataclass(frozen=True)
+class Reveal:
+    """A reveal action kind.
+
+    function:       ``(action, bench, target, allowed, count, schedule) -> [(top, left, mask), ...]``,
+                    the ``count`` steps of one schedule toward the ``target`` tensor (one event each).
+    default_frames: steps per schedule when the Action asks for 0.
+    description:    a few words for the node's dropdown help.
+    """
+
+    name: str
+    default_frames: int
+    function: Callable[..., list[Placed]]
+    description: str
+
+
+REVEALS: dict[str, Reveal] = {}
+
+
+def register_reveal(name: str, function, default_frames: int, description: str) -> Reveal:
+    """Make ``function`` the reveal action ``name`` (Painter Action and the demo offer it)."""
+    REVEALS[name] = Reveal(name, default_frames, function, description)
+    return REVEALS[name]
+
+
+@register_stage
 @dataclass(frozen=True)
 class Action:
     """Settings of a reveal action (JSON-serialisable).
 
-    kind:       fade, glow, flip or dissolve.
+    kind:       a registered reveal (fade, glow, flip, dissolve, ...; see REVEALS).
     frames:     events (frames) per schedule; 0 = the author's count for the kind.
     channels:   channels the action may change; empty = all.
     motivation: change only places whose accumulated gain exceeds this multiple of the mean.
@@ -49,8 +75,8 @@ class Action:
 
     def __post_init__(self):
         where = f"Action ({self.kind})"
-        if self.kind not in ACTION_KINDS:
-            raise ValueError(f"Action: kind {self.kind!r} is unknown; use one of {', '.join(ACTION_KINDS)}")
+        if self.kind not in REVEALS:
+            raise ValueError(f"Action: kind {self.kind!r} is unknown; use one of {', '.join(REVEALS)}")
         if not 0 <= self.frames <= 1024:
             raise ValueError(f"{where}: frames per schedule must be 0 (default) to 1024, got {self.frames}")
         if not math.isfinite(self.motivation) or self.motivation < 0:
@@ -64,30 +90,34 @@ class Action:
 
     @property
     def frames_per_schedule(self) -> int:
-        return self.frames or DEFAULT_FRAMES[self.kind]
+        return self.frames or REVEALS[self.kind].default_frames
+
+    def paint(self, bench, targets, target_index, allowed, share) -> list[Event]:
+        return run_action(self, bench, targets, target_index, allowed, schedule=target_index)
 
 
 def run_action(
     action: Action,
     bench: Workbench,
     targets: torch.Tensor,
-    target: int,
+    target_index: int,
     allowed: torch.Tensor,
     schedule: int,
 ) -> list[Event]:
-    """One schedule of ``action`` toward targets[target]; updates ``bench`` in place."""
+    """One schedule of ``action`` toward targets[target_index]; updates ``bench`` in place."""
     canvas = bench.canvas
     channels = allowed.nonzero().flatten()
     # [k,H,W] weights 0/1 of where the action may act at all
     allowed_here = motivated(bench.motivation, action.motivation, allowed)[channels].float()
     count = action.frames_per_schedule
-    masks = _REVEALS[action.kind](action, bench, targets[target], allowed, count, schedule)
+    masks = REVEALS[action.kind].function(action, bench, targets[target_index], allowed, count, schedule)
     events = []
     _, height, width = canvas.shape
     for top, left, mask in masks:
         if action.motivation > 0:
             mask = mask * allowed_here[:, top : top + mask.shape[-2], left : left + mask.shape[-1]]
-        events.append(make_event(target, channels, top, left, mask, canvas, targets, bench.rgb))
+        events.append(make_event(target_index=target_index, channels=channels, top=top, left=left, mask=mask,
+                                  canvas=canvas, targets=targets, rgb=bench.rgb))
     if events:
         spent = torch.zeros(height, width, device=canvas.device)
         for event in events:
@@ -97,7 +127,7 @@ def run_action(
     return events
 
 
-def _fade(action, bench, plan, allowed, count, schedule):
+def fade(action, bench, target, allowed, count, schedule):
     # step j of J moves 1/(J-j+1) of the remaining way, so every step changes the canvas
     # by the same amount and the last one lands exactly on the target
     _, height, width = bench.canvas.shape
@@ -105,10 +135,10 @@ def _fade(action, bench, plan, allowed, count, schedule):
     return [(0, 0, ones / (count - step)) for step in range(count)]
 
 
-def _glow(action, bench, plan, allowed, count, schedule):
+def glow(action, bench, target, allowed, count, schedule):
     canvas = bench.canvas
     _, height, width = canvas.shape
-    gain = information_gain(plan, canvas)[allowed].sum(0)
+    gain = information_gain(target, canvas)[allowed].sum(0)
     blurred = F.avg_pool2d(gain[None, None], 5, stride=1, padding=2, count_include_pad=False)[0, 0]
     cy, cx = divmod(int(blurred.flatten().argmax()), width)
     rows = torch.arange(height, device=canvas.device, dtype=torch.float32)[:, None]
@@ -119,11 +149,11 @@ def _glow(action, bench, plan, allowed, count, schedule):
     return [(0, 0, (distance <= reach * (step + 1) / count + 1e-6).float()) for step in range(count)]
 
 
-def _flip(action, bench, plan, allowed, count, schedule):
+def flip(action, bench, target, allowed, count, schedule):
     canvas = bench.canvas
     _, height, width = canvas.shape
     side = max(1, round(action.block * math.sqrt(height * width) / 64))
-    gain = information_gain(plan, canvas)[allowed].sum(0)
+    gain = information_gain(target, canvas)[allowed].sum(0)
     block_gain = F.avg_pool2d(gain[None, None], side, stride=side, ceil_mode=True)[0, 0]
     rows_b, cols_b = block_gain.shape
     flipped = torch.zeros_like(block_gain, dtype=torch.bool)
@@ -154,7 +184,7 @@ def _flip(action, bench, plan, allowed, count, schedule):
     return masks
 
 
-def _dissolve(action, bench, plan, allowed, count, schedule):
+def dissolve(action, bench, target, allowed, count, schedule):
     canvas = bench.canvas
     _, height, width = canvas.shape
     side = max(1, round(action.block * math.sqrt(height * width) / 64 / 2))
@@ -173,4 +203,8 @@ def _dissolve(action, bench, plan, allowed, count, schedule):
     return masks
 
 
-_REVEALS = {"fade": _fade, "glow": _glow, "flip": _flip, "dissolve": _dissolve}
+# Frames per schedule measured in the author's demos (ALGORITHM.md §2).
+register_reveal("fade", fade, 8, "the whole canvas cross-fades to the target")
+register_reveal("glow", glow, 7, "a disk grows from the place of most gain")
+register_reveal("flip", flip, 16, "blocks flip in zig-zag chains")
+register_reveal("dissolve", dissolve, 16, "random cells flip to the target")

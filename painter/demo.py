@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .actions import ACTION_KINDS, Action
+from .actions import REVEALS, Action
 from .output import assemble, decode_frames
 from .paint import PaintOptions, paint
 from .standin import latent_format_from, photo_plan
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--photo", choices=PHOTOS, default="astronaut", help="which bundled photo to paint")
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (multiple of 8)")
     parser.add_argument("--steps", type=int, default=30, help="denoising steps of the stand-in sampler = schedules")
-    parser.add_argument("--painter", choices=tuple(STROKE_PRESETS) + ACTION_KINDS, default="stroke24",
+    parser.add_argument("--painter", choices=(*STROKE_PRESETS, *REVEALS), default="stroke24",
                         help="a stroke preset or a reveal action")
     parser.add_argument("--frames", type=int, default=240, help="painted frames (0 = one per stroke)")
     parser.add_argument("--fps", type=float, default=24.0, help="frame rate of the file")

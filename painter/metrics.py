@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .interpolate import lerp_latents, slerp_latents  # noqa: F401 - the baselines measured here
 from .plan import Plan
 from .timeline import Painting
 
@@ -17,7 +18,6 @@ CHUNK = 16
 # Rec. 709 luma weights: the primaries of sRGB, which is what decoded images are.
 LUMA = (0.2126, 0.7152, 0.0722)
 # Below this |cos| the slerp angle is well conditioned; above it slerp is lerp to float precision.
-SLERP_PARALLEL = 0.9995
 
 
 def _check_images(images, name: str = "images") -> torch.Tensor:
@@ -187,54 +187,6 @@ def is_exact(frames, final) -> bool:
     if view is None:
         return torch.equal(last, final.to(last.device))
     return torch.equal(last.contiguous().view(view), final.to(last.device).contiguous().view(view))
-
-
-def _endpoints(a, b, n, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"{name}: n must be a whole number >= 2 (the frames, both endpoints included), got {n!r}")
-    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
-        raise ValueError(f"{name}: a and b must be latent tensors")
-    if a.dim() == 4 and a.shape[0] == 1:
-        a = a[0]
-    if b.dim() == 4 and b.shape[0] == 1:
-        b = b[0]
-    if a.dim() != 3 or a.shape != b.shape:
-        raise ValueError(f"{name}: a {tuple(a.shape)} and b {tuple(b.shape)} must be single latents [C,H,W] of one shape")
-    return a.to(torch.float32), b.to(device=a.device, dtype=torch.float32)
-
-
-def lerp_latents(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
-    """``[n,C,H,W]``: straight-line interpolation from ``a`` to ``b``, both endpoints included exactly."""
-    a, b = _endpoints(a, b, n, "lerp_latents")
-    weight = torch.linspace(0.0, 1.0, n, device=a.device).view(n, 1, 1, 1)
-    out = torch.lerp(a.expand(n, *a.shape), b.expand(n, *b.shape), weight)
-    out[0] = a
-    out[-1] = b
-    return out
-
-
-def slerp_latents(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
-    """``[n,C,H,W]``: spherical interpolation of the flattened latents, both endpoints exact.
-
-    The classic form ``sin((1-t)w)/sin(w) a + sin(tw)/sin(w) b`` with w the angle between a and
-    b: when |a| = |b| every in-between latent keeps that norm. Nearly parallel or antiparallel
-    vectors (|cos w| > 0.9995) and zero vectors fall back to lerp, where the angle is meaningless.
-    """
-    a, b = _endpoints(a, b, n, "slerp_latents")
-    flat_a, flat_b = a.flatten(), b.flatten()
-    t = torch.linspace(0.0, 1.0, n, device=a.device)
-    norms = flat_a.norm() * flat_b.norm()
-    cos = (flat_a @ flat_b) / norms if norms > 0 else torch.ones((), device=a.device)
-    if cos.abs() > SLERP_PARALLEL:
-        return lerp_latents(a, b, n)
-    omega = torch.arccos(cos.clamp(-1.0, 1.0))
-    sin = torch.sin(omega)
-    weight_a = torch.sin((1.0 - t) * omega) / sin
-    weight_b = torch.sin(t * omega) / sin
-    out = (weight_a[:, None] * flat_a + weight_b[:, None] * flat_b).view(n, *a.shape)
-    out[0] = a
-    out[-1] = b
-    return out
 
 
 __all__ = [

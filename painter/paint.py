@@ -1,36 +1,25 @@
 """Paint a plan: run a chain of painters (stroke runs and reveal actions) over the schedule
 targets, finish exactly on the final latent, and emit frames.
 
-A chain is a tuple of stages (:class:`Strokes` or :class:`Action`); each stage paints a
-number of consecutive schedules. After the last schedule a short clean-up fade closes
+A chain is a tuple of stages (see :mod:`painter.stages`: :class:`Strokes`, :class:`Action`, or
+any registered stage); each stage paints a number of consecutive schedules. After the last schedule a short clean-up fade closes
 whatever residual the restrictions left, so the last frame is the final latent bit for bit.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 
-from .actions import Action, run_action
 from .gain import channel_mask, information_gain
+from .pacing import PacingContext, pacing_method
 from .plan import Plan, PlanError, check_latent
-from .strokes import Strokes, Workbench, paint_schedule
-from .timeline import (
-    Event,
-    Painting,
-    calibrated_goals,
-    check_frame_budget,
-    even_goals,
-    frame_points,
-    make_event,
-    pacing_weights,
-    render,
-)
-
-PACINGS = ("strokes", "change")
-Stage = Strokes | Action
+from .stages import Stage, Workbench, stages_from_json, stages_to_json  # noqa: F401 - the chain's JSON form
+from .strokes import Strokes
+from . import actions  # noqa: E402,F401 - registers the Action stage (after Strokes: the JSON error lists them so)
+from .timeline import Event, Painting, check_frame_budget, make_event, render
 
 
 @dataclass(frozen=True)
@@ -39,10 +28,10 @@ class PaintOptions:
 
     frames:         total frames, the initial canvas included; 0 = one frame per
                     ``strokes_per_frame`` strokes (or per action step).
-    pacing:         "strokes": frames follow the painting actions evenly (the author's look);
-                    "change": frames fall at equal steps of estimated visible change, so
-                    the animation neither rushes nor stalls (a stroke may be drawn in over
-                    several frames).
+    pacing:         a registered pacing method (painter.pacing.PACINGS): "strokes": frames
+                    follow the painting actions evenly (the author's look); "change": frames
+                    fall at equal steps of estimated visible change, so the animation neither
+                    rushes nor stalls (a stroke may be drawn in over several frames).
     cleanup_frames: frames of the closing fade that removes what the restrictions left.
     seed:           seeds the random actions (dissolve); painting is otherwise deterministic.
     """
@@ -53,8 +42,7 @@ class PaintOptions:
     seed: int = 0
 
     def __post_init__(self):
-        if self.pacing not in PACINGS:
-            raise ValueError(f"pacing {self.pacing!r} is unknown; use one of {', '.join(PACINGS)}")
+        pacing_method(self.pacing)
         if self.frames != 0 and self.frames < 2:
             raise ValueError(f"frames must be 0 (automatic) or at least 2, got {self.frames}")
         if not 0 <= self.cleanup_frames <= 10_000:
@@ -92,18 +80,15 @@ def generate_events(
     bench = Workbench(canvas=canvas.clone(), motivation=torch.zeros_like(canvas), rgb=rgb, seed=options.seed)
     allowed = [channel_mask(tuple(s.channels), channels, canvas.device, where=type(s).__name__) for s in stages]
     events: list[Event] = []
-    target = 0
-    for index, (stage, count) in enumerate(zip(stages, assign_schedules(stages, schedules))):
+    target_index = 0
+    for stage, stage_allowed, count in zip(stages, allowed, assign_schedules(stages, schedules)):
         for _ in range(count):
-            bench.motivation += information_gain(targets[target], bench.canvas)
-            share = target / max(1, schedules - 1)
-            if isinstance(stage, Strokes):
-                events += paint_schedule(stage, bench, targets, target, allowed[index], share)
-            else:
-                events += run_action(stage, bench, targets, target, allowed[index], target)
-            target += 1
+            bench.motivation += information_gain(targets[target_index], bench.canvas)
+            share = target_index / max(1, schedules - 1)
+            events += stage.paint(bench, targets, target_index, stage_allowed, share)
+            target_index += 1
             if progress is not None:
-                progress(target, schedules)
+                progress(target_index, schedules)
     events += cleanup(bench, targets, options.cleanup_frames)
     return events
 
@@ -118,7 +103,8 @@ def cleanup(bench: Workbench, targets: torch.Tensor, frames: int) -> list[Event]
     ones = torch.ones(height, width, device=bench.canvas.device)
     steps = max(1, frames)
     return [
-        make_event(final, everything, 0, 0, ones / (steps - step), bench.canvas, targets, bench.rgb)
+        make_event(target_index=final, channels=everything, top=0, left=0, mask=ones / (steps - step),
+                   canvas=bench.canvas, targets=targets, rgb=bench.rgb)
         for step in range(steps)
     ]
 
@@ -132,6 +118,7 @@ def paint_targets(
     canvas: torch.Tensor,
     stages: tuple[Stage, ...],
     options: PaintOptions = PaintOptions(),
+    *,
     rgb: torch.Tensor | None = None,
     progress=None,
     where: str = "paint",
@@ -141,7 +128,8 @@ def paint_targets(
 
     ``rgb`` ([C,3], optional) is a linear latent->RGB projection used to estimate how
     visible a change is when pacing by change; ``decode`` (optional, a VAE's
-    ``decode(latents) -> images``) corrects that estimate with a few decoded probe frames.
+    ``decode(latents) -> images``) is handed to the pacing method (change pacing corrects its
+    estimate with a few decoded probe frames).
     ``progress(done, total)`` may raise to stop.
     """
     targets = check_latent(targets, "schedule targets", dims=4, where=where)
@@ -153,17 +141,16 @@ def paint_targets(
         )
     if rgb is not None:
         rgb = rgb.to(device=targets.device, dtype=torch.float32)
-    by_change = options.pacing == "change"
-    phases = 3 if by_change and decode is not None else 2
+    pacing = pacing_method(options.pacing)
+    decodes = pacing.decodes and decode is not None
+    phases = 3 if decodes else 2
     events = generate_events(targets, canvas, tuple(stages), options, rgb, _phase(progress, 0, phases))
     frames = options.frames or natural_frames(events)
     check_frame_budget(frames, tuple(canvas.shape))
-    weights = pacing_weights(events, by_change)
-    if phases == 3:
-        goals = calibrated_goals(weights, frames, targets, canvas, events, decode, rgb, _phase(progress, 1, phases))
-    else:
-        goals = even_goals(weights, frames)
-    return render(targets, canvas, events, frame_points(weights, goals), _phase(progress, phases - 1, phases))
+    context = PacingContext(targets, canvas, rgb, decode if decodes else None,
+                            _phase(progress, 1, phases) if decodes else None)
+    points = pacing.function(events, frames, context)
+    return render(targets, canvas, events, points, _phase(progress, phases - 1, phases))
 
 
 PROGRESS_STEPS = 1000
@@ -186,6 +173,7 @@ def paint(
     stages: tuple[Stage, ...] = (Strokes(),),
     options: PaintOptions = PaintOptions(),
     canvas: torch.Tensor | None = None,
+    *,
     progress=None,
     where: str = "paint",
     decode=None,
@@ -195,27 +183,5 @@ def paint(
     targets = plan.targets
     if canvas is None:
         canvas = torch.zeros_like(plan.final)
-    return paint_targets(targets, canvas, stages, options, plan.latent_format.rgb_matrix(), progress, where, decode)
-
-
-def stages_to_json(stages: tuple[Stage, ...]) -> list[dict]:
-    return [{"painter": type(stage).__name__, **asdict(stage)} for stage in stages]
-
-
-def stages_from_json(data) -> tuple[Stage, ...]:
-    """Inverse of :func:`stages_to_json`; unknown painters or fields give a clear error."""
-    kinds = {"Strokes": Strokes, "Action": Action}
-    if not isinstance(data, list):
-        raise ValueError("painter chain: expected a JSON list of stages")
-    stages = []
-    for number, item in enumerate(data, start=1):
-        if not isinstance(item, dict) or item.get("painter") not in kinds:
-            raise ValueError(f"painter chain: stage {number} is not a Strokes or Action stage")
-        cls = kinds[item["painter"]]
-        known = {f.name for f in fields(cls)}
-        extra = set(item) - known - {"painter"}
-        if extra:
-            raise ValueError(f"painter chain: stage {number} has unknown settings {sorted(extra)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in item.items() if k in known}
-        stages.append(cls(**values))
-    return tuple(stages)
+    return paint_targets(targets, canvas, stages, options, rgb=plan.latent_format.rgb_matrix(), progress=progress,
+                         where=where, decode=decode)

@@ -25,6 +25,7 @@ from .gain import (
     motivation_level,
     pooled_gain,
 )
+from .stages import Workbench, register_stage
 from .timeline import Event, make_event
 
 # The author's stroke24 ramp, measured on the stroke-map video (ALGORITHM.md §1.2), in
@@ -39,6 +40,7 @@ STROKE_PRESETS = {
 }
 
 
+@register_stage
 @dataclass(frozen=True)
 class Strokes:
     """Settings of the stroke painter (JSON-serialisable).
@@ -96,18 +98,8 @@ class Strokes:
     def frames_per_schedule(self) -> float:
         return len(self.radii) / self.strokes_per_frame
 
-
-@dataclass
-class Workbench:
-    """The mutable state that carries from one schedule (and one stage) to the next."""
-
-    canvas: torch.Tensor
-    motivation: torch.Tensor
-    rgb: torch.Tensor | None
-    seed: int = 0
-    position: tuple[int, int] | None = None
-    channel: int | None = None
-    carried_strokes: int = 0
+    def paint(self, bench, targets, target_index, allowed, share) -> list[Event]:
+        return paint_schedule(self, bench, targets, target_index, allowed, share)
 
 
 def radius_for(settings: Strokes, stroke: int, budget: int, schedule_share: float, latent_side: float) -> float:
@@ -123,12 +115,12 @@ def paint_schedule(
     settings: Strokes,
     bench: Workbench,
     targets: torch.Tensor,
-    target: int,
+    target_index: int,
     allowed: torch.Tensor,
     schedule_share: float,
 ) -> list[Event]:
-    """Spend one schedule's stroke budget toward targets[target]; updates ``bench`` in place."""
-    canvas, plan = bench.canvas, targets[target]
+    """Spend one schedule's stroke budget toward targets[target_index]; updates ``bench`` in place."""
+    canvas, target = bench.canvas, targets[target_index]
     _, height, width = canvas.shape
     diagonal = math.hypot(height, width)
     budget = len(settings.radii) + bench.carried_strokes
@@ -138,7 +130,7 @@ def paint_schedule(
     # The motivation level is set once per schedule; after that only a stroke's window
     # changes, so gain and its channel sums are kept up to date there alone.
     level = motivation_level(bench.motivation, settings.motivation, allowed)
-    gain = information_gain(plan, canvas) * eligible(bench.motivation, level, allowed)
+    gain = information_gain(target, canvas) * eligible(bench.motivation, level, allowed)
     channel_gain = gain.sum((1, 2))
     events: list[Event] = []
     for stroke in range(budget):
@@ -159,11 +151,12 @@ def paint_schedule(
         centre = divmod(int(score.flatten().argmax()), width)
         top, left, mask = footprint(kernel, centre, (height, width))
         channels = torch.tensor([channel], device=canvas.device)
-        events.append(make_event(target, channels, top, left, mask, canvas, targets, bench.rgb, weight))
+        events.append(make_event(target_index=target_index, channels=channels, top=top, left=left, mask=mask,
+                                  canvas=canvas, targets=targets, rgb=bench.rgb, weight=weight))
         window = (channel, slice(top, top + mask.shape[0]), slice(left, left + mask.shape[1]))
         bench.motivation[window] *= 1 - mask
         before = gain[window].sum()
-        gain[window] = information_gain(plan[window], canvas[window]) * eligible(
+        gain[window] = information_gain(target[window], canvas[window]) * eligible(
             bench.motivation[window], level, allowed[channel]
         )
         channel_gain[channel] += gain[window].sum() - before

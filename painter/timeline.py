@@ -51,14 +51,14 @@ NO_CHANNEL = -1
 @dataclass(frozen=True, eq=False)
 class Event:
     """In ``channels``, inside the window at (top, left) of ``mask``'s size, move the canvas
-    toward targets[target] by ``mask`` (0 = keep, 1 = copy the target exactly).
+    toward targets[target_index] by ``mask`` (0 = keep, 1 = copy the target exactly).
 
     mask:   [h,w] (same weights in every channel) or [k,h,w] (one row per channel).
     change: visible change the event made when it was generated (for pacing).
     weight: its share of a frame when frames are paced by event count.
     """
 
-    target: int
+    target_index: int
     channels: torch.Tensor
     top: int
     left: int
@@ -90,7 +90,7 @@ def event_delta(event: Event, canvas: torch.Tensor, targets: torch.Tensor, stren
     """The blended values the event would write into its window (a new tensor)."""
     rows, cols = event.window
     region = canvas[event.channels, rows, cols]
-    goal = targets[event.target][event.channels, rows, cols]
+    goal = targets[event.target_index][event.channels, rows, cols]
     weight = event.mask if strength >= 1 else event.mask * strength
     return blend(region, goal, weight.expand_as(region))
 
@@ -109,7 +109,8 @@ def visible_change(delta: torch.Tensor, channels: torch.Tensor, rgb: torch.Tenso
 
 
 def make_event(
-    target: int,
+    *,
+    target_index: int,
     channels: torch.Tensor,
     top: int,
     left: int,
@@ -120,12 +121,12 @@ def make_event(
     weight: float = 1.0,
 ) -> Event:
     """Build an event, apply it to the working ``canvas`` and record how visible it was."""
-    event = Event(target, channels, top, left, mask, 0.0, weight)
+    event = Event(target_index, channels, top, left, mask, 0.0, weight)
     rows, cols = event.window
     before = canvas[channels, rows, cols]
     after = event_delta(event, canvas, targets)
     canvas[channels, rows, cols] = after
-    return Event(target, channels, top, left, mask, visible_change(after - before, channels, rgb), weight)
+    return Event(target_index, channels, top, left, mask, visible_change(after - before, channels, rgb), weight)
 
 
 def check_frame_budget(frames: int, latent_shape: tuple[int, ...], where: str = "frames") -> None:
@@ -139,21 +140,6 @@ def check_frame_budget(frames: int, latent_shape: tuple[int, ...], where: str = 
             f"{where}: {frames} frames of a {'x'.join(map(str, latent_shape))} latent need "
             f"{size / 1024**3:.1f} GiB; ask for fewer frames or a smaller latent"
         )
-
-
-def pacing_weights(events: list[Event], by_change: bool) -> torch.Tensor:
-    """Each event's share of the animation: its recorded visible change, or its frame weight.
-    An animation with no visible change at all falls back to the frame weights."""
-    weights = torch.tensor([e.change if by_change else e.weight for e in events], dtype=torch.float64)
-    weights = weights.clamp_min(0)
-    if float(weights.sum()) <= 0:
-        weights = torch.tensor([e.weight for e in events], dtype=torch.float64)
-    return weights
-
-
-def even_goals(weights: torch.Tensor, frames: int) -> torch.Tensor:
-    """Positions (in summed weight) of the frames after the first, evenly spaced."""
-    return torch.linspace(0, float(weights.sum()), frames, dtype=torch.float64)[1:]
 
 
 def frame_points(weights: torch.Tensor, goals: torch.Tensor) -> list[tuple[int, float]]:
@@ -171,65 +157,6 @@ def frame_points(weights: torch.Tensor, goals: torch.Tensor) -> list[tuple[int, 
         points.append((index, 1.0 if share > 1 - 1e-9 else max(0.0, share)))
     points[-1] = (len(weights) - 1, 1.0)
     return points
-
-
-def calibration_probes(frames: int) -> int:
-    """About one probe per four frames: fine enough to follow the decoder, at most a quarter
-    more decoding than the frames themselves need."""
-    return min(64, max(8, frames // 4))
-
-
-def calibrated_goals(
-    weights: torch.Tensor,
-    frames: int,
-    targets: torch.Tensor,
-    canvas: torch.Tensor,
-    events: list[Event],
-    decode,
-    rgb: torch.Tensor | None = None,
-    progress=None,
-    probes: int | None = None,
-    chunk: int = 8,
-) -> torch.Tensor:
-    """Frame positions at equal steps of change seen by a real decoder.
-
-    The recorded change of an event is a linear estimate; a decoder is not linear (a change
-    on a blank canvas shows more than the same change on a finished one). So a few probe
-    frames, evenly spaced by the estimate, are decoded. Between neighbouring probes, the
-    ratio of the change the decoder shows to the change the estimate predicts for the same
-    two latents is the decoder's gain at that stage of the painting; it rescales the
-    estimated changes of the events in between (their path, which may wander more than the
-    straight line between the probes), and frames are spaced evenly on that scale.
-    """
-    probes = max(2, min(probes or calibration_probes(frames), frames - 1))
-    knots = even_goals(weights, probes + 1)
-    latents = render(targets, canvas, events, frame_points(weights, knots)).frames
-    everything = torch.arange(latents.shape[1], device=latents.device)
-    predicted = torch.tensor(
-        [visible_change(latents[i + 1] - latents[i], everything, rgb) for i in range(probes)], dtype=torch.float64
-    )
-    seen, previous = [], None
-    for start in range(0, latents.shape[0], chunk):
-        images = decode(latents[start : start + chunk].contiguous()).to(torch.float32)
-        if previous is not None:
-            images = torch.cat([previous, images])
-        seen.append((images[1:] - images[:-1]).abs().mean(dim=tuple(range(1, images.dim()))).double().cpu())
-        previous = images[-1:]
-        if progress is not None:
-            progress(min(start + chunk, latents.shape[0]), latents.shape[0])
-    seen = torch.cat(seen)
-    if float(seen.sum()) <= 0 or float(predicted.sum()) <= 0:
-        return even_goals(weights, frames)
-    gain = torch.where(predicted > 0, seen / predicted.clamp_min(1e-300), torch.zeros_like(seen))
-    path = knots - torch.cat([torch.zeros(1, dtype=torch.float64), knots[:-1]])
-    estimate = torch.cat([torch.zeros(1, dtype=torch.float64), knots])
-    shown = torch.cat([torch.zeros(1, dtype=torch.float64), (gain * path).cumsum(0)])
-    wanted = torch.linspace(0, float(shown[-1]), frames, dtype=torch.float64)[1:]
-    upper = torch.searchsorted(shown, wanted).clamp(1, probes)
-    lower = upper - 1
-    span = (shown[upper] - shown[lower]).clamp_min(1e-300)
-    share = ((wanted - shown[lower]) / span).clamp(0, 1)
-    return estimate[lower] + share * (estimate[upper] - estimate[lower])
 
 
 def render(
@@ -254,7 +181,7 @@ def render(
     schedule = torch.zeros(frames, dtype=torch.int64)
     accumulated = torch.zeros((height, width), device=device)
     out[0] = canvas
-    schedule[0] = events[0].target
+    schedule[0] = events[0].target_index
 
     def mark(frame: int, event: Event, share: float, into: torch.Tensor) -> None:
         rows, cols = event.window
@@ -276,7 +203,7 @@ def render(
             rows, cols = event.window
             out[frame][event.channels, rows, cols] = event_delta(event, canvas, targets, share)
             mark(frame, event, share, coverage[frame])
-        schedule[frame] = events[min(index, len(events) - 1)].target
+        schedule[frame] = events[min(index, len(events) - 1)].target_index
         if progress is not None:
             progress(frame, frames - 1)
     return Painting(out, strokes, channel_map, coverage, schedule)

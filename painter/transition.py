@@ -17,12 +17,11 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from .paint import PaintOptions, Stage, paint_targets
+from .interpolate import INTERPOLATIONS, interpolate  # noqa: F401 - Route's choices
+from .paint import PaintOptions, paint_targets
 from .plan import Plan, PlanError, make_plan
+from .stages import Stage
 from .timeline import Painting, check_frame_budget
-
-INTERPOLATIONS = ("lerp", "slerp")
-
 
 @dataclass(frozen=True)
 class Route:
@@ -79,21 +78,6 @@ def check_same_space(a: Plan, b: Plan, resize: bool = False, names=("A", "B")) -
     return make_plan(fit(b.originals), fit(b.final[None])[0], b.sigmas, b.latent_format, where="Transition")
 
 
-def interpolate(a: torch.Tensor, b: torch.Tensor, shares: torch.Tensor, how: str = "lerp") -> torch.Tensor:
-    """Latents between ``a`` and ``b`` ([C,H,W]) at ``shares`` (0 = a, 1 = b) -> [N,C,H,W]."""
-    shares = shares.to(a.device, torch.float32).view(-1, 1, 1, 1)
-    if how == "lerp":
-        return torch.lerp(a[None], b[None], shares)
-    flat_a, flat_b = a.flatten(), b.flatten()
-    cosine = (flat_a @ flat_b / (flat_a.norm() * flat_b.norm()).clamp_min(1e-12)).clamp(-1, 1)
-    angle = torch.arccos(cosine)
-    if float(angle.sin()) < 1e-4:  # (anti)parallel: slerp degenerates to lerp
-        return torch.lerp(a[None], b[None], shares)
-    weight_a = torch.sin((1 - shares) * angle) / angle.sin()
-    weight_b = torch.sin(shares * angle) / angle.sin()
-    return weight_a * a[None] + weight_b * b[None]
-
-
 def route_targets(a: Plan, b: Plan, route: Route) -> torch.Tensor:
     """The schedule targets from A's final latent to B's: backward through A, forward through B."""
     back = round(route.depth * (a.targets.shape[0] - 1))
@@ -139,7 +123,8 @@ def transition(
         if progress is not None:
             leg_progress = lambda done, total, n=number: progress(n * total + done, len(legs) * total)
         targets = route_targets(source, destination, route)
-        paintings.append(paint_targets(targets, source.final, stages, options, rgb, leg_progress, "Transition", decode))
+        paintings.append(paint_targets(targets, source.final, stages, options, rgb=rgb, progress=leg_progress,
+                                       where="Transition", decode=decode))
     return join_paintings(paintings)
 
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from latent_painter.painter.actions import ACTION_KINDS, Action
+from latent_painter.painter.actions import REVEALS, Action
 from latent_painter.painter.gain import brush_kernel
 from latent_painter.painter.paint import (
     PaintOptions,
@@ -18,7 +18,8 @@ from latent_painter.painter.paint import (
     stages_to_json,
 )
 from latent_painter.painter.plan import PlanError, make_plan
-from latent_painter.painter.strokes import Strokes, Workbench, paint_schedule
+from latent_painter.painter.stages import Workbench
+from latent_painter.painter.strokes import Strokes, paint_schedule
 from latent_painter.painter.timeline import MAX_FRAMES, apply_event
 from plans import blurry_to_sharp_plan
 
@@ -87,7 +88,7 @@ def test_a_stroke_changes_only_its_channel_inside_its_footprint():
         outside[int(event.channels)] = ~inside
         assert not (changed & outside).any()
         # and inside the footprint the canvas moved toward the plan, never away
-        target = plan.targets[event.target]
+        target = plan.targets[event.target_index]
         assert ((after - target).abs() <= (before - target).abs() + 1e-6).all()
 
 
@@ -102,7 +103,7 @@ def test_allowed_channels_are_respected_until_the_clean_up():
     before_cleanup = cleanup[0][1]
     for channel in (0, 2, 3, 5):
         assert (before_cleanup[channel] == 0).all()
-    for kind in ACTION_KINDS:
+    for kind in REVEALS:
         for event, before, after in replay(plan, (Action(kind, channels=(2,)),), PaintOptions(cleanup_frames=1))[:-1]:
             untouched = [c for c in range(6) if c != 2]
             assert torch.equal(after[untouched], before[untouched])
