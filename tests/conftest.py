@@ -16,16 +16,13 @@ def pytest_addoption(parser):
     parser.addoption("--taesd", default=None, help="folder with taef2_encoder.pth and taef2_decoder.pth")
 
 
-def find_taesd_weights(option: str | None) -> tuple[Path | None, list[str]]:
-    """The first folder holding both taef2 weight files: the --taesd option, then
-    LATENT_PAINTER_TAESD, then ../shared/data/taesd beside the repo. Returns (folder or None,
-    the places looked in). The one place that knows where test weights live."""
-    places = [option, os.environ.get("LATENT_PAINTER_TAESD"), str(REPO_ROOT.parent / "shared" / "data" / "taesd")]
-    looked = [place for place in places if place]
-    for place in looked:
-        if all((Path(place) / name).is_file() for name in TAESD_FILES):
-            return Path(place), looked
-    return None, looked
+def find_taesd_weights(option: str | None) -> tuple[Path | None, Path]:
+    """Where the taef2 weights are: the --taesd option, else LATENT_PAINTER_TAESD, else
+    ../shared/data/taesd beside the repo. Returns (the folder if it holds both files, else
+    None; the folder looked in). The one place that knows where test weights live."""
+    place = Path(option or os.environ.get("LATENT_PAINTER_TAESD") or REPO_ROOT.parent / "shared" / "data" / "taesd")
+    found = all((place / name).is_file() for name in TAESD_FILES)
+    return (place if found else None), place
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +30,7 @@ def taesd_folder(request) -> Path:
     """The folder of the real taef2 weights; skips (naming the files and places) when absent."""
     folder, looked = find_taesd_weights(request.config.getoption("--taesd"))
     if folder is None:
-        pytest.skip(f"no TAESD weights: {' and '.join(TAESD_FILES)} not found in {', '.join(looked)} "
+        pytest.skip(f"no TAESD weights: {' and '.join(TAESD_FILES)} not both in {looked} "
                     "(pass --taesd DIR or set LATENT_PAINTER_TAESD)")
     return folder
 

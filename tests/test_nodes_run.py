@@ -3,7 +3,6 @@ host (progress bar, folders, the sampling calls) are replaced."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import pytest
@@ -17,9 +16,6 @@ from latent_painter.nodes.common import parse_channels
 from latent_painter.painter.paint import PROGRESS_STEPS, stages_from_json, stages_to_json
 from latent_painter.painter.plan import LatentFormat, Plan, make_plan, save_plan
 from latent_painter.painter.projection import project_rgb
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TAESD_FOLDER = os.path.normpath(os.path.join(ROOT, "..", "shared", "data", "taesd"))
 
 
 def node(node_id):
@@ -217,19 +213,10 @@ def test_load_refuses_missing_foreign_and_outside_files(folders):
 # --- decoding with the real TAESD -------------------------------------------------------------
 
 
-def _taesd_available() -> str | None:
-    if importlib.util.find_spec("latent_painter.painter.taesd") is None:
-        return "painter/taesd.py is not there yet"
-    if not os.path.isfile(os.path.join(TAESD_FOLDER, "taef2_decoder.pth")):
-        return f"no TAESD weights in {TAESD_FOLDER}"
-    return None
-
-
-@pytest.mark.skipif(_taesd_available() is not None, reason=str(_taesd_available()))
-def test_decode_frames_with_real_taesd(progress):
+def test_decode_frames_with_real_taesd(progress, taesd_folder):
     from latent_painter.painter.taesd import TinyAutoencoder
 
-    vae = TinyAutoencoder.from_folder(TAESD_FOLDER, name="taef2")
+    vae = TinyAutoencoder.from_folder(taesd_folder, name="taef2")
     originals, final = trajectory(steps=4, channels=vae.latent_channels, size=8, seed=1)
     (plan,) = run("LatentPainterPlanFromLatents", latents={"samples": originals})
     (chain,) = run("LatentPainterAction", kind="glow", frames=3, channels="", motivation=0.0, block=2.0,
@@ -249,11 +236,10 @@ def test_decode_frames_with_real_taesd(progress):
     assert torch.allclose(white[-1, :, :64], plain[-1])  # the finished image, unmasked
 
 
-@pytest.mark.skipif(_taesd_available() is not None, reason=str(_taesd_available()))
-def test_paint_calibrates_change_pacing_with_a_connected_vae(progress):
+def test_paint_calibrates_change_pacing_with_a_connected_vae(progress, taesd_folder):
     from latent_painter.painter.taesd import TinyAutoencoder
 
-    vae = TinyAutoencoder.from_folder(TAESD_FOLDER, name="taef2")
+    vae = TinyAutoencoder.from_folder(taesd_folder, name="taef2")
     decoded = []
 
     class CountingVae:

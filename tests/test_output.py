@@ -320,22 +320,9 @@ def test_fps_for_duration():
 # --- with the real TAESD decoder, when its weights are at hand ------------------------------
 
 
-def _taesd_folder():
-    import os
-    from pathlib import Path
-
-    candidates = [os.environ.get("LATENT_PAINTER_TAESD", ""), Path(__file__).resolve().parents[2] / "shared/data/taesd"]
-    for folder in candidates:
-        if folder and (Path(folder) / "taef2_decoder.pth").is_file() and (Path(folder) / "taef2_encoder.pth").is_file():
-            return folder
-    return None
-
-
-def test_decode_frames_with_real_taesd():
-    folder = _taesd_folder()
+def test_decode_frames_with_real_taesd(taesd_folder):
+    folder = taesd_folder
     taesd = pytest.importorskip("latent_painter.painter.taesd")
-    if folder is None:
-        pytest.skip("no taef2 weights (set LATENT_PAINTER_TAESD to their folder)")
     from skimage import data
 
     tae = taesd.TinyAutoencoder.from_folder(folder, "taef2")

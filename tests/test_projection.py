@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from latent_painter.painter.projection import explained_variance, fit_rgb_factors, pool_to_latent, project_rgb
 
-WEIGHTS = os.environ.get(
-    "LATENT_PAINTER_TAESD", os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "taesd"))
-)
 
 
 def synthetic(channels=6, n=3, h=5, w=7, scale=8, seed=0):
@@ -82,13 +77,12 @@ def test_bad_shapes_are_refused():
         project_rgb(latents, factors[:4])
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(WEIGHTS, "taef2_decoder.pth")), reason="no TAESD weights")
-def test_fit_on_real_taesd_decodes_explains_most_variance():
+def test_fit_on_real_taesd_decodes_explains_most_variance(taesd_folder):
     from skimage import data
 
     from latent_painter.painter.taesd import TinyAutoencoder
 
-    vae = TinyAutoencoder.from_folder(WEIGHTS)
+    vae = TinyAutoencoder.from_folder(taesd_folder)
     photos = []
     for name in ("chelsea", "coffee", "rocket", "astronaut"):
         image = torch.from_numpy(getattr(data, name)()).float().permute(2, 0, 1)[None] / 255.0

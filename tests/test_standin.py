@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
@@ -12,20 +10,16 @@ from latent_painter.painter.demo import load_photos
 from latent_painter.painter.plan import LatentFormat, PlanError, load_plan, save_plan
 from latent_painter.painter.standin import GaussianPrior, WienerDenoiser, euler_sample, karras_sigmas, photo_plan
 
-WEIGHTS = os.environ.get(
-    "LATENT_PAINTER_TAESD", os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "taesd"))
-)
-pytestmark = pytest.mark.skipif(not os.path.isfile(os.path.join(WEIGHTS, "taef2_encoder.pth")), reason="no TAESD weights")
 
 STEPS = 30
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
 
 
 @pytest.fixture(scope="module")
-def vae():
+def vae(taesd_folder):
     from latent_painter.painter.taesd import TinyAutoencoder
 
-    return TinyAutoencoder.from_folder(WEIGHTS)
+    return TinyAutoencoder.from_folder(taesd_folder)
 
 
 @pytest.fixture(scope="module")

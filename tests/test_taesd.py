@@ -12,12 +12,6 @@ from latent_painter.painter import taesd
 from latent_painter.painter.demo import load_photos
 from latent_painter.painter.taesd import TaesdError, TinyAutoencoder, pack_2x2, unpack_2x2
 
-WEIGHTS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "taesd")
-WEIGHTS = os.environ.get("LATENT_PAINTER_TAESD", os.path.normpath(WEIGHTS))
-ENCODER = os.path.join(WEIGHTS, "taef2_encoder.pth")
-DECODER = os.path.join(WEIGHTS, "taef2_decoder.pth")
-
-pytestmark = pytest.mark.skipif(not os.path.isfile(DECODER), reason=f"no TAESD weights at {WEIGHTS}")
 
 # Measured at 128 px (area-downscaled centre crops): chelsea 30.9 dB, coffee 30.3, astronaut 25.8;
 # at 256 px 34.8 / 33.0 / 28.7. Without the pool branches (or with another group count) the
@@ -31,8 +25,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def vae() -> TinyAutoencoder:
-    return TinyAutoencoder.from_folder(WEIGHTS, "taef2")
+def vae(taesd_folder) -> TinyAutoencoder:
+    return TinyAutoencoder.from_folder(taesd_folder, "taef2")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +39,7 @@ def latents(vae, photos) -> torch.Tensor:
     return vae.encode(photos)
 
 
-def test_infers_the_flux2_space_from_the_weights(vae):
+def test_infers_the_flux2_space_from_the_weights(vae, taesd_folder):
     assert vae.latent_channels == 32
     assert vae.midblock_norm
     assert vae.name == "taef2"
@@ -53,7 +47,7 @@ def test_infers_the_flux2_space_from_the_weights(vae):
     assert vae.encoder_weights is not None and vae.decoder_weights is not None
     assert all(w.dtype == torch.float32 for w in vae.decoder_weights.values())
     # The files are fp16; loading must widen them without changing a value.
-    raw = torch.load(DECODER, map_location="cpu", weights_only=True)
+    raw = torch.load(taesd_folder / "taef2_decoder.pth", map_location="cpu", weights_only=True)
     assert torch.equal(vae.decoder_weights["3.pool.0.weight"], raw["3.pool.0.weight"].float())
 
 
@@ -108,11 +102,11 @@ def test_results_follow_the_input_device_and_run_in_inference_mode(vae, photos, 
     assert vae.to("cpu").decode(latents[:1, :, :8, :8]).device == latents.device
 
 
-def test_safetensors_and_decoder_only(tmp_path, vae, photos, latents):
+def test_safetensors_and_decoder_only(tmp_path, vae, photos, latents, taesd_folder):
     from safetensors.torch import save_file
 
     for part in ("encoder", "decoder"):
-        state = torch.load(os.path.join(WEIGHTS, f"taef2_{part}.pth"), map_location="cpu", weights_only=True)
+        state = torch.load(taesd_folder / f"taef2_{part}.pth", map_location="cpu", weights_only=True)
         save_file(state, str(tmp_path / f"taef2_{part}.safetensors"))
     loaded = TinyAutoencoder.from_folder(tmp_path)
     for part in ("encoder_weights", "decoder_weights"):
@@ -137,7 +131,8 @@ def test_missing_files_name_the_file_and_the_fix(tmp_path):
         TinyAutoencoder.from_files()
 
 
-def test_foreign_files_are_refused(tmp_path):
+def test_foreign_files_are_refused(tmp_path, taesd_folder):
+    encoder, decoder = taesd_folder / "taef2_encoder.pth", taesd_folder / "taef2_decoder.pth"
     garbage = tmp_path / "taef2_decoder.pth"
     garbage.write_bytes(b"this is not a weight file" * 10)
     with pytest.raises(TaesdError, match=r"taef2_decoder\.pth.*unreadable"):
@@ -149,12 +144,12 @@ def test_foreign_files_are_refused(tmp_path):
         TinyAutoencoder.from_files(decoder_path=other)
 
     with pytest.raises(TaesdError, match="this is a TAESD encoder"):
-        TinyAutoencoder.from_files(decoder_path=ENCODER)
+        TinyAutoencoder.from_files(decoder_path=encoder)
     with pytest.raises(TaesdError, match="this is a TAESD decoder"):
-        TinyAutoencoder.from_files(encoder_path=DECODER)
+        TinyAutoencoder.from_files(encoder_path=decoder)
 
     # A damaged tensor (wrong shape) is caught before it reaches a convolution.
-    state = torch.load(DECODER, map_location="cpu", weights_only=True)
+    state = torch.load(decoder, map_location="cpu", weights_only=True)
     state["7.weight"] = state["7.weight"][:, :32]
     damaged = tmp_path / "damaged_decoder.pth"
     torch.save(state, damaged)
