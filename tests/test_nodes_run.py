@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from nodes_support import Interrupted, Progress, run
+from plans import blurry_to_sharp_plan
 
 from latent_painter.nodes import NODE_CLASS_MAPPINGS as NODES
 from latent_painter.nodes import host
@@ -24,14 +25,8 @@ def node(node_id):
 
 def trajectory(steps=6, channels=4, size=16, seed=0):
     """A rough-to-fine sequence of latents ending on a 'final' latent, like an x0 trajectory."""
-    generator = torch.Generator().manual_seed(seed)
-    final = torch.randn(channels, size, size, generator=generator)
-    frames = []
-    for step in range(steps):
-        kernel = max(1, size // (2 ** (step + 1))) * 2 - 1 if step < steps - 1 else 1
-        blurred = torch.nn.functional.avg_pool2d(final[None], kernel, stride=1, padding=kernel // 2, count_include_pad=False)[0]
-        frames.append(blurred)
-    return torch.stack(frames), final
+    plan = blurry_to_sharp_plan(channels=channels, size=size, steps=steps, seed=seed)
+    return plan.originals, plan.final
 
 
 def painter_chain():

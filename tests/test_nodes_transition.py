@@ -12,7 +12,7 @@ from nodes_support import Interrupted, Progress, run
 from latent_painter.nodes import host
 from latent_painter.painter.metrics import lerp_latents, slerp_latents
 from latent_painter.painter.paint import PROGRESS_STEPS
-from latent_painter.painter.plan import LatentFormat, make_plan
+from latent_painter.painter.plan import LatentFormat
 
 SD15 = LatentFormat("SD15", 4, 0.18215, 0.0)
 SDXL = LatentFormat("SDXL", 4, 0.13025, 0.0)
@@ -20,8 +20,7 @@ SD3 = LatentFormat("SD3", 16, 1.5305, 0.0609)
 
 
 def plan(seed, fmt=SD15, channels=4, size=16, steps=6):
-    p = blurry_to_sharp_plan(channels=channels, size=size, steps=steps, seed=seed)
-    return make_plan(p.originals, p.final, p.sigmas, fmt)
+    return blurry_to_sharp_plan(channels=channels, size=size, steps=steps, seed=seed, latent_format=fmt)
 
 
 def painter():

@@ -20,7 +20,7 @@ from plans import blurry_to_sharp_plan
 from latent_painter.painter import metrics
 from latent_painter.painter.actions import Action
 from latent_painter.painter.paint import PaintOptions, paint
-from latent_painter.painter.plan import LatentFormat, make_plan
+from latent_painter.painter.plan import LatentFormat
 from latent_painter.painter.strokes import STROKE_PRESETS, Strokes
 from latent_painter.painter.transition import Route, transition
 
@@ -39,11 +39,10 @@ def painting_checksum(painting) -> str:
 
 def synthetic_plan(seed=0, channels=4, size=16, steps=6):
     """A small plan with a linear latent->RGB estimate, so the visible-change path is taken."""
-    plan = blurry_to_sharp_plan(channels=channels, size=size, steps=steps, seed=seed)
     generator = torch.Generator().manual_seed(100 + channels)
     factors = torch.randn(channels, 3, generator=generator) * 0.3
     fmt = LatentFormat(name="pinned", channels=channels, rgb_factors=tuple(tuple(row) for row in factors.tolist()))
-    return make_plan(plan.originals, plan.final, plan.sigmas, fmt)
+    return blurry_to_sharp_plan(channels=channels, size=size, steps=steps, seed=seed, latent_format=fmt)
 
 
 def fake_decode(latents: torch.Tensor) -> torch.Tensor:

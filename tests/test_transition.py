@@ -63,15 +63,6 @@ def test_guided_shared_background_edit_changes_only_the_edit():
     assert (painting.frames[:, :, outside] == a.final[:, outside]).all()
 
 
-def test_slerp_keeps_norm_better_than_lerp():
-    a, b = torch.randn(4, 8, 8), torch.randn(4, 8, 8)
-    b = b / b.norm() * a.norm()
-    middle = torch.tensor([0.5])
-    assert interpolate(a, b, middle, "slerp")[0].norm() == pytest.approx(float(a.norm()), rel=1e-4)
-    assert interpolate(a, b, middle, "lerp")[0].norm() < 0.9 * a.norm()
-    assert torch.allclose(interpolate(a, a, middle, "slerp")[0], a)
-
-
 def test_pingpong_returns_to_a_and_chains_visit_every_image():
     a, b, c = (blurry_to_sharp_plan(seed=s) for s in (1, 2, 3))
     options = PaintOptions(frames=20)

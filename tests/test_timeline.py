@@ -1,0 +1,47 @@
+"""Events and rendering (painter/timeline.py): what an event writes, frame points, stroke maps."""
+
+import pytest
+import torch
+from plans import blurry_to_sharp_plan
+
+from latent_painter.painter.paint import PaintOptions, paint
+from latent_painter.painter.strokes import Strokes
+from latent_painter.painter.timeline import frame_points, make_event, render
+
+
+def test_stroke_maps_record_where_and_which_channel():
+    plan = blurry_to_sharp_plan(channels=4)
+    painting = paint(plan, (Strokes(channels=(2,)),), PaintOptions(pacing="strokes", cleanup_frames=1))
+    painted = painting.channels[1:-1]
+    assert set(painted.unique().tolist()) <= {-1, 2}
+    assert (painting.channels[-1] == -2).all()  # the clean-up fade touches every channel
+    # coverage only grows, and is zero exactly where no frame has marked anything yet
+    assert (painting.coverage[1:] >= painting.coverage[:-1] - 1e-6).all()
+    assert torch.equal(painting.coverage[0], torch.zeros(16, 16))
+    marked = (painting.strokes[: 30] > 0).cumsum(0) > 0
+    assert torch.equal(marked, painting.coverage[:30] > 0)
+
+
+def test_make_event_applies_and_records_the_change_by_keyword_only():
+    targets = torch.ones(1, 2, 4, 4)
+    canvas = torch.zeros(2, 4, 4)
+    with pytest.raises(TypeError):
+        make_event(0, torch.tensor([1]), 1, 1, torch.ones(2, 2), canvas, targets, None)  # noqa - positional refused
+    event = make_event(target_index=0, channels=torch.tensor([1]), top=1, left=1, mask=torch.full((2, 2), 0.5),
+                       canvas=canvas, targets=targets, rgb=None)
+    assert event.change == pytest.approx(2.0)  # four pixels moved by half
+    assert canvas[1, 1:3, 1:3].eq(0.5).all() and canvas.sum() == 2.0
+
+
+def test_frames_may_fall_inside_an_event_and_the_last_completes_it():
+    weights = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    points = frame_points(weights, torch.tensor([1.0, 2.5, 3.9], dtype=torch.float64))
+    assert points[0] == (0, 1.0) and points[1] == (1, 0.5) and points[2] == (1, 1.0)
+    targets = torch.ones(1, 1, 2, 2)
+    canvas = torch.zeros(1, 2, 2)
+    events = [make_event(target_index=0, channels=torch.tensor([0]), top=0, left=0, mask=torch.ones(2, 2),
+                         canvas=canvas.clone(), targets=targets, rgb=None)]
+    painting = render(targets, canvas, events, [(0, 0.25), (0, 1.0)])
+    assert painting.frames[:, 0, 0, 0].tolist() == [0.0, 0.25, 1.0]
+    with pytest.raises(ValueError, match="no events"):
+        render(targets, canvas, [], [])
