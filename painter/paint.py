@@ -72,6 +72,7 @@ def generate_events(
     canvas: torch.Tensor,
     stages: tuple[Stage, ...],
     options: PaintOptions,
+    *,
     rgb: torch.Tensor | None = None,
     progress=None,
 ) -> list[Event]:
@@ -144,7 +145,7 @@ def paint_targets(
     pacing = pacing_method(options.pacing)
     decodes = pacing.decodes and decode is not None
     phases = 3 if decodes else 2
-    events = generate_events(targets, canvas, tuple(stages), options, rgb, _phase(progress, 0, phases))
+    events = generate_events(targets, canvas, tuple(stages), options, rgb=rgb, progress=_phase(progress, 0, phases))
     frames = options.frames or natural_frames(events)
     check_frame_budget(frames, tuple(canvas.shape))
     context = PacingContext(targets, canvas, rgb, decode if decodes else None,

@@ -101,6 +101,7 @@ def transition(
     stages: tuple[Stage, ...],
     route: Route = Route(),
     options: PaintOptions = PaintOptions(),
+    *,
     pingpong: bool = False,
     progress=None,
     decode=None,
