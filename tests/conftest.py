@@ -41,3 +41,19 @@ def progress(monkeypatch):
     recorder = Progress()
     monkeypatch.setattr(host, "progress", recorder)
     return recorder
+
+from pathlib import Path
+
+PACK_ROOT = Path(__file__).resolve().parents[1]
+
+
+class _PackRootIsAPlainFolder:
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collect_directory(self, path, parent):
+        if path == PACK_ROOT:
+            return pytest.Dir.from_parent(parent, path=path)
+        return None
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(_PackRootIsAPlainFolder(), "pack-root-is-a-plain-folder")
