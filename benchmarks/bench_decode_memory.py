@@ -1,6 +1,6 @@
 """Peak memory of decoding a long animation in chunks, against the naive ways (DESIGN §5 "Memory", issue 4).
 
-Run:  .venv/bin/python benchmarks/bench_decode_memory.py [--taesd ../shared/data/taesd] [--quick]
+Run:  .venv/bin/python benchmarks/bench_decode_memory.py [--taesd FOLDER] [--quick]
 
 Target: decoding N frames never needs more than one chunk of decoded images beyond the output
 itself. Here "one chunk" is measured, not assumed: the peak of decoding one chunk alone
@@ -35,10 +35,7 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TAESD = os.environ.get("LATENT_PAINTER_TAESD", str(ROOT.parent / "shared" / "data" / "taesd"))
 CASES = ("chunked", "one_chunk", "naive_call", "naive_cat")
 LABELS = {
     "chunked": "decode_frames, chunked (ours)",
@@ -117,7 +114,7 @@ def mib(value: float) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--taesd", default=DEFAULT_TAESD, help="folder with taef2_decoder.pth")
+    parser.add_argument("--taesd", help="folder with taef2_decoder.pth (default: the lookup of painter/weights.py)")
     parser.add_argument("--quick", action="store_true", help="250 frames instead of 1,000 (a smoke run)")
     parser.add_argument("--frames", type=int, default=None, help="frames to decode (default 1000, --quick 250)")
     parser.add_argument("--latent", type=int, default=8, help="latent side (8 -> 64x64 px)")
@@ -127,11 +124,14 @@ def main(argv=None) -> int:
     parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)  # internal: run one case in this process
     args = parser.parse_args(argv)
     args.frames = args.frames or (250 if args.quick else 1000)
-    args.taesd = os.path.abspath(args.taesd)
-
     if args.case:
         print("RESULT " + json.dumps(run_case(args.case, args.taesd, args.frames, args.latent, args.chunk)), flush=True)
         return 0
+    # Resolved here, not in the children: importing the lookup there would weigh on what they measure.
+    from latent_painter.painter.weights import find_or_exit
+
+    found = find_or_exit(args.taesd, families=("taef2",), parts=("decoder",), program="bench_decode_memory")
+    args.taesd = str(found.folder)
 
     cases = [c for c in CASES if not (args.skip_naive_call and c == "naive_call")]
     results = {case: spawn(case, args) for case in cases}

@@ -1,6 +1,6 @@
 """Painter speed against decoding, and pacing against the x0-preview baseline (DESIGN §5).
 
-Run:  .venv/bin/python benchmarks/bench_painter.py [--taesd ../shared/data/taesd] [--quick]
+Run:  .venv/bin/python benchmarks/bench_painter.py [--taesd FOLDER] [--quick]
 
 Prints, in one run on this machine:
 1. painter frames per second at 64x64x4, 64x64x32 and 128x128x16 latents, and the painter's
@@ -16,11 +16,9 @@ Prints, in one run on this machine:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -33,9 +31,8 @@ from latent_painter.painter.standin import latent_format_from, photo_plan
 from latent_painter.painter.strokes import Strokes
 from latent_painter.painter.taesd import TinyAutoencoder
 from latent_painter.painter.pacing import calibration_probes
+from latent_painter.painter.weights import find_or_exit
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TAESD = os.environ.get("LATENT_PAINTER_TAESD", str(ROOT.parent / "shared" / "data" / "taesd"))
 
 
 def synthetic_plan(channels: int, size: int, steps: int, seed: int = 0):
@@ -114,11 +111,11 @@ def pacing_run(decoder: TinyAutoencoder, size: int, steps: int, frames: int) -> 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--taesd", default=DEFAULT_TAESD, help="folder with taef2_encoder.pth and taef2_decoder.pth")
+    parser.add_argument("--taesd", help="folder with taef2_encoder.pth and taef2_decoder.pth (default: the lookup of painter/weights.py)")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and frames (a smoke run)")
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
-    decoder = TinyAutoencoder.from_folder(args.taesd)
+    decoder = find_or_exit(args.taesd, families=("taef2",), program="bench_painter").load()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, decoder {decoder.name}")
     speed(decoder, steps=10 if args.quick else 30, repeats=1 if args.quick else 3)
     pacing_run(decoder, size=128 if args.quick else 256, steps=10 if args.quick else 30, frames=60 if args.quick else 240)

@@ -1,6 +1,6 @@
 """Transitions between real photos against the lerp/slerp baselines (DESIGN §5, issue 5).
 
-Run:  .venv/bin/python benchmarks/bench_transition.py [--taesd ../shared/data/taesd] [--quick]
+Run:  .venv/bin/python benchmarks/bench_transition.py [--taesd FOLDER] [--quick]
 
 Setup, all in one process on this machine: scikit-image's bundled photos at --size px (256)
 are encoded with the real taef2 TAESD encoder; each plan is the stand-in sampler run
@@ -35,10 +35,8 @@ Prints:
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -50,10 +48,9 @@ from latent_painter.painter.standin import latent_format_from, photo_plan
 from latent_painter.painter.strokes import Strokes
 from latent_painter.painter.taesd import TinyAutoencoder
 from latent_painter.painter.pacing import calibration_probes
+from latent_painter.painter.weights import find_or_exit
 from latent_painter.painter.transition import Route, route_targets, transition
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TAESD = os.environ.get("LATENT_PAINTER_TAESD", str(ROOT.parent / "shared" / "data" / "taesd"))
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")  # prior of the stand-in: all four
 PACING_TARGET = 0.10
 CRISP_TARGET = 0.85
@@ -95,7 +92,7 @@ def mark(ok: bool) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--taesd", default=DEFAULT_TAESD, help="folder with taef2_encoder.pth and taef2_decoder.pth")
+    parser.add_argument("--taesd", help="folder with taef2_encoder.pth and taef2_decoder.pth (default: the lookup of painter/weights.py)")
     parser.add_argument("--quick", action="store_true", help="smaller photos, fewer steps/frames/depths (a smoke run)")
     parser.add_argument("--size", type=int, default=None, help="photo side in px (default 256, --quick 128)")
     parser.add_argument("--steps", type=int, default=None, help="stand-in sampler steps per plan (default 16, --quick 10)")
@@ -113,7 +110,7 @@ def main(argv=None) -> int:
 
     torch.set_grad_enabled(False)
     started = time.perf_counter()
-    decoder = TinyAutoencoder.from_folder(args.taesd)
+    decoder = find_or_exit(args.taesd, families=("taef2",), program="bench_transition").load()
     decoded_count = [0]
 
     def decode(latents: torch.Tensor) -> torch.Tensor:

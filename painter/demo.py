@@ -2,9 +2,9 @@
 
     latent-painter-demo --out latent_painter_demo.webp
 
-The photo (from scikit-image's bundled data) is encoded with the real TAESD encoder for the
-FLUX.2 latent space (``--taesd``, default ``../shared/data/taesd`` beside the pack; ComfyUI's
-``models/vae_approx`` files work too). No diffusion model is at hand here, so the plan comes
+The photo (from scikit-image's bundled data) is encoded with a real TAESD encoder, found by
+:mod:`painter.weights` (``--taesd``, ComfyUI's ``models/vae_approx``, ``../shared/data/taesd``, the
+user cache, else the FLUX.2 taef2 pair is downloaded once); the painting happens in that latent space. No diffusion model is at hand here, so the plan comes
 from an analytic stand-in run through a real sampler loop (:mod:`painter.standin`: the exact
 posterior-mean denoiser of a Gaussian natural-image prior fitted to photo latents, Euler steps
 over a Karras schedule). Inside ComfyUI the plan comes from the real model. The painting is
@@ -29,11 +29,10 @@ from .output import assemble, decode_frames
 from .paint import PaintOptions, paint
 from .standin import latent_format_from, photo_plan
 from .strokes import STROKE_PRESETS, Strokes
-from .taesd import TinyAutoencoder
+from .taesd import TaesdError
+from .weights import find_or_download
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
-PACK_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TAESD = os.environ.get("LATENT_PAINTER_TAESD", str(PACK_ROOT.parent / "shared" / "data" / "taesd"))
 
 
 def load_photos(names, size: int) -> torch.Tensor:
@@ -139,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hold", type=int, default=36, help="frames to hold the finished image")
     parser.add_argument("--white-canvas", action="store_true", help="show unpainted areas as paper white")
     parser.add_argument("--stroke-map", action="store_true", help="show the stroke map beside the painting")
-    parser.add_argument("--taesd", default=DEFAULT_TAESD, help="folder with taef2_encoder.pth and taef2_decoder.pth")
+    parser.add_argument("--taesd", help="folder with a TAESD encoder/decoder pair, e.g. taef2_encoder.pth and "
+                        "taef2_decoder.pth (default: $LATENT_PAINTER_TAESD, ComfyUI's models/vae_approx, "
+                        "../shared/data/taesd, the user cache, else a one-time download)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--filmstrip", help="also write a JPEG of six frames from first to last")
     return parser
@@ -151,7 +152,10 @@ def main(argv=None) -> int:
         raise SystemExit(f"--size: {args.size} must be a multiple of 8, at least 64")
     torch.set_grad_enabled(False)
     started = time.perf_counter()
-    vae = TinyAutoencoder.from_folder(args.taesd)
+    try:
+        vae = find_or_download(args.taesd, progress=ProgressBar).load()
+    except TaesdError as error:  # missing or damaged weights: one line that says what to do, no traceback
+        raise SystemExit(f"latent-painter-demo: {error}") from None
     others = [name for name in PHOTOS if name != args.photo]
     photos = load_photos([args.photo, *others], args.size)
     latents = vae.encode(photos)

@@ -7,12 +7,11 @@ real TAESD weights (``painter/taesd.py``): the same painters, actions, transitio
 and stroke map settings as the workflow, shown at one frame mid-way. Needs the demo extras
 (scikit-image, pillow) and the taef2 weights:
 
-    python workflows/make_thumbnails.py [TAESD_FOLDER]   # default: ../shared/data/taesd or $LATENT_PAINTER_TAESD
+    python workflows/make_thumbnails.py [TAESD_FOLDER]   # default: the lookup of painter/weights.py
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -30,9 +29,9 @@ class Studio:
     def __init__(self, weights: str):
         from latent_painter.painter import standin
         from latent_painter.painter.demo import load_photos
-        from latent_painter.painter.taesd import TinyAutoencoder
+        from latent_painter.painter.weights import find_or_exit
 
-        self.vae = TinyAutoencoder.from_folder(weights, "taef2")
+        self.vae = find_or_exit(weights, families=("taef2",), program="make_thumbnails").load()
         self.latents = {name: self.vae.encode(load_photos([name], SIZE))[0] for name in PHOTOS}
         prior = torch.stack(list(self.latents.values()))
         self.fmt = standin.latent_format_from(prior)
@@ -155,8 +154,7 @@ THUMBS = {
 
 
 def main(argv: list[str]) -> int:
-    default = os.environ.get("LATENT_PAINTER_TAESD", str(HERE.parent.parent / "shared" / "data" / "taesd"))
-    weights = argv[0] if argv else default
+    weights = argv[0] if argv else None
     torch.manual_seed(0)
     studio = Studio(weights)
     for stem, make in THUMBS.items():
