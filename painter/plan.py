@@ -8,6 +8,7 @@ Plans are stored as ``.safetensors`` with JSON metadata; nothing is ever unpickl
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
@@ -18,6 +19,12 @@ PLAN_FILE_KIND = "latent-painter-plan"
 PLAN_FILE_VERSION = 1
 # Refuse before allocating: a plan this long is a mistake, not an animation.
 MAX_PLAN_STEPS = 10_000
+# Refuse a plan file before reading it when its tensors, as float32, would take more than this
+# (a 1,000-step plan of a 128-channel 256x256 latent is 32 GiB).
+MAX_PLAN_BYTES = 32 * 1024**3
+# What each tensor of a plan file must be, checked in the header before any data is read.
+PLAN_TENSOR_DIMS = {"originals": 4, "final": 3, "sigmas": 1}
+FLOAT_DTYPES = ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2")
 
 
 class PlanError(ValueError):
@@ -61,18 +68,45 @@ class LatentFormat:
 
     @classmethod
     def from_json(cls, data: dict) -> "LatentFormat":
+        """The format from its JSON object; anything but what :meth:`to_json` writes is a :class:`PlanError`."""
         if not isinstance(data, dict):
             raise PlanError("latent format: expected a JSON object")
+        name = data.get("name", "unknown")
+        channels = data.get("channels", 0)
+        if not isinstance(name, str):
+            raise PlanError(f"latent format: name must be text, got {type(name).__name__}")
+        if isinstance(channels, bool) or not isinstance(channels, int) or not 0 <= channels <= 1 << 16:
+            raise PlanError(f"latent format: channels must be a whole number from 0 to 65536, got {channels!r}")
         factors = data.get("rgb_factors")
         bias = data.get("rgb_bias")
         return cls(
-            name=str(data.get("name", "unknown")),
-            channels=int(data.get("channels", 0)),
-            scale=float(data.get("scale", 1.0)),
-            shift=float(data.get("shift", 0.0)),
-            rgb_factors=None if factors is None else tuple(tuple(float(v) for v in row) for row in factors),
-            rgb_bias=None if bias is None else tuple(float(v) for v in bias),
+            name=name,
+            channels=channels,
+            scale=_finite(data.get("scale", 1.0), "scale"),
+            shift=_finite(data.get("shift", 0.0), "shift"),
+            rgb_factors=None if factors is None else tuple(_rgb(row, "rgb_factors row") for row in _list(factors, "rgb_factors")),
+            rgb_bias=None if bias is None else _rgb(bias, "rgb_bias"),
         )
+
+
+def _list(value, name: str) -> list:
+    if not isinstance(value, list):
+        raise PlanError(f"latent format: {name} must be a list, got {type(value).__name__}")
+    return value
+
+
+def _finite(value, name: str) -> float:
+    number = float(value) if isinstance(value, float) or (isinstance(value, int) and abs(value) < 1 << 64) else None
+    if isinstance(value, bool) or number is None or not math.isfinite(number):
+        raise PlanError(f"latent format: {name} must be a finite number, got {str(value)[:20]}")
+    return number
+
+
+def _rgb(values, name: str) -> tuple[float, float, float]:
+    values = _list(values, name)
+    if len(values) != 3:
+        raise PlanError(f"latent format: {name} must have 3 values (R, G, B), got {len(values)}")
+    return tuple(_finite(v, name) for v in values)
 
 
 @dataclass(frozen=True, eq=False)
@@ -273,30 +307,57 @@ def load_plan(path: str | os.PathLike, device="cpu") -> Plan:
             keys = set(handle.keys())
             if metadata.get("kind") != PLAN_FILE_KIND:
                 raise PlanError(f"{where}: not a Latent Painter plan (no '{PLAN_FILE_KIND}' marker)")
-            missing = {"originals", "final", "sigmas"} - keys
+            missing = set(PLAN_TENSOR_DIMS) - keys
             if missing:
                 raise PlanError(f"{where}: missing tensors {sorted(missing)}; the file is damaged, save the plan again")
-            tensors = {key: handle.get_tensor(key) for key in ("originals", "final", "sigmas")}
+            _check_header(handle, where)
+            tensors = {key: handle.get_tensor(key) for key in PLAN_TENSOR_DIMS}
     except PlanError:
         raise
     except Exception as error:  # safetensors raises its own types for truncated or foreign data
         raise PlanError(f"{where}: unreadable ({error}); the file is truncated or not a safetensors plan") from error
-    try:
-        version = int(metadata.get("version", ""))
-    except ValueError:
-        raise PlanError(f"{where}: bad format version {metadata.get('version')!r}") from None
-    if version > PLAN_FILE_VERSION:
+    version = metadata.get("version", "")
+    if not (version.isascii() and version.isdigit()) or len(version) > 9:
+        raise PlanError(f"{where}: bad format version {version[:20]!r}; the file is damaged, save the plan again")
+    if int(version) > PLAN_FILE_VERSION:
         raise PlanError(f"{where}: format version {version} is newer than this pack reads ({PLAN_FILE_VERSION}); update the pack")
+    if int(version) < 1:
+        raise PlanError(f"{where}: format version {version} was never written by this pack; save the plan again")
     try:
         latent_format = LatentFormat.from_json(json.loads(metadata.get("latent_format", "{}")))
-    except (json.JSONDecodeError, TypeError, ValueError) as error:
-        raise PlanError(f"{where}: damaged latent format metadata ({error})") from error
+    except PlanError as error:
+        raise PlanError(f"{where}: damaged {error}") from None
+    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+        raise PlanError(f"{where}: damaged latent format metadata ({type(error).__name__}); save the plan again") from None
     plan = make_plan(tensors["originals"], tensors["final"], tensors["sigmas"], latent_format, where=where)
     return plan.to(device)
 
 
+def _check_header(handle, where: str) -> None:
+    """Refuse by the header alone (dtypes, dimensions, steps, size) before a byte of data is read."""
+    shapes = {}
+    for key, dims in PLAN_TENSOR_DIMS.items():
+        view = handle.get_slice(key)
+        dtype, shape = view.get_dtype(), tuple(view.get_shape())
+        if dtype not in FLOAT_DTYPES:
+            raise PlanError(f"{where}: tensor {key!r} is {dtype}, not floating point; the file is damaged or not a plan")
+        if len(shape) != dims:
+            raise PlanError(f"{where}: tensor {key!r} has shape {shape}, expected {dims} dimensions; save the plan again")
+        shapes[key] = shape
+    steps = shapes["originals"][0]
+    if steps > MAX_PLAN_STEPS:
+        raise PlanError(f"{where}: {steps} predicted originals is more than {MAX_PLAN_STEPS}; use fewer steps")
+    size = 4 * sum(math.prod(shape) for shape in shapes.values())
+    if size > MAX_PLAN_BYTES:
+        raise PlanError(
+            f"{where}: the plan would take {size / 1024**3:.1f} GiB, more than {MAX_PLAN_BYTES / 1024**3:.0f} GiB; "
+            "capture fewer steps or a smaller latent"
+        )
+
+
 __all__ = [
     "LatentFormat",
+    "MAX_PLAN_BYTES",
     "MAX_PLAN_STEPS",
     "Plan",
     "PlanError",
