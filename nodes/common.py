@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from ..painter import gain
 from ..painter.pacing import PACINGS
 from ..painter.paint import PaintOptions
-from ..painter.plan import Plan
+from ..painter.plan import Plan, check_latent
 from ..painter.stages import is_stage
 from ..painter.timeline import MAX_FRAMES
 
@@ -72,6 +72,10 @@ def latent_samples(latent, node, input_name: str):
         )
     if samples.dim() != 4 or samples.shape[0] == 0:
         raise node_error(node, input_name, f"expected image latents [B,C,H,W], got shape {tuple(samples.shape)}")
+    # Floating point, not empty, no NaN/inf: what every painter function and VAE needs. Checked here
+    # so a diverged sampler's NaNs are named at the node that received them, not decoded into black frames.
+    with reporting(node, input_name):
+        check_latent(samples, "the latent", dims=4, where=f"{node.DISPLAY_NAME}: {input_name}")
     return samples
 
 

@@ -87,7 +87,7 @@ class LatentPainterAssembleFrames:
                                       "tooltip": "Extra copies of the last frame (a pause on the finished image)."}),
                 "pingpong": ("BOOLEAN", {"default": False,
                                          "tooltip": "Play forward, then backward to the start, for a seamless loop."}),
-                "fps": ("FLOAT", {"default": 24.0, "min": 0.01, "max": 1000.0, "step": 0.01,
+                "fps": ("FLOAT", {"default": 24.0, "min": 0.01, "max": output.MAX_FPS, "step": 0.01,
                                   "tooltip": "Frame rate, used when duration_seconds is 0."}),
                 "duration_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": MAX_SECONDS, "step": 0.1,
                                                "tooltip": "Play all frames (holds included) in this many seconds; "
@@ -113,8 +113,9 @@ class LatentPainterAssembleFrames:
                 rate = output.fps_for_duration(out.shape[0], float(duration_seconds))
         else:
             rate = float(fps)
-            if not rate > 0:
-                raise node_error(node, "fps", f"must be above 0, got {fps}; use e.g. 24, or set duration_seconds")
+            if not 0 < rate <= output.MAX_FPS:  # NaN fails too
+                raise node_error(node, "fps", f"must be above 0 and at most {output.MAX_FPS:g}, got {fps}; use e.g. 24, "
+                                              "or set duration_seconds")
         return (out, rate)
 
 

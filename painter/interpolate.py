@@ -29,16 +29,20 @@ def interpolate(a: torch.Tensor, b: torch.Tensor, shares: torch.Tensor, how: str
         weight_a = torch.sin((1 - shares) * angle) / angle.sin()
         weight_b = torch.sin(shares * angle) / angle.sin()
         out = weight_a * a[None] + weight_b * b[None]
+    if not torch.isfinite(out).all():
+        raise ValueError(f"{how}: the latents are too large to interpolate (values near the float32 limit); "
+                         "use latents of ordinary size")
     return torch.where(shares == 0, a[None], torch.where(shares == 1, b[None], out))
 
 
 def _angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
     """The angle between the flattened latents, or None where slerp degenerates to lerp."""
-    flat_a, flat_b = a.flatten(), b.flatten()
+    # In float64: the squared norms of float32 latents near 1e38 overflow float32 (cosine 0, NaN out).
+    flat_a, flat_b = a.flatten().double(), b.flatten().double()
     norms = flat_a.norm() * flat_b.norm()
     if not norms > 0:
         return None
-    cosine = flat_a @ flat_b / norms
+    cosine = (flat_a @ flat_b / norms).float()
     if cosine.abs() > PARALLEL:
         return None
     return torch.arccos(cosine.clamp(-1.0, 1.0))

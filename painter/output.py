@@ -18,6 +18,11 @@ from .timeline import Painting
 
 # Refuse before allocating: 100k frames is over half an hour at 50 fps, far beyond any painting.
 MAX_ASSEMBLED_FRAMES = 100_000
+# Refuse before allocating an IMAGE batch larger than this (1,000 frames of 1536x1536 float32 RGB
+# are 26 GiB); past it the host would fail or swap, not finish.
+MAX_IMAGE_BYTES = 32 * 1024**3
+# Animated WEBP counts frame durations in whole milliseconds.
+MAX_FPS = 1000.0
 
 Decoder = Callable[[torch.Tensor], torch.Tensor]
 Progress = Callable[[int, int], None]
@@ -233,6 +238,8 @@ def decode_frames(
             if out is None:
                 size = tuple(images.shape[1:3])
                 width = size[1]
+                check_image_budget(total, (size[0], width * (2 if maps is not None else 1), 3), 4, where,
+                                   "decode fewer frames or smaller latents")
                 out = torch.empty(
                     (total, size[0], width * (2 if maps is not None else 1), 3), dtype=torch.float32, device=images.device
                 )
@@ -254,6 +261,16 @@ def decode_frames(
             if progress is not None:
                 progress(stop, total)
     return out
+
+
+def check_image_budget(count: int, frame_shape: tuple[int, ...], bytes_per_value: int, where: str, fix: str) -> None:
+    """Refuse an IMAGE batch of ``count`` frames over :data:`MAX_IMAGE_BYTES` before it is allocated."""
+    size = count * math.prod(frame_shape) * bytes_per_value
+    if size > MAX_IMAGE_BYTES:
+        raise ValueError(
+            f"{where}: {count} frames of {'x'.join(map(str, frame_shape))} need {size / 1024**3:.1f} GiB, "
+            f"more than {MAX_IMAGE_BYTES // 1024**3} GiB; {fix}"
+        )
 
 
 def _whole(value, name: str, where: str) -> int:
@@ -318,6 +335,7 @@ def assemble(
         raise ValueError(
             f"{where}: that makes {count} frames, more than {MAX_ASSEMBLED_FRAMES}; lower the holds or use fewer/shorter sequences"
         )
+    check_image_budget(count, frame_shape, sequences[0].element_size(), where, "lower the holds or use fewer/shorter sequences")
 
     # The output as indices into the virtual concatenation, then copied run by run.
     if length == 1:
@@ -357,13 +375,21 @@ def fps_for_duration(frames: int, seconds: float) -> float:
         raise ValueError(f"fps_for_duration: frames must be a whole number >= 1, got {frames!r}")
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not math.isfinite(seconds) or seconds <= 0:
         raise ValueError(f"fps_for_duration: seconds must be a finite number > 0, got {seconds!r}")
-    return frames / float(seconds)
+    rate = frames / float(seconds)
+    if rate > MAX_FPS:
+        raise ValueError(
+            f"fps_for_duration: {frames} frames in {seconds:g} s is {rate:.3g} fps, more than {MAX_FPS:g}; give a longer duration"
+        )
+    return rate
 
 
 __all__ = [
     "MAX_ASSEMBLED_FRAMES",
+    "MAX_FPS",
+    "MAX_IMAGE_BYTES",
     "StrokeMaps",
     "assemble",
+    "check_image_budget",
     "composite_white",
     "decode_frames",
     "fps_for_duration",

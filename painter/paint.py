@@ -91,6 +91,13 @@ def generate_events(
             if progress is not None:
                 progress(target_index, schedules)
     events += cleanup(bench, targets, options.cleanup_frames)
+    if not events:
+        # The canvas was the final latent from the start (e.g. a transition from an image to
+        # itself): one event that changes nothing, so the frames hold that image.
+        everything = torch.arange(channels, device=canvas.device)
+        ones = torch.ones(canvas.shape[1:], device=canvas.device)
+        events = [make_event(target_index=schedules - 1, channels=everything, top=0, left=0, mask=ones,
+                             canvas=bench.canvas, targets=targets, rgb=bench.rgb)]
     return events
 
 
