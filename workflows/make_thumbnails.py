@@ -8,6 +8,7 @@ and stroke map settings as the workflow, shown at one frame mid-way. Needs the d
 (scikit-image, pillow) and the taef2 weights:
 
     python workflows/make_thumbnails.py [TAESD_FOLDER]   # default: the lookup of painter/weights.py
+    python workflows/make_thumbnails.py --icon [TAESD_FOLDER]   # only the registry icon (pyproject's Icon)
 """
 
 from __future__ import annotations
@@ -141,6 +142,16 @@ def thumb_load_plan(studio):
     return to_pil(studio.decode(painting.frames[i : i + 1])[0])
 
 
+ICON = HERE / "preview" / "icon.jpg"
+ICON_SIZE = 256
+
+
+def icon(studio):
+    """The pack's registry icon: the coffee cup part-way through its painting (soft strokes)."""
+    painting, i = painted(studio, "coffee", (strokes(brush="soft"),), 0.4)
+    return to_pil(studio.decode(painting.frames[i : i + 1])[0]).resize((ICON_SIZE, ICON_SIZE))
+
+
 THUMBS = {
     "Paint an image": thumb_paint_an_image,
     "Paint with custom sampling": thumb_custom_sampling,
@@ -154,9 +165,15 @@ THUMBS = {
 
 
 def main(argv: list[str]) -> int:
+    only_icon = "--icon" in argv
+    argv = [arg for arg in argv if arg != "--icon"]
     weights = argv[0] if argv else None
     torch.manual_seed(0)
     studio = Studio(weights)
+    icon(studio).save(ICON, "JPEG", quality=QUALITY, optimize=True)
+    print(f"wrote {ICON.name}: {ICON.stat().st_size} bytes")
+    if only_icon:
+        return 0
     for stem, make in THUMBS.items():
         if not (HERE / f"{stem}.json").is_file():
             print("skip (no workflow):", stem)
