@@ -25,6 +25,7 @@ from latent_painter.painter.timeline import MAX_FRAMES
 from nodes_support import Progress, run
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+PAINT_FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SLOW_FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.uint8, torch.bool,
@@ -164,7 +165,7 @@ plans = st.builds(blurry_to_sharp_plan, channels=st.integers(1, 4), size=st.inte
 frame_counts = mostly(st.one_of(st.just(0), st.integers(2, 40)), st.sampled_from([-1, 1, MAX_FRAMES + 1, 10**12]))
 
 
-@FUZZ
+@PAINT_FUZZ
 @given(plan=plans, chain=painter_chains(), frames=frame_counts,
        pacing=mostly(st.sampled_from(["strokes", "change"]), st.sampled_from(["bogus", ""])),
        cleanup=mostly(st.integers(0, 12), st.sampled_from([-1, 10_000, 10_001])),

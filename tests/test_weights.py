@@ -22,7 +22,6 @@ from latent_painter.painter import taesd, weights
 from latent_painter.painter.weights import WeightsNotFound, find_or_download, find_weights
 
 PACK = Path(__file__).resolve().parents[1]
-SHARED = PACK.parent / "shared" / "data" / "taesd"
 
 
 def write_pair(folder: Path, family: str, channels: int, parts=("encoder", "decoder"), seed: int = 0) -> None:
@@ -104,7 +103,7 @@ def test_vae_approx_families_and_the_parts_asked_for(tmp_path, comfy):
     with pytest.raises(WeightsNotFound, match=r"taef2_encoder\.pth \+ taef2_decoder\.pth in one of"):
         find_weights(families=("taef2",), environ=env, pack_root=comfy)
     # every family loads with its own channel count
-    for family, channels in (("taesd", 4), ("taesdxl", 4), ("taef1", 16)):
+    for family, channels in (("taesd", 4), ("taef1", 16)):
         write_pair(tmp_path / family, family, channels)
         model = find_weights(tmp_path / family, environ=env, pack_root=comfy).load()
         assert (model.name, model.latent_channels) == (family, channels)
@@ -203,13 +202,12 @@ def test_download_keeps_only_a_file_that_matches_its_pin(tmp_path, serve):
     assert sorted(os.listdir(cache)) == ["good.bin"]  # no bad file, no temp file left
 
 
-@pytest.mark.skipif(not (SHARED / "taef2_decoder.pth").is_file(), reason=f"needs the official taef2 files in {SHARED}")
-def test_the_pins_are_the_official_files_and_the_download_fills_the_cache(tmp_path, comfy, serve):
-    assert pins_for(SHARED, weights.DOWNLOADS) == weights.DOWNLOADS
+def test_the_pins_are_the_official_files_and_the_download_fills_the_cache(tmp_path, comfy, serve, taesd_folder):
+    assert pins_for(taesd_folder, weights.DOWNLOADS) == weights.DOWNLOADS
     files = tmp_path / "served"
     files.mkdir()
     for name in weights.DOWNLOADS:
-        shutil.copy(SHARED / name, files / name)
+        shutil.copy(taesd_folder / name, files / name)
     server = serve(files)
     env = no_env(tmp_path)
     bars = []
