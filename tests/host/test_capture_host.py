@@ -230,7 +230,8 @@ def _get_plan_prompt(checkpoint_a, tag: str, **over) -> dict:
               "8": {"class_type": "RescaleCFG", "inputs": {"model": ["1", 0], "multiplier": unique}},
               "9": {"class_type": "LatentPainterCapture", "inputs": {"model": ["8", 0]}},
               "10": _ksampler(["9", 0], ["5", 0], steps=2),
-              "11": _ksampler(["8", 0], ["4", 0], steps=2),
+              # the plain model's second pass on node 10's output: not recorded (and it makes node 10 run first)
+              "11": _ksampler(["8", 0], ["10", 0], steps=2, denoise=0.5),
               "12": {"class_type": "LatentPainterGetPlan", "inputs": {"model": ["9", 0], "latent": ["10", 0],
                                                                       "batch_index": 0}},
               "13": {"class_type": "PreviewAny", "inputs": {"source": ["12", 0]}}}
@@ -241,6 +242,7 @@ def _get_plan_prompt(checkpoint_a, tag: str, **over) -> dict:
 def test_get_plan_without_sampling_with_the_captured_model(comfy, checkpoint_a):
     prompt = _get_plan_prompt(checkpoint_a, "no_sampling", latent=["11", 0])  # the sampler uses the plain model
     del prompt["10"]
+    prompt["11"] = _ksampler(["8", 0], ["4", 0], steps=2)
     with pytest.raises(HostError) as error:
         comfy.queue(prompt)
     assert ("node 12 (LatentPainterGetPlan): ValueError: Get Plan: model: no sampling has been recorded with this "
