@@ -95,7 +95,8 @@ def plan_input(value, node, input_name: str = "plan") -> Plan:
     """``value`` if it is a LATENT_PLAN, else a clear error."""
     if not isinstance(value, Plan):
         raise node_error(
-            node, input_name, "is not a plan; connect a Latent Painter Sampler, Plan From Latents or Load Plan output"
+            node, input_name,
+            "is not a plan; connect a Get Plan, Latent Painter Sampler, Plan From Latents or Load Plan output",
         )
     return value
 

@@ -5,12 +5,15 @@ imports lazily, inside the function, so the pack imports and its nodes run witho
 (tests replace the few functions below that need the host). Nothing here paints; it reads the
 host's objects and calls the host's sampling, progress and folder functions.
 
-Read against ComfyUI 0.8.0 (``nodes.py:common_ksampler``, ``comfy_extras/nodes_custom_sampler.py:
-SamplerCustomAdvanced``, ``latent_preview.prepare_callback``, ``folder_paths``).
+Read against ComfyUI 0.8.0 (``nodes.py:KSampler``, ``comfy_extras/nodes_custom_sampler.py:
+SamplerCustomAdvanced``, ``comfy/patcher_extension.py``, ``comfy/samplers.py:CFGGuider``,
+``comfy_execution/utils.py``, ``folder_paths``). Sampling is never re-implemented here: the
+pack's samplers call the core nodes' own functions on a model carrying the capture patch.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import os
@@ -129,8 +132,9 @@ def _latent_space_rgb(fmt, channels: int):
 
 def latent_out(model, x0: torch.Tensor) -> torch.Tensor:
     """A sampler callback's x0 (model space, on the model device) as a CPU LATENT-space tensor,
-    converted like core SamplerCustomAdvanced's ``denoised_output``."""
-    return model.model.process_latent_out(x0.detach().to("cpu", copy=True))
+    converted like core SamplerCustomAdvanced's ``denoised_output``. On a CPU device the result
+    may share memory with the sampler's buffer: copy it before the sampler goes on."""
+    return model.model.process_latent_out(x0.detach().to("cpu"))
 
 
 def guider_model(guider):
@@ -138,90 +142,93 @@ def guider_model(guider):
     return guider.model_patcher
 
 
-# --- sampling ---------------------------------------------------------------------------------
+# --- sampling: the core nodes' own functions and the capture patch --------------------------------
+
+# CFGGuider.outer_sample(noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None,
+# disable_pbar=False, seed=None, latent_shapes=None): what an OUTER_SAMPLE wrapper is called with.
+_OUTER_SAMPLE_LATENT, _OUTER_SAMPLE_SIGMAS, _OUTER_SAMPLE_CALLBACK = 1, 3, 5
+# comfy.patcher_extension.WrappersMP.OUTER_SAMPLE: the key ModelPatcher.wrappers files them under
+# (a plain string, so adding a wrapper needs no import).
+OUTER_SAMPLE = "outer_sample"
 
 
-def _watch(callback, observe):
-    """Wrap a core preview callback: report x0 first, then preview, progress bar and Cancel."""
-    if observe is None:
-        return callback
-
-    def watched(step, x0, x, total_steps):
-        observe(step, x0)
-        return callback(step, x0, x, total_steps)
-
-    return watched
+def core_ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent, denoise=1.0):
+    """Core KSampler's own ``sample`` (``nodes.KSampler``): its LATENT output."""
+    node = _host("nodes").KSampler()
+    return node.sample(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent, denoise=denoise)[0]
 
 
-def _refuse_video(samples, where: str) -> None:
-    if getattr(samples, "is_nested", False) or samples.dim() != 4:
-        raise ValueError(
-            f"{where}: latent_image: the model samples {'nested' if samples.is_nested else f'{samples.dim()}-D'} "
-            "latents (a video or multi-part model); Latent Painter paints image latents [B,C,H,W] only, "
-            "so use an image model"
-        )
+def core_sampler_custom_advanced(noise, guider, sampler, sigmas, latent):
+    """Core SamplerCustomAdvanced's own ``execute``: its ``output`` LATENT."""
+    node = _host("comfy_extras.nodes_custom_sampler").SamplerCustomAdvanced
+    return node.execute(noise, guider, sampler, sigmas, latent)[0]
 
 
-def ksampler(model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent, denoise=1.0,
-             observe=None, where: str = "Latent Painter Sampler"):
-    """Core ``common_ksampler`` of ComfyUI 0.8.0 (same noise, mask, callback, progress and result),
-    with ``observe(step, x0)`` called from the sampler callback before the preview.
-
-    Returns ``(LATENT, sigmas)``: the LATENT exactly as core KSampler returns it, and the sigma
-    schedule the sampler ran (``steps + 1`` values, on the CPU).
-    """
-    sample = _host("comfy.sample")
-    samplers = _host("comfy.samplers")
-    utils = _host("comfy.utils")
-    preview = _host("latent_preview")
-
-    latent_image = sample.fix_empty_latent_channels(model, latent["samples"])
-    _refuse_video(latent_image, where)
-    batch_inds = latent["batch_index"] if "batch_index" in latent else None
-    noise = sample.prepare_noise(latent_image, seed, batch_inds)
-    noise_mask = latent["noise_mask"] if "noise_mask" in latent else None
-    # The schedule comfy.sample.sample will build from the same arguments (recorded in the plan).
-    sigmas = samplers.KSampler(
-        model, steps=steps, device=model.load_device, sampler=sampler_name, scheduler=scheduler,
-        denoise=denoise, model_options=model.model_options,
-    ).sigmas.detach().to("cpu", torch.float32)
-    callback = _watch(preview.prepare_callback(model, steps), observe)
-    disable_pbar = not utils.PROGRESS_BAR_ENABLED
-    samples = sample.sample(
-        model, noise, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
-        denoise=denoise, disable_noise=False, start_step=None, last_step=None, force_full_denoise=False,
-        noise_mask=noise_mask, callback=callback, disable_pbar=disable_pbar, seed=seed,
-    )
-    out = latent.copy()
-    out["samples"] = samples
-    return out, sigmas
+def with_outer_sample_wrapper(model, key: str, wrapper):
+    """A clone of ``model`` (a ModelPatcher) that runs ``wrapper(executor, *args, **kwargs)``
+    around every sampling run; ``model`` itself is untouched. Clones of the clone share the
+    wrapper object (ModelPatcher.clone copies the wrapper lists, not the wrappers)."""
+    clone = model.clone()
+    clone.add_wrapper_with_key(OUTER_SAMPLE, key, wrapper)
+    return clone
 
 
-def sampler_custom_advanced(noise, guider, sampler, sigmas, latent_image, observe=None,
-                            where: str = "Latent Painter Sampler (Custom)"):
-    """Core ``SamplerCustomAdvanced`` of ComfyUI 0.8.0 (its ``output``), with ``observe(step, x0)``
-    called from the sampler callback before the preview."""
-    sample = _host("comfy.sample")
-    utils = _host("comfy.utils")
-    management = _host("comfy.model_management")
-    preview = _host("latent_preview")
+def outer_sample_wrappers(model, key: str) -> list:
+    """The OUTER_SAMPLE wrappers ``model`` carries under ``key`` (none for a plain model)."""
+    wrappers = getattr(model, "wrappers", None)
+    if not isinstance(wrappers, dict):
+        return []
+    return list(wrappers.get(OUTER_SAMPLE, {}).get(key, []))
 
-    model = guider.model_patcher
-    latent = latent_image.copy()
-    samples_in = sample.fix_empty_latent_channels(model, latent["samples"])
-    _refuse_video(samples_in, where)
-    latent["samples"] = samples_in
-    noise_mask = latent["noise_mask"] if "noise_mask" in latent else None
-    callback = _watch(preview.prepare_callback(model, sigmas.shape[-1] - 1), observe)
-    disable_pbar = not utils.PROGRESS_BAR_ENABLED
-    samples = guider.sample(
-        noise.generate_noise(latent), samples_in, sampler, sigmas,
-        denoise_mask=noise_mask, callback=callback, disable_pbar=disable_pbar, seed=noise.seed,
-    )
-    samples = samples.to(management.intermediate_device())
-    out = latent.copy()
-    out["samples"] = samples
-    return out
+
+def guider_with_model(guider, model):
+    """A shallow copy of a GUIDER that samples with ``model`` (the guider given is untouched;
+    its conditioning, cfg and options are shared, as CFGGuider.sample only reads them)."""
+    copied = copy.copy(guider)
+    copied.model_patcher = model
+    return copied
+
+
+def sampled_model(executor):
+    """The ModelPatcher an OUTER_SAMPLE wrapper's run samples with (the CFGGuider's)."""
+    return executor.class_obj.model_patcher
+
+
+def outer_sample_inputs(args: tuple, kwargs: dict):
+    """``(latent_image, sigmas, callback, parts)`` of an OUTER_SAMPLE wrapper's arguments; ``parts``
+    is the number of latents packed into one run (more than 1 for multi-part models)."""
+    def argument(index, name, default=None):
+        return args[index] if len(args) > index else kwargs.get(name, default)
+
+    shapes = kwargs.get("latent_shapes") or (args[8] if len(args) > 8 else None)
+    return (argument(_OUTER_SAMPLE_LATENT, "latent_image"), argument(_OUTER_SAMPLE_SIGMAS, "sigmas"),
+            argument(_OUTER_SAMPLE_CALLBACK, "callback"), len(shapes) if shapes else 1)
+
+
+def with_callback(args: tuple, kwargs: dict, callback):
+    """The wrapper's arguments with ``callback`` in place of the sampler callback."""
+    if len(args) > _OUTER_SAMPLE_CALLBACK:
+        args = args[:_OUTER_SAMPLE_CALLBACK] + (callback,) + args[_OUTER_SAMPLE_CALLBACK + 1:]
+    else:
+        kwargs = {**kwargs, "callback": callback}
+    return args, kwargs
+
+
+def executing_node() -> tuple[str | None, str | None]:
+    """``(prompt_id, node_id)`` of the node ComfyUI is executing now; ``(None, None)`` outside a prompt."""
+    try:
+        context = importlib.import_module("comfy_execution.utils").get_executing_context()
+    except (ImportError, AttributeError):
+        return None, None
+    if context is None:
+        return None, None
+    return context.prompt_id, context.node_id
+
+
+def samples_video(model) -> bool:
+    """Whether ``model`` samples video latents [B,C,T,H,W] (its latent format has 3 dimensions)."""
+    fmt = model.get_model_object("latent_format")
+    return int(getattr(fmt, "latent_dimensions", 2)) == 3
 
 
 # --- folders ----------------------------------------------------------------------------------

@@ -1,43 +1,33 @@
-"""Samplers that also record the plan: every step's predicted original (x0) from the sampler callback.
+"""Samplers that also record the plan: the core sampler nodes' own functions on a captured model.
 
-The LATENT output is exactly what the core node returns for the same inputs (the sampling is the
-core code path, see ``host.ksampler`` / ``host.sampler_custom_advanced``); the callback is the
-core preview callback, wrapped, so previews, the progress bar and Cancel keep working.
+Each node is the capture patch (nodes/capture.py) plus a call of the core node (``nodes.KSampler``,
+``SamplerCustomAdvanced.execute``), so the LATENT output is the core node's for the same inputs,
+bit for bit, and no core setup code is copied here. The plan is the one Get Plan would return for
+that output (batch item 0).
 """
 
 from __future__ import annotations
 
-import torch
-
-from ..painter.plan import plan_from_steps
 from . import host
-from .common import CATEGORY, PLAN, latent_samples, node_error, reporting
+from .capture import capture, plan_from_capture
+from .common import CATEGORY, PLAN, latent_samples, node_error
 
 PLAN_TOOLTIP = (
     "The plan: every step's predicted original (x0) in LATENT space, the sigmas, the final latent and the "
-    "model's latent format. Recorded for batch item 0 only."
+    "model's latent format. Recorded for batch item 0 only (use Capture + Get Plan for another item)."
 )
 
+# Our samplers call the core node on a freshly captured model: a run missing from the record
+# means the sampling did not go through ComfyUI's CFGGuider.sample (e.g. a guider of another pack).
+NOT_SAMPLED = ("the sampling did not go through ComfyUI's guider (CFGGuider.sample); use a core guider, or the "
+               "core sampler with Capture + Get Plan")
 
-class StepRecorder:
-    """Collects what the sampler callback reports: ``(step, x0)`` of batch item 0, converted to
-    LATENT space on the CPU (the sampler reuses its buffers, so each report is copied)."""
 
-    def __init__(self, model):
-        self.model = model
-        self.steps: list[int] = []
-        self.originals: list[torch.Tensor] = []
-
-    def __call__(self, step, x0) -> None:
-        self.steps.append(int(step))
-        self.originals.append(host.latent_out(self.model, x0[:1]))
-
-    def plan(self, final: torch.Tensor, sigmas, node):
-        with reporting(node, "plan"):
-            return plan_from_steps(
-                self.steps, self.originals, final, sigmas, host.latent_format(self.model),
-                batch_index=0, where=node.DISPLAY_NAME,
-            )
+def refuse_video_model(model, node, input_name: str = "latent_image") -> None:
+    """Refuse a video model before sampling: it would sample [B,C,T,H,W] latents, which are not painted."""
+    if host.samples_video(model):
+        raise node_error(node, input_name, "the model samples video latents [B,C,T,H,W]; Latent Painter paints "
+                                           "image latents [B,C,H,W] only, so use an image model")
 
 
 class LatentPainterSampler:
@@ -74,15 +64,15 @@ class LatentPainterSampler:
         }
 
     def sample(self, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise=1.0):
-        latent_samples(latent_image, type(self), "latent_image")
+        node = type(self)
+        latent_samples(latent_image, node, "latent_image")
         if not denoise > 0:
-            raise node_error(type(self), "denoise", "is 0, so nothing is sampled and there is no plan; raise it above 0")
-        recorder = StepRecorder(model)
-        out, sigmas = host.ksampler(
-            model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, denoise,
-            observe=recorder, where=self.DISPLAY_NAME,
-        )
-        return (out, recorder.plan(out["samples"], sigmas, type(self)))
+            raise node_error(node, "denoise", "is 0, so nothing is sampled and there is no plan; raise it above 0")
+        refuse_video_model(model, node)
+        captured, recorder = capture(model, max_runs=1)
+        out = host.core_ksampler(captured, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                                 latent_image, denoise)
+        return (out, plan_from_capture(recorder, out, 0, node, model_input="model", wiring=NOT_SAMPLED))
 
 
 class LatentPainterSamplerCustom:
@@ -111,14 +101,14 @@ class LatentPainterSamplerCustom:
         }
 
     def sample(self, noise, guider, sampler, sigmas, latent_image):
-        latent_samples(latent_image, type(self), "latent_image")
+        node = type(self)
+        latent_samples(latent_image, node, "latent_image")
         model = host.guider_model(guider)
-        recorder = StepRecorder(model)
-        out = host.sampler_custom_advanced(
-            noise, guider, sampler, sigmas, latent_image, observe=recorder, where=self.DISPLAY_NAME
-        )
-        schedule = sigmas.detach().to("cpu", torch.float32).flatten() if isinstance(sigmas, torch.Tensor) else None
-        return (out, recorder.plan(out["samples"], schedule, type(self)))
+        refuse_video_model(model, node)
+        captured, recorder = capture(model, max_runs=1)
+        out = host.core_sampler_custom_advanced(noise, host.guider_with_model(guider, captured), sampler, sigmas,
+                                                latent_image)
+        return (out, plan_from_capture(recorder, out, 0, node, model_input="guider", wiring=NOT_SAMPLED))
 
 
 NODES = (LatentPainterSampler, LatentPainterSamplerCustom)

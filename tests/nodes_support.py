@@ -1,6 +1,10 @@
-"""The thin fake of the host for node tests: only nodes/host.py's progress bar is replaced."""
+"""The thin fake of the host for node tests: nodes/host.py's progress bar, and stand-ins for the
+ComfyUI objects the capture touches (a ModelPatcher's wrapper list and latent format, a CFGGuider
+running OUTER_SAMPLE wrappers around its sampling, the preview callback)."""
 
 from __future__ import annotations
+
+import torch
 
 from latent_painter.nodes import NODE_CLASS_MAPPINGS as NODES
 
@@ -31,3 +35,102 @@ class Progress:
             self.reports.append((done, of))
 
         return report
+
+
+# --- the host's models and sampling, as thin stand-ins ---------------------------------------
+
+
+class FakeFormat:
+    """A ComfyUI-like latent format: scale and shift, RGB preview factors on the model space."""
+
+    latent_channels = 4
+    scale_factor = 0.5
+    shift_factor = 0.1
+    latent_rgb_factors = [[0.3, 0.2, 0.1], [-0.1, 0.4, 0.0], [0.2, -0.3, 0.5], [0.0, 0.1, -0.2]]
+    latent_rgb_factors_bias = [0.05, -0.02, 0.1]
+    latent_rgb_factors_reshape = None
+
+    def process_in(self, latent):
+        return (latent - self.shift_factor) * self.scale_factor
+
+    def process_out(self, latent):
+        return latent / self.scale_factor + self.shift_factor
+
+
+class FakeModel:
+    """The parts of a ComfyUI ModelPatcher the pack uses: the latent format, ``model.process_latent_out``
+    and the wrapper list that ``clone`` copies (the wrappers themselves are shared, as in ComfyUI)."""
+
+    def __init__(self, fmt):
+        self.fmt = fmt
+        self.model = self  # ModelPatcher.model is the BaseModel with process_latent_out
+        self.wrappers = {}
+
+    def get_model_object(self, name):
+        assert name == "latent_format"
+        return self.fmt
+
+    def process_latent_out(self, latent):
+        return self.fmt.process_out(latent)
+
+    def clone(self):
+        twin = FakeModel(self.fmt)
+        twin.wrappers = {kind: {key: list(ws) for key, ws in keyed.items()} for kind, keyed in self.wrappers.items()}
+        return twin
+
+    def add_wrapper_with_key(self, kind, key, wrapper):
+        self.wrappers.setdefault(kind, {}).setdefault(key, []).append(wrapper)
+
+
+class Executor:
+    """comfy.patcher_extension.WrapperExecutor: calls the next wrapper, the last one the original."""
+
+    def __init__(self, original, class_obj, wrappers, index=0):
+        self.original, self.class_obj, self.wrappers, self.index = original, class_obj, wrappers, index
+
+    def __call__(self, *args, **kwargs):
+        if self.index == len(self.wrappers):
+            return self.original(*args, **kwargs)
+        following = Executor(self.original, self.class_obj, self.wrappers, self.index + 1)
+        return self.wrappers[self.index](following, *args, **kwargs)
+
+
+class FakeGuider:
+    """comfy.samplers.CFGGuider as far as the capture sees it: ``sample`` runs the model's
+    OUTER_SAMPLE wrappers around ``outer_sample`` (positional arguments and ``latent_shapes``, as
+    ComfyUI 0.8.0 calls them), and ``outer_sample`` reports ``reports`` (step, model-space x0
+    ``[B,C,H,W]``) to the callback through one reused buffer, then returns ``result``."""
+
+    def __init__(self, model_patcher, reports, result, interrupt_at=None):
+        self.model_patcher = model_patcher
+        self.reports, self.result, self.interrupt_at = reports, result, interrupt_at
+
+    def sample(self, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None, disable_pbar=False,
+               seed=None):
+        wrappers = [w for keyed in self.model_patcher.wrappers.get("outer_sample", {}).values() for w in keyed]
+        return Executor(self.outer_sample, self, wrappers)(
+            noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed,
+            latent_shapes=[latent_image.shape])
+
+    def outer_sample(self, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None, disable_pbar=False,
+                     seed=None, latent_shapes=None):
+        buffer = torch.empty_like(self.reports[0][1]) if self.reports else None
+        for count, (step, x0) in enumerate(self.reports):
+            if count == self.interrupt_at:
+                raise Interrupted("cancelled mid-run")
+            buffer.copy_(x0)
+            if callback is not None:
+                callback(step, buffer, buffer * 2.0, len(sigmas) - 1)
+        if buffer is not None:
+            buffer.fill_(float("nan"))  # what a reused buffer holds afterwards must not leak into the plan
+        return self.result
+
+
+class Previews:
+    """The core preview callback (latent_preview.prepare_callback): records what it is called with."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, step, x0, x, total_steps):
+        self.calls.append((step, x0.clone(), x.clone(), total_steps))

@@ -31,7 +31,7 @@ NODE_IDS = {
     "LatentPainterSampler", "LatentPainterSamplerCustom", "LatentPainterPlanFromLatents",
     "LatentPainterSavePlan", "LatentPainterLoadPlan", "LatentPainterStrokes", "LatentPainterAction",
     "LatentPainterPaint", "LatentPainterDecodeFrames", "LatentPainterAssembleFrames",
-    "LatentPainterTransition", "LatentPainterInterpolate",
+    "LatentPainterTransition", "LatentPainterInterpolate", "LatentPainterCapture", "LatentPainterGetPlan",
 }  # fmt: skip
 HOST_MODULES = ("comfy", "comfy_api", "comfy_extras", "comfy_execution", "folder_paths", "latent_preview", "node_helpers")
 

@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from nodes_support import Interrupted, Progress, run
+from nodes_support import FakeFormat, FakeModel, Interrupted, Progress, run
 from plans import blurry_to_sharp_plan
 
 from latent_painter.nodes import NODE_CLASS_MAPPINGS as NODES
@@ -16,7 +16,6 @@ from latent_painter.nodes import host
 from latent_painter.nodes.common import parse_channels
 from latent_painter.painter.paint import PROGRESS_STEPS, stages_from_json, stages_to_json
 from latent_painter.painter.plan import LatentFormat, Plan, make_plan, save_plan
-from latent_painter.painter.projection import project_rgb
 
 
 def node(node_id):
@@ -252,125 +251,6 @@ def test_paint_calibrates_change_pacing_with_a_connected_vae(progress, taesd_fol
     assert count == 41 and torch.equal(calibrated["samples"][-1], originals[-1])
     assert sum(decoded) == 11  # the probe frames (one per four frames) and the first canvas
     assert not torch.equal(calibrated["samples"], plain["samples"])  # the frames moved
-
-
-# --- the samplers, with the host's sampling call faked ----------------------------------------
-
-
-class FakeFormat:
-    """A ComfyUI-like latent format: scale and shift, RGB preview factors on the model space."""
-
-    latent_channels = 4
-    scale_factor = 0.5
-    shift_factor = 0.1
-    latent_rgb_factors = [[0.3, 0.2, 0.1], [-0.1, 0.4, 0.0], [0.2, -0.3, 0.5], [0.0, 0.1, -0.2]]
-    latent_rgb_factors_bias = [0.05, -0.02, 0.1]
-    latent_rgb_factors_reshape = None
-
-    def process_in(self, latent):
-        return (latent - self.shift_factor) * self.scale_factor
-
-    def process_out(self, latent):
-        return latent / self.scale_factor + self.shift_factor
-
-
-class FakeModel:
-    def __init__(self, fmt):
-        self.fmt = fmt
-        self.model = self  # ModelPatcher.model is the BaseModel with process_latent_out
-
-    def get_model_object(self, name):
-        assert name == "latent_format"
-        return self.fmt
-
-    def process_latent_out(self, latent):
-        return self.fmt.process_out(latent)
-
-
-def fake_sampling(reports, final):
-    """A sampler run: the callback sees ``reports`` (step, model-space x0 [B,C,H,W]) in that order,
-    reusing one buffer as real samplers do; the result is ``final`` (LATENT space)."""
-    calls = []
-
-    def sample(*args, observe=None, where=None, **kwargs):
-        calls.append((args, kwargs))
-        buffer = torch.empty_like(reports[0][1])
-        for step, x0 in reports:
-            buffer.copy_(x0)
-            observe(step, buffer)
-        buffer.fill_(float("nan"))  # what a reused buffer holds afterwards must not leak into the plan
-        return {"samples": final, "batch_index": [7, 8]}
-
-    return sample, calls
-
-
-def test_sampler_records_the_plan(monkeypatch):
-    model = FakeModel(FakeFormat())
-    generator = torch.Generator().manual_seed(5)
-    x0 = [torch.randn(2, 4, 8, 8, generator=generator) for _ in range(5)]
-    reports = [(0, x0[0]), (1, x0[1]), (1, x0[2]), (2, x0[3]), (3, x0[4])]  # step 1 reported twice
-    final = torch.randn(2, 4, 8, 8, generator=generator)
-    sample, calls = fake_sampling(reports, final)
-    sigmas = torch.tensor([14.6, 5.0, 2.0, 0.5, 0.0])
-
-    def ksampler(*args, **kwargs):
-        return sample(*args, **kwargs), sigmas
-
-    monkeypatch.setattr(host, "ksampler", ksampler)
-    latent = {"samples": torch.zeros(2, 4, 8, 8), "batch_index": [7, 8]}
-    out, plan = run("LatentPainterSampler", model=model, seed=1, steps=4, cfg=7.0, sampler_name="euler",
-                    scheduler="normal", positive=[], negative=[], latent_image=latent, denoise=1.0)
-    assert out["samples"] is final and out["batch_index"] == [7, 8]  # the host's LATENT, untouched
-    args, _ = calls[0]
-    assert args[0] is model and args[8] is latent and args[1:8] == (1, 4, 7.0, "euler", "normal", [], [])
-
-    expected = torch.stack([FakeFormat().process_out(x[0]) for x in (x0[0], x0[2], x0[3], x0[4])])
-    assert torch.equal(plan.originals, expected)  # batch item 0, LATENT space, last report of a step wins
-    assert torch.equal(plan.final, final[0])
-    assert torch.equal(plan.sigmas, sigmas[:4])
-    fmt = plan.latent_format
-    assert (fmt.name, fmt.channels, fmt.scale, fmt.shift) == ("FakeFormat", 4, 0.5, 0.1)
-    # the recorded RGB factors act on LATENT space exactly as ComfyUI's act on the model space
-    latents = torch.randn(3, 4, 5, 5, generator=generator)
-    model_space = FakeFormat().process_in(latents)
-    comfy_rgb = project_rgb(model_space, FakeFormat.latent_rgb_factors, FakeFormat.latent_rgb_factors_bias)
-    assert torch.allclose(project_rgb(latents, fmt.rgb_factors, fmt.rgb_bias), comfy_rgb, atol=1e-6)
-
-
-def test_sampler_custom_records_the_plan(monkeypatch):
-    model = FakeModel(FakeFormat())
-    x0 = [torch.randn(1, 4, 8, 8) for _ in range(3)]
-    final = x0[-1] / 0.5 + 0.1
-    sample, calls = fake_sampling(list(enumerate(x0)), final)
-    monkeypatch.setattr(host, "sampler_custom_advanced", sample)
-
-    class Guider:
-        model_patcher = model
-
-    sigmas = torch.tensor([10.0, 1.0, 0.1, 0.0])
-    out, plan = run("LatentPainterSamplerCustom", noise=object(), guider=Guider(), sampler=object(), sigmas=sigmas,
-                    latent_image={"samples": torch.zeros(1, 4, 8, 8)})
-    assert out["samples"] is final
-    assert plan.steps == 3 and torch.equal(plan.sigmas, sigmas[:3])
-    assert torch.allclose(plan.originals[-1], final[0])
-    assert torch.equal(plan.targets[-1], final[0])  # the painting ends on the sampler's result
-
-
-def test_sampler_refuses_video_latents_before_sampling(monkeypatch):
-    monkeypatch.setattr(host, "ksampler", lambda *a, **k: pytest.fail("sampled a video latent"))
-    with pytest.raises(ValueError, match=r"^Latent Painter Sampler: latent_image: this is a video latent"):
-        run("LatentPainterSampler", model=FakeModel(FakeFormat()), seed=0, steps=2, cfg=1.0, sampler_name="euler",
-            scheduler="normal", positive=[], negative=[], latent_image={"samples": torch.zeros(1, 16, 3, 8, 8)}, denoise=1.0)
-
-
-def test_sampler_without_steps_says_so(monkeypatch):
-    monkeypatch.setattr(host, "ksampler", lambda *a, **k: ({"samples": torch.zeros(1, 4, 8, 8)}, torch.empty(0)))
-    inputs = dict(model=FakeModel(FakeFormat()), seed=0, steps=1, cfg=1.0, sampler_name="euler", scheduler="normal",
-                  positive=[], negative=[], latent_image={"samples": torch.zeros(1, 4, 8, 8)})
-    with pytest.raises(ValueError, match=r"^Latent Painter Sampler: denoise: is 0, .*raise it above 0"):
-        run("LatentPainterSampler", **inputs, denoise=0.0)
-    with pytest.raises(ValueError, match=r"^Latent Painter Sampler: the sampler reported no predicted originals"):
-        run("LatentPainterSampler", **inputs, denoise=1.0)  # a sampler that never calls back
 
 
 def test_latent_format_without_usable_rgb_factors():

@@ -15,7 +15,6 @@ from latent_painter.painter.plan import (
     PlanError,
     load_plan,
     make_plan,
-    plan_from_steps,
     save_plan,
 )
 
@@ -145,22 +144,6 @@ def test_targets_end_exactly_on_the_final_latent():
     near = make_plan(originals, rounded)
     assert near.targets.shape[0] == 3 and torch.equal(near.targets[-1], rounded)
     assert torch.equal(near.targets[:2], originals[:2])
-
-
-def test_plan_from_sampler_reports_orders_and_dedupes_steps():
-    batch = [torch.full((2, 3, 4, 4), float(step)) for step in range(4)]
-    # a sampler that reports step 1 twice (the second wins) and out of order
-    steps = [0, 1, 1, 3, 2]
-    reports = [batch[0], batch[0], batch[1], batch[3], batch[2]]
-    final = torch.full((2, 3, 4, 4), 3.0)
-    sigmas = torch.tensor([4.0, 3.0, 2.0, 1.0, 0.0])
-    plan = plan_from_steps(steps, reports, final, sigmas, LatentFormat("SD15", 3), batch_index=1)
-    assert plan.originals[:, 0, 0, 0].tolist() == [0.0, 1.0, 2.0, 3.0]
-    assert plan.sigmas.tolist() == [4.0, 3.0, 2.0, 1.0]
-    with pytest.raises(PlanError, match="batch index 2"):
-        plan_from_steps(steps, reports, final, sigmas, LatentFormat("SD15", 3), batch_index=2)
-    with pytest.raises(PlanError, match="no predicted originals"):
-        plan_from_steps([], [], final, sigmas, LatentFormat("SD15", 3))
 
 
 # --- hostile plan files: every one ends in a PlanError naming the file, or a valid plan ------------

@@ -433,6 +433,9 @@ def test_every_capability_has_a_workflow():
         return [stem for stem, wf in flows.items() if test(wf)]
 
     wanted = {
+        "an unchanged core KSampler graph captured, its plan painted": lambda wf: all(
+            nodes(wf, k) for k in ("LatentPainterCapture", "KSampler", "LatentPainterGetPlan", "LatentPainterPaint",
+                                   "SaveAnimatedWEBP")),
         "KSampler-style painting saved as WEBP and video": lambda wf: nodes(wf, "LatentPainterSampler")
         and nodes(wf, "SaveAnimatedWEBP") and nodes(wf, "SaveVideo") and nodes(wf, "LatentPainterPaint"),
         "custom sampling": lambda wf: nodes(wf, "LatentPainterSamplerCustom") and all(

@@ -76,6 +76,11 @@ def strokes(**over):
 
 
 # ---------------------------------------------------------------------- one per workflow
+def thumb_capture(studio):
+    painting, i = painted(studio, "chelsea", (strokes(),), 0.3)
+    return to_pil(studio.decode(painting.frames[i : i + 1])[0])
+
+
 def thumb_paint_an_image(studio):
     painting, i = painted(studio, "astronaut", (strokes(),), 0.25)
     return to_pil(studio.decode(painting.frames[i : i + 1])[0])
@@ -153,6 +158,7 @@ def icon(studio):
 
 
 THUMBS = {
+    "Capture any sampler and paint": thumb_capture,
     "Paint an image": thumb_paint_an_image,
     "Paint with custom sampling": thumb_custom_sampling,
     "White canvas and stroke map": thumb_white_canvas,

@@ -246,6 +246,9 @@ SIZES = {
     "CFGGuider": (330, 98),
     "KSamplerSelect": (330, 58),
     "BasicScheduler": (330, 106),
+    "KSampler": (330, 262),
+    "LatentPainterCapture": (330, 46),
+    "LatentPainterGetPlan": (330, 78),
 }
 
 
@@ -689,7 +692,55 @@ def wf_load_plan(specs) -> Workflow:
     return wf
 
 
-ALL = (wf_paint_an_image, wf_custom_sampling, wf_white_canvas, wf_reveal_chain, wf_transition, wf_pingpong,
+NOTE_CAPTURE = """
+CAPTURE + GET PLAN (works with the sampler you already use)
+This is the core text-to-image graph, unchanged, plus two nodes:
+Capture sits between Load Checkpoint and the sampler: the model it returns records every step's prediction whenever any sampler samples with it (KSampler, KSampler Advanced, SamplerCustom, SamplerCustomAdvanced, other packs' samplers). The image is bit for bit what it is without Capture; previews and the progress bar keep working.
+Get Plan takes the captured model and the sampler's output latent (so it runs after the sampler and knows which run you mean); batch_index picks an image of a batch.
+Two passes that continue one another (KSampler Advanced base then refiner, or a second pass on the first one's output at the same size) give one plan. A hires-fix pass at another size gives its own plan: put a Get Plan after each sampler and paint each.
+"""
+
+
+def wf_capture(specs) -> Workflow:
+    wf = Workflow("Capture any sampler and paint", specs)
+    ckpt, pos, neg = model_block(wf)
+    capture = add(wf, "LatentPainterCapture")
+    wf.connect(ckpt, "MODEL", capture, "model")
+    latent = add(wf, "EmptyLatentImage", width=512, height=512, batch_size=1)
+    n_capture = wf.note(NOTE_CAPTURE, (400, 420))
+    ks = add(wf, "KSampler", seed=42, control_after_generate="fixed", steps=20, cfg=7.0, sampler_name="euler",
+             scheduler="normal", denoise=1.0)
+    wf.connect(capture, "model", ks, "model")
+    wf.connect(pos, "CONDITIONING", ks, "positive")
+    wf.connect(neg, "CONDITIONING", ks, "negative")
+    wf.connect(latent, "LATENT", ks, "latent_image")
+    dec = add(wf, "VAEDecode")
+    wf.connect(ks, "LATENT", dec, "samples")
+    wf.connect(ckpt, "VAE", dec, "vae")
+    img = add(wf, "SaveImage", filename_prefix="latent_painter/captured")
+    wf.connect(dec, "IMAGE", img, "images")
+    get = add(wf, "LatentPainterGetPlan", batch_index=0)
+    wf.connect(capture, "model", get, "model")
+    wf.connect(ks, "LATENT", get, "latent")
+    pnt = painter(wf)
+    pt = paint(wf, get, pnt, ckpt)
+    n_paint = wf.note(NOTE_PAINT, (400, 300))
+    df = decode(wf, ckpt, pt)
+    asm = assemble(wf, df)
+    webp = save_webp(wf, asm, "latent_painter/captured")
+    n_out = wf.note(NOTE_OUTPUT, (400, 260))
+
+    x = wf.column(0, 0, [ckpt, capture, latent, n_capture], "1. Model, captured", width=400)
+    x = wf.column(x, 0, [pos, neg], "2. Prompt")
+    x = wf.column(x, 0, [ks, dec, img], "3. Your sampler, as it was")
+    x = wf.column(x, 0, [get, pnt], "4. The plan and the painter")
+    x = wf.column(x, 0, [pt, n_paint], "5. Paint", width=400)
+    x = wf.column(x, 0, [df, asm, n_out], "6. Decode and assemble", width=400)
+    wf.column(x, 0, [webp], "7. Save")
+    return wf
+
+
+ALL = (wf_capture, wf_paint_an_image, wf_custom_sampling, wf_white_canvas, wf_reveal_chain, wf_transition, wf_pingpong,
        wf_save_plan, wf_load_plan)
 
 

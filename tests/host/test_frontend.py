@@ -253,7 +253,7 @@ def _for_test(workflow: dict, checkpoints: dict[str, str], overrides: dict | Non
             node["properties"].pop("models", None)
         for key, value in {**TEST_WIDGETS.get(node["type"], {}), **(overrides or {}).get(node["type"], {})}.items():
             put(key, value)
-        if node["type"] in ("LatentPainterSampler", "BasicScheduler"):
+        if node["type"] in ("LatentPainterSampler", "BasicScheduler", "KSampler"):
             put("steps", steps)
         if node["type"] in ("LatentPainterStrokes", "LatentPainterAction"):
             current = node["widgets_values"][spec.widgets.index("schedules")]
