@@ -21,6 +21,13 @@ CATEGORY = "latent painter"
 # Our own socket types (DESIGN.md §2). Values of these types never leave the pack's nodes.
 PLAN = "LATENT_PLAN"
 PAINTER = "PAINTER"
+# A painting's stroke maps (coverage, this frame's strokes, their channels): painter.output.StrokeMaps.
+STROKE_MAPS = "STROKE_MAPS"
+STROKE_MAPS_TOOLTIP = (
+    "The painting's full stroke maps (cumulative coverage, each frame's strokes and the latent channel they painted), "
+    "for Decode Frames' stroke_maps input: a side-by-side map with the strokes coloured by channel, and the soft white "
+    "canvas. The stroke_map MASK carries the coverage only."
+)
 
 def node_error(node, input_name: str | None, message: str) -> ValueError:
     """``ValueError('<Display Name>: <input>: <message>')`` for a problem the node itself found."""
@@ -98,6 +105,15 @@ def plan_input(value, node, input_name: str = "plan") -> Plan:
             node, input_name,
             "is not a plan; connect a Get Plan, Latent Painter Sampler, Plan From Latents or Load Plan output",
         )
+    return value
+
+
+def vae_input(value, node, input_name: str = "vae"):
+    """``value`` if it can encode and decode like a ComfyUI VAE, else a clear error."""
+    for method in ("encode", "decode"):
+        if not callable(getattr(value, method, None)):
+            raise node_error(node, input_name, f"is not a VAE (it has no {method}); connect the VAE output of Load "
+                                               "Checkpoint or Load VAE")
     return value
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..painter import output
 from . import host
-from .common import CATEGORY, latent_samples, node_error, reporting
+from .common import CATEGORY, STROKE_MAPS, latent_samples, node_error, reporting
 
 MAX_SECONDS = 3600.0
 
@@ -30,33 +30,44 @@ class LatentPainterDecodeFrames:
                 "chunk_size": ("INT", {"default": 16, "min": 1, "max": 4096,
                                        "tooltip": "Frames per VAE call; lower uses less memory, higher may be faster."}),
                 "white_canvas": ("BOOLEAN", {"default": False,
-                                             "tooltip": "Show areas no stroke has touched yet as white paper (needs stroke_map). "
-                                                        "The final frame is always shown as decoded."}),
+                                             "tooltip": "Show areas no stroke has touched yet as white paper, with soft round "
+                                                        "edges (needs stroke_maps or stroke_map). The final frame is always "
+                                                        "shown as decoded. With a white Canvas connected to Paint the paper "
+                                                        "is in the latent already; this mask is for other canvases."}),
                 "stroke_map_side_by_side": ("BOOLEAN", {"default": False,
-                                                        "tooltip": "Put the stroke map (grey = painted so far) to the right of "
-                                                                   "each frame (needs stroke_map)."}),
+                                                        "tooltip": "Put the stroke map to the right of each frame: grey = "
+                                                                   "painted so far, this frame's strokes in the colour of "
+                                                                   "their latent channel (needs stroke_maps; with only "
+                                                                   "stroke_map the map is grey)."}),
             },
             "optional": {
-                "stroke_map": ("MASK", {"tooltip": "Paint's stroke_map output for these frames (same frame count)."}),
+                "stroke_map": ("MASK", {"tooltip": "Paint's stroke_map output for these frames (same frame count): "
+                                                   "coverage only, so a side-by-side map is grey. Prefer stroke_maps."}),
+                "stroke_maps": (STROKE_MAPS, {"tooltip": "Paint's or Transition's stroke_maps output for these frames: "
+                                                         "the coloured side-by-side map and the white canvas. Used "
+                                                         "instead of stroke_map when both are connected."}),
             },
         }
 
-    def decode(self, vae, frames, chunk_size, white_canvas, stroke_map_side_by_side, stroke_map=None):
+    def decode(self, vae, frames, chunk_size, white_canvas, stroke_map_side_by_side, stroke_map=None, stroke_maps=None):
         node = type(self)
         latents = latent_samples(frames, node, "frames")
-        if (white_canvas or stroke_map_side_by_side) and stroke_map is None:
+        if stroke_maps is not None and not isinstance(stroke_maps, output.StrokeMaps):
+            raise node_error(node, "stroke_maps", "is not a painting's stroke maps; connect Paint's or Transition's "
+                                                  "stroke_maps output")
+        if (white_canvas or stroke_map_side_by_side) and stroke_map is None and stroke_maps is None:
             wanted = "white_canvas" if white_canvas else "stroke_map_side_by_side"
-            raise node_error(node, "stroke_map", f"{wanted} needs it; connect Paint's stroke_map output or turn {wanted} off")
-        maps = False
-        if stroke_map_side_by_side:
+            raise node_error(node, "stroke_maps", f"{wanted} needs them; connect Paint's stroke_maps output (or its "
+                                                  f"stroke_map) or turn {wanted} off")
+        if stroke_maps is None and stroke_map is not None:
             # A MASK carries the coverage only: the map shows it in grey, without per-channel stroke colours.
-            maps = output.StrokeMaps.from_coverage(stroke_map, latents.shape[1])
+            stroke_maps = output.StrokeMaps.from_coverage(stroke_map, latents.shape[1])
         report = host.progress(latents.shape[0])
         with reporting(node):
             images = output.decode_frames(
                 vae.decode, latents, int(chunk_size),
-                coverage=stroke_map if white_canvas else None, white_canvas=bool(white_canvas), stroke_map=maps,
-                progress=report, where=node.DISPLAY_NAME,
+                coverage=stroke_maps.coverage if white_canvas else None, white_canvas=bool(white_canvas),
+                stroke_map=stroke_maps if stroke_map_side_by_side else False, progress=report, where=node.DISPLAY_NAME,
             )
         return (images,)
 

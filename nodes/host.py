@@ -54,6 +54,19 @@ def scheduler_names() -> list[str]:
     return list(_host("comfy.samplers").KSampler.SCHEDULERS)
 
 
+# --- VAE ---------------------------------------------------------------------------------------
+
+
+def vae_scale(vae) -> int:
+    """Pixels per latent pixel of a VAE: ComfyUI's ``spacial_compression_encode()`` (8 for SD,
+    SDXL, SD3, Flux.1; 16 for FLUX.2's packed latents), else the ``scale`` of the pack's own
+    TAESD, else 8. A wrong guess cannot pass silently: the encoded canvas's shape is checked
+    against the plan's."""
+    method = getattr(vae, "spacial_compression_encode", None)
+    value = method() if callable(method) else getattr(vae, "scale", 8)
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 1 else 8
+
+
 # --- progress and interrupt --------------------------------------------------------------------
 
 

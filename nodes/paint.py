@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..painter.output import coverage_mask
+from ..painter.canvas import default_canvas
+from ..painter.output import StrokeMaps, coverage_mask
 from ..painter.paint import PROGRESS_STEPS, paint
 from . import host
 from .common import (
@@ -10,32 +11,37 @@ from .common import (
     CATEGORY,
     PAINTER,
     PLAN,
+    STROKE_MAPS,
+    STROKE_MAPS_TOOLTIP,
     first_item,
     paint_option_inputs,
     paint_options,
     painter_chain,
     plan_input,
     reporting,
+    vae_input,
 )
 
 
 class LatentPainterPaint:
     DISPLAY_NAME = "Paint"
     DESCRIPTION = (
-        "Paints the plan stroke by stroke onto a canvas (by default the empty, all-zero latent) and returns the "
-        "frames as a LATENT batch: the first frame is the canvas, the last is the plan's final latent bit for bit. "
-        "Decode with Decode Frames (or VAE Decode)."
+        "Paints the plan stroke by stroke onto a canvas and returns the frames as a LATENT batch: the first frame is "
+        "the canvas, the last is the plan's final latent bit for bit. Connect a Canvas (white paper) for the author's "
+        "look; without one, a connected VAE gives a canvas of the final image's mean colour, and no VAE the all-zero "
+        "latent. Decode with Decode Frames (or VAE Decode)."
     )
     CATEGORY = CATEGORY
     FUNCTION = "paint"
-    RETURN_TYPES = ("LATENT", "MASK", "INT")
-    RETURN_NAMES = ("frames", "stroke_map", "frame_count")
+    RETURN_TYPES = ("LATENT", "MASK", "INT", STROKE_MAPS)
+    RETURN_NAMES = ("frames", "stroke_map", "frame_count", "stroke_maps")
     OUTPUT_TOOLTIPS = (
         "The painted frames [N,C,H,W] as one LATENT batch.",
         "Where strokes have landed so far, per frame [N,H,W] at latent resolution: the cumulative stroke coverage "
         "divided by its largest value over all frames (0 = never painted, 1 = the most painted place). "
-        "Feed it to Decode Frames for a white canvas or a side-by-side stroke map.",
+        "Feed it to Decode Frames for a white canvas or a grey side-by-side stroke map (stroke_maps gives colour).",
         "The number of frames N.",
+        STROKE_MAPS_TOOLTIP,
     )
 
     @classmethod
@@ -52,9 +58,16 @@ class LatentPainterPaint:
                 ),
             },
             "optional": {
-                "canvas": ("LATENT", {"tooltip": "The initial canvas (batch item 0), e.g. an encoded white image for "
-                                                 "painting on paper. Same size and channels as the plan. Default: all zeros."}),
-                "vae": CALIBRATION_VAE,
+                "canvas": ("LATENT", {"tooltip": "The initial canvas (batch item 0): connect a Canvas node (white = paper, "
+                                                 "as the author paints). Same size and channels as the plan. When not "
+                                                 "connected: with a VAE connected, the final image's mean colour encoded "
+                                                 "by it (a flat start that decodes without texture on every model); "
+                                                 "without a VAE, the all-zero latent (which decodes to grey-brown in SD "
+                                                 "and to a faint grid in FLUX.2)."}),
+                "vae": (CALIBRATION_VAE[0], {**CALIBRATION_VAE[1],
+                                             "tooltip": CALIBRATION_VAE[1]["tooltip"] + " When no canvas is connected, it "
+                                                        "also makes the default canvas: the final image's mean colour, "
+                                                        "encoded (one decode and one encode)."}),
             },
         }
 
@@ -63,12 +76,17 @@ class LatentPainterPaint:
         plan_input(plan, node)
         painter_chain(painter, node, "painter")
         start = None if canvas is None else first_item(canvas, node, "canvas")
+        if start is None and vae is not None:
+            vae_input(vae, node)
+            with reporting(node, "vae"):
+                start = default_canvas(plan.final, vae.encode, vae.decode, scale=host.vae_scale(vae),
+                                       where=f"{node.DISPLAY_NAME}: vae")
         options = paint_options(node, frames, pacing, cleanup_frames, seed)
         report = host.progress(PROGRESS_STEPS)
         with reporting(node):
             painting = paint(plan, painter, options, start, progress=report, where=node.DISPLAY_NAME,
                              decode=None if vae is None else vae.decode)
-        return ({"samples": painting.frames}, coverage_mask(painting.coverage), len(painting))
+        return ({"samples": painting.frames}, coverage_mask(painting.coverage), len(painting), StrokeMaps.of(painting))
 
 
 NODES = (LatentPainterPaint,)

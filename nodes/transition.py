@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..painter.output import coverage_mask
+from ..painter.output import StrokeMaps, coverage_mask
 from ..painter.interpolate import INTERPOLATIONS, lerp_latents, slerp_latents
 from ..painter.paint import PROGRESS_STEPS
 from ..painter.timeline import MAX_FRAMES, check_frame_budget
@@ -13,6 +13,8 @@ from .common import (
     CATEGORY,
     PAINTER,
     PLAN,
+    STROKE_MAPS,
+    STROKE_MAPS_TOOLTIP,
     field_default,
     first_item,
     node_error,
@@ -39,14 +41,15 @@ class LatentPainterTransition:
     )
     CATEGORY = CATEGORY
     FUNCTION = "transition"
-    RETURN_TYPES = ("LATENT", "MASK", "INT")
-    RETURN_NAMES = ("frames", "stroke_map", "frame_count")
+    RETURN_TYPES = ("LATENT", "MASK", "INT", STROKE_MAPS)
+    RETURN_NAMES = ("frames", "stroke_map", "frame_count", "stroke_maps")
     OUTPUT_TOOLTIPS = (
         "The frames of all legs [N,C,H,W] as one LATENT batch: the first is A's final latent, the last the last "
         "plan's (or A's, with pingpong); each join frame appears once.",
         "Where strokes have landed so far, per frame [N,H,W] at latent resolution, accumulated over all legs and "
         "divided by its largest value (0 = never painted). Feed it to Decode Frames.",
         "The number of frames N.",
+        STROKE_MAPS_TOOLTIP,
     )
 
     @classmethod
@@ -110,7 +113,7 @@ class LatentPainterTransition:
         with reporting(node):
             painting = transition(plans, stages, route, options, pingpong=bool(pingpong), progress=report,
                                   decode=None if vae is None else vae.decode)
-        return ({"samples": painting.frames}, coverage_mask(painting.coverage), len(painting))
+        return ({"samples": painting.frames}, coverage_mask(painting.coverage), len(painting), StrokeMaps.of(painting))
 
 
 class LatentPainterInterpolate:

@@ -74,30 +74,71 @@ def _check_map(tensor, name: str, frames: int, spatial: tuple[int, int], where: 
     return tensor
 
 
-def composite_white(images: torch.Tensor, coverage: torch.Tensor, *, upsample: str = "bilinear") -> torch.Tensor:
-    """Show never-painted areas as paper white: ``where(M, images, 1)`` with M = coverage > 0.
+def _gaussian_blur(field: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``[n,1,H,W]`` with edge replication (a constant field stays constant)."""
+    radius = max(1, math.ceil(3.0 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=field.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    padded = F.pad(field, (radius, radius, 0, 0), mode="replicate")
+    field = F.conv2d(padded, kernel.view(1, 1, 1, -1))
+    padded = F.pad(field, (0, 0, radius, radius), mode="replicate")
+    return F.conv2d(padded, kernel.view(1, 1, -1, 1))
 
-    The hard mask keeps the untouched areas exactly 1.0 and the painted ones exactly the decoded
-    pixels. ``upsample="bilinear"`` interpolates the binary mask and thresholds it at one half:
-    straight edges land where nearest would put them (so a one-latent-pixel gap still leaves a
-    full-width white vein) but corners round off, which matches the blob edges of the author's
-    white-canvas videos better than 8-pixel blocks. ``"nearest"`` gives the blocks.
+
+# The soft mask's edge: the smoothed painted field crosses from paper to paint between these
+# two levels (half a latent pixel at 8x: about 4 pixels of feathering).
+FEATHER_LOW, FEATHER_HIGH = 0.25, 0.6
+
+
+def soft_coverage(coverage: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """How much of each pixel is painted, ``[n,H,W]`` in 0..1, from latent coverage ``[n,h,w]``.
+
+    A latent pixel is painted when its coverage is above 0. The painted/unpainted map is
+    interpolated bilinearly to pixel resolution (its half level runs halfway between painted and
+    unpainted latent pixels, where the decoder's change fades out), smoothed by a Gaussian of a
+    quarter latent pixel (which rounds the corners off, so a disk stroke shows as a round blob,
+    not as a staircase of 8-pixel blocks), and mapped through a smoothstep between
+    :data:`FEATHER_LOW` and :data:`FEATHER_HIGH`: feathered edges a few pixels wide. Inside
+    painted areas the mask is exactly 1 and far from them exactly 0, so a one-latent-pixel gap
+    between strokes still leaves a white vein, as in the author's white-canvas videos.
+    """
+    if coverage.dim() != 3:
+        raise ValueError(f"soft_coverage: coverage must be [n,h,w], got {tuple(coverage.shape)}")
+    height, width = int(size[0]), int(size[1])
+    painted = (coverage > 0).to(torch.float32)[:, None]
+    field = F.interpolate(painted, size=(height, width), mode="bilinear", align_corners=False)
+    scale = max(height / coverage.shape[1], width / coverage.shape[2])
+    if scale > 1:
+        field = _gaussian_blur(field, scale / 4.0)
+    ramp = ((field - FEATHER_LOW) / (FEATHER_HIGH - FEATHER_LOW)).clamp(0.0, 1.0)
+    return (ramp * ramp * (3.0 - 2.0 * ramp))[:, 0]
+
+
+def composite_white(images: torch.Tensor, coverage: torch.Tensor, *, upsample: str = "soft") -> torch.Tensor:
+    """Show never-painted areas as paper white: ``lerp(1, images, M)``.
+
+    ``upsample="soft"`` (default): M is :func:`soft_coverage`, round feathered blobs at pixel
+    resolution. ``"nearest"``: M is coverage > 0 in blocks of latent pixels (hard edges).
+    Either way untouched areas are exactly 1.0 and fully painted ones exactly the decoded pixels.
     """
     if images.dim() != 4 or coverage.dim() != 3 or images.shape[0] != coverage.shape[0]:
         raise ValueError(
             f"composite_white: images {tuple(images.shape)} and coverage {tuple(coverage.shape)} must be "
             "[n,H,W,3] and [n,h,w] with the same n"
         )
-    if upsample not in ("bilinear", "nearest"):
-        raise ValueError(f"composite_white: upsample must be 'bilinear' or 'nearest', got {upsample!r}")
+    if upsample not in ("soft", "nearest"):
+        raise ValueError(f"composite_white: upsample must be 'soft' or 'nearest', got {upsample!r}")
     size = tuple(images.shape[1:3])
-    painted = (coverage.to(images.device) > 0).to(torch.float32)[:, None]
+    coverage = coverage.to(images.device)
     if upsample == "nearest":
-        mask = F.interpolate(painted, size=size, mode="nearest") > 0.5
+        painted = (coverage > 0).to(torch.float32)[:, None]
+        mask = F.interpolate(painted, size=size, mode="nearest")[:, 0]
     else:
-        mask = F.interpolate(painted, size=size, mode="bilinear", align_corners=False) > 0.5
+        mask = soft_coverage(coverage, size)
     white = torch.ones((), dtype=images.dtype, device=images.device)
-    return torch.where(mask[:, 0, :, :, None], images, white)
+    # lerp is exact at both ends: weight 0 gives the white, weight 1 the decoded pixel bit for bit.
+    return torch.lerp(white.expand_as(images), images, mask[..., None].to(images.dtype))
 
 
 def hue_colours(num_channels: int, device=None) -> torch.Tensor:
@@ -395,4 +436,5 @@ __all__ = [
     "fps_for_duration",
     "hue_colours",
     "render_stroke_map",
+    "soft_coverage",
 ]

@@ -25,13 +25,14 @@ CORE_TYPES = {
     "MODEL", "CONDITIONING", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN", "IMAGE", "MASK", "VAE",
     "NOISE", "GUIDER", "SAMPLER", "SIGMAS",
 }  # fmt: skip
-OUR_TYPES = {"LATENT_PLAN", "PAINTER"}
+OUR_TYPES = {"LATENT_PLAN", "PAINTER", "STROKE_MAPS"}
 WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 NODE_IDS = {
     "LatentPainterSampler", "LatentPainterSamplerCustom", "LatentPainterPlanFromLatents",
     "LatentPainterSavePlan", "LatentPainterLoadPlan", "LatentPainterStrokes", "LatentPainterAction",
     "LatentPainterPaint", "LatentPainterDecodeFrames", "LatentPainterAssembleFrames",
     "LatentPainterTransition", "LatentPainterInterpolate", "LatentPainterCapture", "LatentPainterGetPlan",
+    "LatentPainterCanvas",
 }  # fmt: skip
 HOST_MODULES = ("comfy", "comfy_api", "comfy_extras", "comfy_execution", "folder_paths", "latent_preview", "node_helpers")
 

@@ -61,7 +61,7 @@ def test_plan_paint_decode_assemble(progress):
     assert chain[0].channels == (0, 2, 3) and chain[0].schedules == 3
     assert stages_from_json(stages_to_json(chain)) == chain  # a PAINTER is JSON-serialisable
 
-    frames, stroke_map, count = run("LatentPainterPaint", plan=plan, painter=chain, frames=0, pacing="strokes",
+    frames, stroke_map, count, _ = run("LatentPainterPaint", plan=plan, painter=chain, frames=0, pacing="strokes",
                                     cleanup_frames=6, seed=3)
     latents = frames["samples"]
     assert set(frames) == {"samples"}
@@ -102,7 +102,7 @@ def test_paint_fixed_frames_from_a_canvas(progress):
     (chain,) = run("LatentPainterStrokes", preset="stroke24", brush="disk", channels="", move_cost=0.1, switch_cost=0.0,
                    motivation=0.0, size_scale=0.0, early_size=1.0, strokes_per_frame=1, schedules=0)
     canvas = torch.full((2, 4, 16, 16), 0.25)
-    frames, stroke_map, count = run("LatentPainterPaint", plan=plan, painter=chain, frames=30, pacing="change",
+    frames, stroke_map, count, _ = run("LatentPainterPaint", plan=plan, painter=chain, frames=30, pacing="change",
                                     cleanup_frames=4, seed=0, canvas={"samples": canvas})
     assert count == 30 and frames["samples"].shape[0] == 30 and stroke_map.shape[0] == 30
     assert torch.equal(frames["samples"][0], canvas[0])
@@ -215,7 +215,7 @@ def test_decode_frames_with_real_taesd(progress, taesd_folder):
     (plan,) = run("LatentPainterPlanFromLatents", latents={"samples": originals})
     (chain,) = run("LatentPainterAction", kind="glow", frames=3, channels="", motivation=0.0, block=2.0,
                    fraction=1.0, schedules=0)
-    frames, stroke_map, count = run("LatentPainterPaint", plan=plan, painter=chain, frames=0, pacing="strokes",
+    frames, stroke_map, count, _ = run("LatentPainterPaint", plan=plan, painter=chain, frames=0, pacing="strokes",
                                     cleanup_frames=2, seed=0)
     (plain,) = run("LatentPainterDecodeFrames", vae=vae, frames=frames, chunk_size=5, white_canvas=False,
                    stroke_map_side_by_side=False)
@@ -245,9 +245,11 @@ def test_paint_calibrates_change_pacing_with_a_connected_vae(progress, taesd_fol
     (plan,) = run("LatentPainterPlanFromLatents", latents={"samples": originals})
     (chain,) = run("LatentPainterStrokes", preset="stroke24", brush="disk", channels="", move_cost=0.1, switch_cost=0.0,
                    motivation=0.0, size_scale=0.0, early_size=1.0, strokes_per_frame=1, schedules=0)
-    inputs = dict(plan=plan, painter=chain, frames=41, pacing="change", cleanup_frames=4, seed=0)
-    plain, _, _ = run("LatentPainterPaint", **inputs)
-    calibrated, _, count = run("LatentPainterPaint", **inputs, vae=CountingVae())
+    # One canvas for both runs (the VAE would otherwise also choose the default canvas), so only pacing differs.
+    inputs = dict(plan=plan, painter=chain, frames=41, pacing="change", cleanup_frames=4, seed=0,
+                  canvas={"samples": torch.zeros(1, *originals.shape[1:])})
+    plain, *_ = run("LatentPainterPaint", **inputs)
+    calibrated, _, count, _ = run("LatentPainterPaint", **inputs, vae=CountingVae())
     assert count == 41 and torch.equal(calibrated["samples"][-1], originals[-1])
     assert sum(decoded) == 11  # the probe frames (one per four frames) and the first canvas
     assert not torch.equal(calibrated["samples"], plain["samples"])  # the frames moved
@@ -330,7 +332,7 @@ def test_bad_inputs_name_the_node(progress):
         run("LatentPainterPlanFromLatents", latents={"samples": torch.zeros(1, 4, 2, 8, 8)})
 
     frames = {"samples": torch.zeros(3, 4, 4, 4)}
-    with pytest.raises(ValueError, match=r"^Decode Frames: stroke_map: white_canvas needs it; connect Paint's stroke_map"):
+    with pytest.raises(ValueError, match=r"^Decode Frames: stroke_maps: white_canvas needs them; connect Paint's stroke_maps"):
         run("LatentPainterDecodeFrames", vae=LinearVAE(), frames=frames, chunk_size=2, white_canvas=True,
             stroke_map_side_by_side=False)
     with pytest.raises(ValueError, match=r"^Decode Frames: .*coverage has shape"):

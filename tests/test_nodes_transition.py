@@ -47,7 +47,7 @@ def same_bits(x, y):
                                    dict(depth=0.0, guidance=1.0, interpolation="slerp", guidance_steps=5)])
 def test_transition_ends_exactly_on_both_images(progress, route):
     a, b = plan(1), plan(2)
-    frames, stroke_map, count = run("LatentPainterTransition", plan_a=a, plan_b=b, painter=painter(), **settings(**route))
+    frames, stroke_map, count, _ = run("LatentPainterTransition", plan_a=a, plan_b=b, painter=painter(), **settings(**route))
     latents = frames["samples"]
     assert set(frames) == {"samples"} and latents.shape == (count, 4, 16, 16) and count > 3
     assert same_bits(latents[0], a.final)
@@ -62,7 +62,7 @@ def test_transition_ends_exactly_on_both_images(progress, route):
 
 def test_frames_are_per_leg_and_joins_are_kept_once(progress):
     a, b, c, d = plan(1), plan(2), plan(3), plan(4)
-    frames, stroke_map, count = run("LatentPainterTransition", plan_a=a, plan_b=b, plan_c=c, plan_d=d, painter=painter(),
+    frames, stroke_map, count, _ = run("LatentPainterTransition", plan_a=a, plan_b=b, plan_c=c, plan_d=d, painter=painter(),
                                     **settings(frames=10))
     latents = frames["samples"]
     assert count == 3 * 9 + 1 == latents.shape[0] == stroke_map.shape[0]
@@ -74,12 +74,12 @@ def test_frames_are_per_leg_and_joins_are_kept_once(progress):
 
 def test_pingpong_comes_back_to_a(progress):
     a, b, c = plan(1), plan(2), plan(3)
-    frames, _, count = run("LatentPainterTransition", plan_a=a, plan_b=b, painter=painter(), **settings(frames=8, pingpong=True))
+    frames, _, count, _ = run("LatentPainterTransition", plan_a=a, plan_b=b, painter=painter(), **settings(frames=8, pingpong=True))
     latents = frames["samples"]
     assert count == 2 * 7 + 1
     assert same_bits(latents[0], a.final) and same_bits(latents[7], b.final) and same_bits(latents[-1], a.final)
 
-    frames, _, count = run("LatentPainterTransition", plan_a=a, plan_b=b, plan_c=c, painter=painter(),
+    frames, _, count, _ = run("LatentPainterTransition", plan_a=a, plan_b=b, plan_c=c, painter=painter(),
                            **settings(frames=5, pingpong=True))
     latents = frames["samples"]
     assert count == 4 * 4 + 1  # A -> B -> C -> B -> A
@@ -89,7 +89,7 @@ def test_pingpong_comes_back_to_a(progress):
 
 def test_checkpoints_sharing_a_latent_space_may_differ_in_everything_else(progress):
     a, b = plan(1, steps=6), plan(2, steps=9)  # e.g. two SD1.5 fine-tunes sampled with different step counts
-    frames, _, count = run("LatentPainterTransition", plan_a=a, plan_b=b, painter=painter(), **settings(depth=1.0))
+    frames, _, count, _ = run("LatentPainterTransition", plan_a=a, plan_b=b, painter=painter(), **settings(depth=1.0))
     assert same_bits(frames["samples"][-1], b.final)
 
 
@@ -117,7 +117,7 @@ def test_sizes_must_match_unless_resized(progress):
     a, b = plan(1, size=16), plan(2, size=12)
     with pytest.raises(ValueError, match=r"^Transition: plan A is 16x16 latent pixels but plan B is 12x12.*resize"):
         run("LatentPainterTransition", plan_a=a, plan_b=b, painter=painter(), **settings())
-    frames, _, _ = run("LatentPainterTransition", plan_a=a, plan_b=b, painter=painter(), **settings(resize=True))
+    frames, _, _, _ = run("LatentPainterTransition", plan_a=a, plan_b=b, painter=painter(), **settings(resize=True))
     assert frames["samples"].shape[1:] == (4, 16, 16)
     assert same_bits(frames["samples"][0], a.final)
 

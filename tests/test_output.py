@@ -153,8 +153,8 @@ def test_white_canvas_keeps_paper_white_and_ends_exact():
     # Interior of the painted block: exactly the decoded pixels; far from it: exactly white.
     assert torch.equal(out[2, 16:24, 0:8], plain[2, 16:24, 0:8])
     assert torch.all(out[2, 40:, :] == 1.0)
-    # The one-latent-pixel gap survives as a full-width white vein.
-    assert torch.all(out[2, 8:32, 16:24] == 1.0)
+    # The one-latent-pixel gap survives as a white vein: its middle pixels are paper, its sides feathered.
+    assert torch.all(out[2, 12:28, 19:21] == 1.0)
     # The last frame shows the decoded final latent unmasked, bit for bit.
     assert torch.equal(out[-1], plain[-1])
 
@@ -170,16 +170,20 @@ def test_white_canvas_shows_holds_of_the_final_frame_unmasked():
     assert torch.all(out[0] == 1.0)
 
 
-def test_composite_white_rounds_corners_but_nearest_makes_blocks():
+def test_composite_white_nearest_makes_blocks_soft_rounds_them():
     images = torch.zeros(1, 16, 16, 3)
     coverage = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
-    round_ = output.composite_white(images, coverage)
+    soft = output.composite_white(images, coverage)
     block = output.composite_white(images, coverage, upsample="nearest")
     assert torch.all(block[0, :8, :8] == 0.0) and torch.all(block[0, 8:] == 1.0) and torch.all(block[0, :, 8:] == 1.0)
-    # Bilinear + threshold: painted area no larger than the block, its inner corner cut off.
-    painted = round_[0, ..., 0] == 0.0
-    assert painted[:8, :8].sum() < 64 and not painted[8:].any() and not painted[:, 8:].any()
-    assert painted[0, 0] and not painted[7, 7]
+    # Soft: the painted latent pixel shows fully at its centre, fades out across its edge, and its
+    # block corner next to the unpainted neighbours is cut round.
+    paper = soft[0, ..., 0]
+    assert paper[3, 3] == 0.0 and paper[12, 12] == 1.0
+    assert 0.0 < paper[3, 8] < 1.0 and 0.0 < paper[8, 3] < 1.0
+    assert paper[7, 7] > paper[7, 3]
+    with pytest.raises(ValueError, match="upsample"):
+        output.composite_white(images, coverage, upsample="bilinear")
 
 
 # --- stroke map ---------------------------------------------------------------------------
