@@ -76,6 +76,9 @@ def _check_map(tensor, name: str, frames: int, spatial: tuple[int, int], where: 
 
 def _gaussian_blur(field: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of ``[n,1,H,W]`` with edge replication (a constant field stays constant)."""
+    if field.shape[1] != 1:
+        n, c, h, w = field.shape
+        return _gaussian_blur(field.reshape(n * c, 1, h, w), sigma).reshape(n, c, h, w)
     radius = max(1, math.ceil(3.0 * sigma))
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float32, device=field.device)
     kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
@@ -156,6 +159,8 @@ def render_stroke_map(
     channels: torch.Tensor,
     num_channels: int,
     size: tuple[int, int] | None = None,
+    *,
+    upsample: str = "soft",
 ) -> torch.Tensor:
     """Draw the stroke map: ``[n,H,W,3]`` (``size`` = (H, W), default 8x the latent size).
 
@@ -163,7 +168,10 @@ def render_stroke_map(
     (so every frame with any coverage has a pixel at 1.0, as in the author's map video); this
     frame's strokes blended over the grey by their strength in the channel's colour (hue =
     channel / num_channels), white where several channels were painted at once (-2).
-    Upsampling is nearest: one latent pixel is one block, as the painter sees it.
+    ``upsample="soft"`` (default) draws it at latent resolution, interpolates bilinearly and
+    smooths by a quarter latent pixel, as :func:`soft_coverage` does: strokes show as soft round
+    blobs like the disks of the author's map video. ``"nearest"``: one latent pixel is one
+    block, as the painter sees it.
     """
     if coverage.dim() != 3 or strokes.shape != coverage.shape or channels.shape != coverage.shape:
         raise ValueError(
@@ -172,6 +180,8 @@ def render_stroke_map(
         )
     if num_channels < 1:
         raise ValueError(f"render_stroke_map: num_channels must be >= 1, got {num_channels}")
+    if upsample not in ("soft", "nearest"):
+        raise ValueError(f"render_stroke_map: upsample must be 'soft' or 'nearest', got {upsample!r}")
     device = coverage.device
     channels = channels.to(device=device, dtype=torch.int64)
     if channels.numel() and (channels.max() >= num_channels or channels.min() < -2):
@@ -188,8 +198,14 @@ def render_stroke_map(
     # Index -2 maps to the appended white row; -1 is masked out by a zero strength below.
     colour = palette[torch.where(channels == -2, num_channels, channels.clamp(min=0))]
     strength = torch.where(channels == -1, 0.0, strokes.to(device=device, dtype=torch.float32).clamp(0.0, 1.0))
-    rgb = torch.lerp(grey, colour, strength[..., None])
-    rgb = F.interpolate(rgb.permute(0, 3, 1, 2), size=tuple(size), mode="nearest")
+    rgb = torch.lerp(grey, colour, strength[..., None]).permute(0, 3, 1, 2)
+    if upsample == "nearest":
+        rgb = F.interpolate(rgb, size=tuple(size), mode="nearest")
+    else:
+        rgb = F.interpolate(rgb, size=tuple(size), mode="bilinear", align_corners=False)
+        scale = max(size[0] / coverage.shape[1], size[1] / coverage.shape[2])
+        if scale > 1:
+            rgb = _gaussian_blur(rgb, scale / 4.0).clamp(0.0, 1.0)
     return rgb.permute(0, 2, 3, 1).contiguous()
 
 

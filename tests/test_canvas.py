@@ -213,7 +213,7 @@ def test_stroke_maps_colour_the_side_by_side_map_in_the_node_path(progress):
     # Every stroke frame shows its stroke in its channel's colour (the closing fade paints all channels: white).
     stroke_frames = (maps.channels[1:].flatten(1) >= 0).any(dim=1)
     assert stroke_frames.sum() > 10
-    assert bool((saturation(coloured[1:, :, width:]).flatten(1).amax(1)[stroke_frames] == 1.0).all())
+    assert bool((saturation(coloured[1:, :, width:]).flatten(1).amax(1)[stroke_frames] > 0.5).all())
     assert torch.equal(coloured[:, :, :width], grey[:, :, :width])  # the painting itself is the same
     # Both connected: the full maps win.
     (both,) = run("LatentPainterDecodeFrames", **common, stroke_map=stroke_map, stroke_maps=maps)

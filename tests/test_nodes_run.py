@@ -83,7 +83,7 @@ def test_plan_paint_decode_assemble(progress):
     assert vae.calls == [7] * (count // 7) + ([count % 7] if count % 7 else [])
     assert torch.all(images[0, :, :128] == 1.0)  # untouched paper is white
     assert torch.allclose(images[-1, :, :128], LinearVAE().decode(final[None])[0])  # final frame unmasked
-    assert torch.all(images[0, :, 128:] == 0.0) and float(images[-1, :, 128:].max()) == 1.0  # the map: black to grey
+    assert torch.all(images[0, :, 128:] == 0.0) and float(images[-1, :, 128:].max()) > 0.9  # the map: black to grey
 
     (movie, fps) = run("LatentPainterAssembleFrames", images=images, hold_first=2, hold_last=5, pingpong=False,
                        fps=24.0, duration_seconds=0.0, more_images=images[-1:].clone())

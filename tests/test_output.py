@@ -193,7 +193,7 @@ def test_stroke_map_colours():
     coverage = torch.tensor([[[0.0, 1.0, 2.0, 4.0, 4.0]]])
     strokes = torch.tensor([[[0.0, 1.0, 1.0, 1.0, 0.5]]])
     channels = torch.tensor([[[-1, 0, 2, -2, 1]]], dtype=torch.int16)
-    rgb = output.render_stroke_map(coverage, strokes, channels, 4, size=(2, 10))
+    rgb = output.render_stroke_map(coverage, strokes, channels, 4, size=(2, 10), upsample="nearest")
     assert rgb.shape == (1, 2, 10, 3)
     # Nearest upsampling: each latent pixel is a 2x2 block.
     assert torch.equal(rgb[0, :, 0::2], rgb[0, :, 1::2]) and torch.equal(rgb[0, 0], rgb[0, 1])
@@ -209,7 +209,7 @@ def test_stroke_map_colours():
 def test_stroke_map_grey_is_normalised_per_frame():
     coverage = torch.tensor([[[0.0, 1.0], [2.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]], [[3.0, 6.0], [0.0, 0.0]]])
     none = torch.zeros_like(coverage)
-    rgb = output.render_stroke_map(coverage, none, torch.full(coverage.shape, -1), 4)
+    rgb = output.render_stroke_map(coverage, none, torch.full(coverage.shape, -1), 4, upsample="nearest")
     assert rgb.shape == (3, 16, 16, 3)
     grey = rgb[:, ::8, ::8, 0]
     assert torch.equal(grey[0], torch.tensor([[0.0, 0.25], [0.5, 1.0]]))
@@ -222,6 +222,25 @@ def test_stroke_map_refuses_unknown_channel():
     z = torch.zeros(1, 2, 2)
     with pytest.raises(ValueError, match="num_channels"):
         output.render_stroke_map(z, z, torch.full((1, 2, 2), 4), 4)
+
+
+def test_stroke_map_soft_upsampling_keeps_the_colours_and_rounds_the_blocks():
+    coverage = torch.zeros(1, 5, 5)
+    coverage[0, 1:4, 1:4] = 1.0
+    strokes = torch.zeros(1, 5, 5)
+    strokes[0, 1:4, 1:4] = 1.0
+    channels = torch.full((1, 5, 5), -1, dtype=torch.int16)
+    channels[0, 1:4, 1:4] = 0
+    soft = output.render_stroke_map(coverage, strokes, channels, 4)
+    blocks = output.render_stroke_map(coverage, strokes, channels, 4, upsample="nearest")
+    assert torch.allclose(soft[0, 20, 20], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)  # inside: channel 0's red
+    assert float(soft[0, :2, :2].max()) < 1e-3  # far outside: black
+    assert torch.equal(blocks[0, 8, 8], torch.tensor([1.0, 0.0, 0.0]))  # the block's corner pixel is red...
+    assert float(soft[0, 8, 8, 0]) < 0.5  # ...the soft map's is rounded off
+    edge = soft[0, 20, :20, 0]
+    assert int(((edge > 0.02) & (edge < 0.98)).sum()) >= 3  # a soft edge, not a jump
+    with pytest.raises(ValueError, match="upsample"):
+        output.render_stroke_map(coverage, strokes, channels, 4, upsample="bicubic")
 
 
 def test_hue_colours_are_saturated_and_distinct():

@@ -432,6 +432,9 @@ def test_every_capability_has_a_workflow():
     def has(test):
         return [stem for stem, wf in flows.items() if test(wf)]
 
+    def linked_inputs(node):
+        return {slot["name"] for slot in node.get("inputs", []) if slot.get("link") is not None}
+
     wanted = {
         "an unchanged core KSampler graph captured, its plan painted": lambda wf: all(
             nodes(wf, k) for k in ("LatentPainterCapture", "KSampler", "LatentPainterGetPlan", "LatentPainterPaint",
@@ -440,9 +443,11 @@ def test_every_capability_has_a_workflow():
         and nodes(wf, "SaveAnimatedWEBP") and nodes(wf, "SaveVideo") and nodes(wf, "LatentPainterPaint"),
         "custom sampling": lambda wf: nodes(wf, "LatentPainterSamplerCustom") and all(
             nodes(wf, k) for k in ("RandomNoise", "CFGGuider", "KSamplerSelect", "BasicScheduler")),
-        "white canvas with the stroke map beside": lambda wf: any(
+        "white canvas with the coloured stroke map beside": lambda wf: any(
             widget(wf, n, "white_canvas") and widget(wf, n, "stroke_map_side_by_side")
-            for n in nodes(wf, "LatentPainterDecodeFrames")),
+            and "stroke_maps" in linked_inputs(n) for n in nodes(wf, "LatentPainterDecodeFrames")),
+        "painting on a white Canvas": lambda wf: any(
+            widget(wf, n, "kind") == "white" for n in nodes(wf, "LatentPainterCanvas")),
         "reveal action chain": lambda wf: {"fade", "glow", "flip"} <= {
             widget(wf, n, "kind") for n in nodes(wf, "LatentPainterAction")} and nodes(wf, "LatentPainterStrokes"),
         "transition between two checkpoints": lambda wf: nodes(wf, "LatentPainterTransition")

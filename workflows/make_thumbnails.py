@@ -61,10 +61,15 @@ def frame_at(painting, share: float) -> int:
     return min(len(painting) - 1, max(0, round(share * (len(painting) - 1))))
 
 
-def painted(studio, name, stages, share, frames=60, pacing="change", cleanup=12):
+def painted(studio, name, stages, share, frames=60, pacing="change", cleanup=12, canvas=None):
+    """``canvas``: a Canvas node kind ('white', ...) encoded with the studio's VAE, or None for Paint's default
+    without a VAE (the zero latent)."""
+    from latent_painter.painter.canvas import make_canvas
     from latent_painter.painter.paint import PaintOptions, paint
 
-    painting = paint(studio.plan(name), stages, PaintOptions(frames=frames, pacing=pacing, cleanup_frames=cleanup))
+    plan = studio.plan(name)
+    start = None if canvas is None else make_canvas(canvas, plan.final, studio.vae.encode, studio.decode)
+    painting = paint(plan, stages, PaintOptions(frames=frames, pacing=pacing, cleanup_frames=cleanup), start)
     return painting, frame_at(painting, share)
 
 
@@ -82,25 +87,25 @@ def thumb_capture(studio):
 
 
 def thumb_paint_an_image(studio):
-    painting, i = painted(studio, "astronaut", (strokes(),), 0.25)
+    painting, i = painted(studio, "astronaut", (strokes(),), 0.3, canvas="white")
     return to_pil(studio.decode(painting.frames[i : i + 1])[0])
 
 
 def thumb_custom_sampling(studio):
-    painting, i = painted(studio, "coffee", (strokes(brush="soft"),), 0.22)
+    painting, i = painted(studio, "coffee", (strokes(brush="soft"),), 0.3, canvas="white")
     return to_pil(studio.decode(painting.frames[i : i + 1])[0])
 
 
 def thumb_white_canvas(studio):
-    """Two output frames (white paper with the first strokes, then the image forming), each with its stroke map."""
-    from latent_painter.painter.output import StrokeMaps, coverage_mask, decode_frames
+    """Two output frames on a white Canvas (the first strokes on paper, then the image forming), each with the
+    coloured stroke map that Paint's stroke_maps output gives Decode Frames."""
+    from latent_painter.painter.output import StrokeMaps, decode_frames
 
-    painting, _ = painted(studio, "chelsea", (strokes(brush="soft"),), 0.0)
-    picks = [frame_at(painting, 0.02), frame_at(painting, 0.2)]
-    mask = coverage_mask(painting.coverage)[picks]  # what Paint's stroke_map output carries
-    frames = painting.frames[picks]
-    images = decode_frames(studio.decode, frames, coverage=mask, white_canvas=True,
-                           stroke_map=StrokeMaps.from_coverage(mask, frames.shape[1]))
+    painting, _ = painted(studio, "chelsea", (strokes(brush="soft"),), 0.0, canvas="white")
+    picks = [frame_at(painting, 0.05), frame_at(painting, 0.3)]
+    maps = StrokeMaps.of(painting)
+    maps = StrokeMaps(maps.coverage[picks], maps.strokes[picks], maps.channels[picks], maps.num_channels)
+    images = decode_frames(studio.decode, painting.frames[picks], white_canvas=True, stroke_map=maps)
     return to_pil(torch.cat(list(images), 0))
 
 
@@ -143,7 +148,7 @@ def thumb_save_plan(studio):
 
 
 def thumb_load_plan(studio):
-    painting, i = painted(studio, "rocket", (strokes(brush="square", move_cost=0.5),), 0.3)
+    painting, i = painted(studio, "rocket", (strokes(brush="square", move_cost=0.5),), 0.3, canvas="white")
     return to_pil(studio.decode(painting.frames[i : i + 1])[0])
 
 

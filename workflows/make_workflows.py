@@ -231,6 +231,7 @@ SIZES = {
     "LatentPainterStrokes": (330, 274),
     "LatentPainterAction": (330, 202),
     "LatentPainterPaint": (330, 190),
+    "LatentPainterCanvas": (330, 106),
     "LatentPainterTransition": (330, 390),
     "LatentPainterDecodeFrames": (330, 146),
     "LatentPainterAssembleFrames": (330, 174),
@@ -294,10 +295,20 @@ def action(wf: Workflow, kind, schedules=0, previous=None, title=None, **over):
     return node
 
 
-def paint(wf: Workflow, plan_src, painter_node, vae_src=None, frames=240, pacing="change", cleanup_frames=24):
+def canvas(wf: Workflow, plan_src, vae_src, kind="white", colour="#F4EFE4"):
+    node = add(wf, "LatentPainterCanvas", kind=kind, colour=colour)
+    wf.connect(vae_src, "VAE", node, "vae")
+    wf.connect(plan_src, "plan", node, "plan")
+    return node
+
+
+def paint(wf: Workflow, plan_src, painter_node, vae_src=None, frames=240, pacing="change", cleanup_frames=24,
+          canvas_node=None):
     node = add(wf, "LatentPainterPaint", frames=frames, pacing=pacing, cleanup_frames=cleanup_frames, seed=0)
     wf.connect(plan_src, "plan", node, "plan")
     wf.connect(painter_node, "painter", node, "painter")
+    if canvas_node is not None:
+        wf.connect(canvas_node, "canvas", node, "canvas")
     if vae_src is not None:
         wf.connect(vae_src, "VAE", node, "vae")
     return node
@@ -308,7 +319,7 @@ def decode(wf: Workflow, vae_src, frames_src, white=False, side=False):
     wf.connect(vae_src, "VAE", node, "vae")
     wf.connect(frames_src, "frames", node, "frames")
     if white or side:
-        wf.connect(frames_src, "stroke_map", node, "stroke_map")
+        wf.connect(frames_src, "stroke_maps", node, "stroke_maps")
     return node
 
 
@@ -376,7 +387,14 @@ frames: total frames of the painting (first = empty canvas, last = the final ima
 pacing: 'change' spaces frames by visible change, so the animation neither rushes nor stalls; 'strokes' = one frame per stroke group (the paper's look).
 cleanup_frames: a short closing fade that lands exactly on the final image.
 seed: only used by the dissolve action.
-vae (optional input): with pacing 'change', decodes a few probe frames so the pace follows what the real decoder shows (evener, ~25% more decoding). Leave it unconnected for speed.
+canvas (optional input): what the painting starts on. A Canvas node 'white' = white paper, the author's look. Not connected: with a VAE connected, the final image's mean colour; without, the all-zero latent (grey-brown in SD, a faint grid in FLUX.2).
+vae (optional input): with pacing 'change', decodes a few probe frames so the pace follows what the real decoder shows (evener, ~25% more decoding); also makes the default canvas.
+"""
+
+NOTE_CANVAS = """
+CANVAS
+The painting starts on a flat image encoded by the model's own VAE: 'white' = paper, as the author paints; 'flat' = the final image's mean colour (the calmest start); 'black'; 'colour' = the hex colour below.
+The canvas must come from the VAE of the model that made the plan (same latent channels).
 """
 
 NOTE_OUTPUT = """
@@ -397,9 +415,11 @@ def wf_paint_an_image(specs) -> Workflow:
     dec, prev = final_preview(wf, ckpt, samp)
     n_samp = wf.note(NOTE_SAMPLER, (330, 220))
     pnt = painter(wf)
-    pt = paint(wf, samp, pnt, ckpt)
+    cnv = canvas(wf, samp, ckpt)
+    pt = paint(wf, samp, pnt, ckpt, canvas_node=cnv)
     n_pnt = wf.note(NOTE_PAINTER, (400, 330))
-    n_paint = wf.note(NOTE_PAINT, (400, 300))
+    n_paint = wf.note(NOTE_PAINT, (400, 360))
+    n_canvas = wf.note(NOTE_CANVAS, (400, 170))
     df = decode(wf, ckpt, pt)
     asm = assemble(wf, df)
     n_out = wf.note(NOTE_OUTPUT, (400, 260))
@@ -410,7 +430,7 @@ def wf_paint_an_image(specs) -> Workflow:
     x = wf.column(x, 0, [pos, neg], "2. Prompt")
     x = wf.column(x, 0, [samp, dec, prev, n_samp], "3. Sample and record the plan")
     x = wf.column(x, 0, [pnt, n_pnt], "4. Painter")
-    x = wf.column(x, 0, [pt, n_paint], "5. Paint")
+    x = wf.column(x, 0, [cnv, n_canvas, pt, n_paint], "5. Paint on white paper", width=400)
     x = wf.column(x, 0, [df, asm, n_out], "6. Decode and assemble")
     wf.column(x, 0, [webp, create, vid], "7. Save")
     return wf
@@ -446,8 +466,9 @@ def wf_custom_sampling(specs) -> Workflow:
     n_custom = wf.note(NOTE_CUSTOM, (330, 300))
     dec, prev = final_preview(wf, ckpt, samp)
     pnt = painter(wf, preset="stroke24", brush="soft")
-    pt = paint(wf, samp, pnt, ckpt)
-    n_paint = wf.note(NOTE_PAINT, (400, 300))
+    cnv = canvas(wf, samp, ckpt)
+    pt = paint(wf, samp, pnt, ckpt, canvas_node=cnv)
+    n_paint = wf.note(NOTE_PAINT, (400, 360))
     df = decode(wf, ckpt, pt)
     asm = assemble(wf, df)
     webp = save_webp(wf, asm, "latent_painter/custom")
@@ -456,7 +477,7 @@ def wf_custom_sampling(specs) -> Workflow:
     x = wf.column(0, 0, [ckpt, latent, pos, neg], "1. Model, size and prompt", width=400)
     x = wf.column(x, 0, [noise, guider, select, sched, n_custom], "2. Custom sampling parts")
     x = wf.column(x, 0, [samp, dec, prev], "3. Sample and record the plan")
-    x = wf.column(x, 0, [pnt, pt, n_paint], "4. Paint", width=400)
+    x = wf.column(x, 0, [pnt, cnv, pt, n_paint], "4. Paint on white paper", width=400)
     x = wf.column(x, 0, [df, asm, n_out], "5. Decode and assemble", width=400)
     wf.column(x, 0, [webp], "6. Save")
     return wf
@@ -464,11 +485,9 @@ def wf_custom_sampling(specs) -> Workflow:
 
 NOTE_WHITE = """
 WHITE CANVAS AND STROKE MAP
-A zero latent decodes to flat grey-brown, not to white paper. Decode Frames fixes that in pixel space:
-white_canvas = areas no stroke has touched yet are shown as white paper (uses Paint's stroke_map).
-stroke_map_side_by_side = the stroke map (grey = painted so far) is drawn to the right of each frame, so the video is twice as wide.
-Both need the stroke_map link from Paint. The last frame is always the real decoded image.
-Alternative: an encoded white image (Empty Image with color 16777215 -> VAE Encode) into Paint's 'canvas' input starts the painting from a white latent instead.
+A zero latent decodes to flat grey-brown (or a grid), not to white paper. The Canvas node 'white' encodes white paper with the model's VAE, and Paint starts from it: strokes land on paper with the decoder's own soft edges.
+stroke_map_side_by_side = the stroke map is drawn to the right of each frame (twice as wide): grey = painted so far, this frame's strokes in the colour of their latent channel. It needs Paint's stroke_maps link (the stroke_map MASK gives a grey map only).
+white_canvas (Decode Frames) = areas no stroke has touched are shown as exact paper white, with soft round edges: on the white Canvas it keeps the paper clean; on other canvases it is the pixel-space way to paint on paper. The last frame is always the real decoded image.
 """
 
 
@@ -479,9 +498,10 @@ def wf_white_canvas(specs) -> Workflow:
     latent = add(wf, "EmptyLatentImage", width=512, height=512, batch_size=1)
     samp = sampler(wf, ckpt, pos, neg, latent)
     pnt = painter(wf, preset="stroke24", brush="soft")
-    pt = paint(wf, samp, pnt, ckpt, frames=240, pacing="change")
+    cnv = canvas(wf, samp, ckpt)
+    pt = paint(wf, samp, pnt, ckpt, frames=240, pacing="change", canvas_node=cnv)
     df = decode(wf, ckpt, pt, white=True, side=True)
-    n_white = wf.note(NOTE_WHITE, (400, 330))
+    n_white = wf.note(NOTE_WHITE, (400, 400))
     asm = assemble(wf, df)
     webp = save_webp(wf, asm, "latent_painter/white_canvas")
     n_paint = wf.note(NOTE_PAINT, (330, 340))
@@ -489,7 +509,7 @@ def wf_white_canvas(specs) -> Workflow:
 
     x = wf.column(0, 0, [ckpt, latent, pos, neg], "1. Model, size and prompt", width=400)
     x = wf.column(x, 0, [samp, n_pnt], "2. Sample and record the plan")
-    x = wf.column(x, 0, [pnt, pt, n_paint], "3. Paint")
+    x = wf.column(x, 0, [pnt, cnv, pt, n_paint], "3. Paint on white paper")
     x = wf.column(x, 0, [df, n_white, asm], "4. White canvas and stroke map", width=400)
     wf.column(x, 0, [webp], "5. Save")
     return wf
@@ -677,7 +697,8 @@ def wf_load_plan(specs) -> Workflow:
     ckpt = add(wf, "CheckpointLoaderSimple", title="Load Checkpoint (for its VAE)", ckpt_name=SD15)
     n_load = wf.note(NOTE_LOAD, (400, 250))
     pnt = painter(wf, preset="stroke24", brush="square", move_cost=0.5)
-    pt = paint(wf, load, pnt, ckpt)
+    cnv = canvas(wf, load, ckpt)
+    pt = paint(wf, load, pnt, ckpt, canvas_node=cnv)
     n_paint = wf.note(NOTE_PAINT, (330, 340))
     df = decode(wf, ckpt, pt)
     asm = assemble(wf, df)
@@ -686,7 +707,7 @@ def wf_load_plan(specs) -> Workflow:
 
     x = wf.column(0, 0, [load, ckpt, n_load], "1. The plan and its VAE", width=400)
     x = wf.column(x, 0, [pnt, n_pnt], "2. Painter")
-    x = wf.column(x, 0, [pt, n_paint], "3. Paint")
+    x = wf.column(x, 0, [cnv, pt, n_paint], "3. Paint on white paper")
     x = wf.column(x, 0, [df, asm], "4. Decode and assemble")
     wf.column(x, 0, [webp], "5. Save")
     return wf
