@@ -8,8 +8,6 @@ they skip when its weights are not at hand.
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -25,18 +23,14 @@ from latent_painter.painter.paint import PaintOptions, paint
 from latent_painter.painter.plan import make_plan
 from latent_painter.painter.strokes import Strokes
 
-WEIGHTS = Path(os.environ.get("LATENT_PAINTER_TAESD", Path(__file__).resolve().parents[2] / "shared" / "data" / "taesd"))
 SIZE = 64  # pixels; 8x8 latents keep the real encoder and decoder fast
 
 
 @pytest.fixture(scope="module")
-def taef2():
-    if not all((WEIGHTS / f"taef2_{part}.pth").is_file() for part in ("encoder", "decoder")):
-        pytest.skip(f"no taef2 weights in {WEIGHTS} (set LATENT_PAINTER_TAESD)")
+def taef2(taesd_folder):
     from latent_painter.painter.taesd import TinyAutoencoder
 
-    torch.set_grad_enabled(False)
-    return TinyAutoencoder.from_folder(WEIGHTS, "taef2")
+    return TinyAutoencoder.from_folder(taesd_folder, "taef2")
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,7 @@ def test_a_toy_reveal_paints_through_the_nodes(toy_reveal, progress):
                    fraction=1.0, schedules=0)
     assert stages_from_json(stages_to_json(chain)) == chain
     plan = blurry_to_sharp_plan(steps=3)
-    frames, stroke_map, count = run("LatentPainterPaint", plan=plan, painter=chain, frames=0, pacing="strokes",
+    frames, stroke_map, count, _ = run("LatentPainterPaint", plan=plan, painter=chain, frames=0, pacing="strokes",
                                     cleanup_frames=2, seed=0)
     latents = frames["samples"]
     assert count == 1 + 3 * 4  # 4 bands per schedule, nothing left for the clean-up
@@ -70,7 +70,7 @@ def test_a_toy_pacing_paints_through_the_paint_node(toy_pacing, progress):
     (chain,) = run("LatentPainterAction", kind="fade", frames=3, channels="", motivation=0.0, block=2.0,
                    fraction=1.0, schedules=0)
     plan = blurry_to_sharp_plan(steps=4)
-    frames, _, count = run("LatentPainterPaint", plan=plan, painter=chain, frames=7, pacing="events",
+    frames, _, count, _ = run("LatentPainterPaint", plan=plan, painter=chain, frames=7, pacing="events",
                            cleanup_frames=2, seed=0)
     assert toy_pacing == [(12, 7)]  # 4 schedules x 3 fade steps, asked for 7 frames
     assert count == 7 and torch.equal(frames["samples"][-1], plan.final)
