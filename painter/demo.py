@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .actions import REVEALS, Action
+from .canvas import CANVAS_KINDS, default_canvas, make_canvas
 from .output import assemble, decode_frames
 from .paint import PaintOptions, paint
 from .standin import latent_format_from, photo_plan
@@ -136,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=240, help="painted frames (0 = one per stroke)")
     parser.add_argument("--fps", type=float, default=24.0, help="frame rate of the file")
     parser.add_argument("--hold", type=int, default=36, help="frames to hold the finished image")
+    parser.add_argument("--canvas", choices=(*(k for k in CANVAS_KINDS if k != "colour"), "default", "zero"),
+                        default="white",
+                        help="what the painting starts on: white paper (the author's look), black, flat (the final "
+                             "image's mean colour), default (what Paint does with a VAE connected: flat), or zero "
+                             "(the all-zero latent, Paint without a VAE)")
     parser.add_argument("--white-canvas", action="store_true", help="show unpainted areas as paper white")
     parser.add_argument("--stroke-map", action="store_true", help="show the stroke map beside the painting")
     parser.add_argument("--taesd", help="folder with a TAESD encoder/decoder pair, e.g. taef2_encoder.pth and "
@@ -167,7 +173,13 @@ def main(argv=None) -> int:
     else:
         stages = (Action(args.painter),)
     options = PaintOptions(frames=args.frames, pacing="change", seed=args.seed)
-    painting = paint(plan, stages, options, progress=ProgressBar("painting"), decode=vae.decode)
+    if args.canvas == "zero":
+        canvas = None
+    elif args.canvas == "default":
+        canvas = default_canvas(plan.final, vae.encode, vae.decode)
+    else:
+        canvas = make_canvas(args.canvas, plan.final, vae.encode, vae.decode)
+    painting = paint(plan, stages, options, canvas, progress=ProgressBar("painting"), decode=vae.decode)
     images = decode_frames(vae.decode, painting, chunk_size=16, white_canvas=args.white_canvas,
                            stroke_map=args.stroke_map, progress=ProgressBar("decoding"))
     animation = assemble([images], hold_last=args.hold)
