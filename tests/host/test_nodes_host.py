@@ -171,3 +171,45 @@ def test_bad_input_reaches_the_user_with_the_node_name(comfy, ksampler_run):
         comfy.queue(prompt)
     with pytest.raises(HostError, match=r"Load Plan: plan: no plan file"):
         comfy.queue({**prompt, "2": {"class_type": "LatentPainterLoadPlan", "inputs": {"plan": "nothing.safetensors"}}})
+
+
+def test_canvas_default_canvas_and_coloured_stroke_maps_in_the_host(comfy, checkpoint_a, ksampler_run):
+    """The Canvas node encodes through a real ComfyUI VAE (its encode and spacial_compression_encode), Paint makes
+    its default canvas with it, and the STROKE_MAPS socket carries the maps to Decode Frames."""
+    painter = {"class_type": "LatentPainterStrokes", "inputs": {
+        "preset": "stroke8", "brush": "disk", "channels": "", "move_cost": 0.1, "switch_cost": 0.0,
+        "motivation": 0.0, "size_scale": 0.0, "early_size": 1.0, "strokes_per_frame": 1, "schedules": 0}}
+    paint = {"plan": ["2", 0], "painter": ["3", 0], "frames": 8, "pacing": "strokes", "cleanup_frames": 2, "seed": 0}
+    prompt = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint_a}},
+        "2": {"class_type": "LatentPainterLoadPlan", "inputs": {"plan": "lp_nodes/ksampler_00001_.safetensors [output]"}},
+        "3": painter,
+        "4": {"class_type": "LatentPainterCanvas", "inputs": {"vae": ["1", 2], "plan": ["2", 0], "kind": "colour",
+                                                              "colour": "#F4EFE4"}},
+        "5": {"class_type": "LatentPainterPaint", "inputs": {**paint, "canvas": ["4", 0]}},
+        "6": {"class_type": "LatentPainterPaint", "inputs": {**paint, "vae": ["1", 2]}},
+        "7": {"class_type": "SaveLatent", "inputs": {"samples": ["4", 0], "filename_prefix": "lp_nodes/canvas"}},
+        "8": {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": "lp_nodes/on_canvas"}},
+        "9": {"class_type": "SaveLatent", "inputs": {"samples": ["6", 0], "filename_prefix": "lp_nodes/default_canvas"}},
+        "10": {"class_type": "LatentPainterDecodeFrames", "inputs": {
+            "vae": ["1", 2], "frames": ["5", 0], "chunk_size": 4, "white_canvas": True,
+            "stroke_map_side_by_side": True, "stroke_maps": ["5", 3]}},
+        "11": {"class_type": "SaveImage", "inputs": {"images": ["10", 0], "filename_prefix": "lp_nodes/coloured_map"}},
+    }
+    history = comfy.queue(prompt)
+    canvas = _latent(comfy, history, "7")
+    on_canvas, on_default = _latent(comfy, history, "8"), _latent(comfy, history, "9")
+    assert canvas.shape == (1, 4, 8, 8) and torch.isfinite(canvas).all()
+    assert on_canvas.shape[0] == 8 and torch.equal(on_canvas[0], canvas[0])
+    assert on_default.shape[0] == 8 and not torch.equal(on_default[0], torch.zeros_like(on_default[0]))
+    assert torch.equal(on_canvas[-1], on_default[-1])  # both end on the plan's final latent
+    images = comfy.output_files({"outputs": {"11": history["outputs"]["11"]}})
+    assert len(images) == 8
+    import numpy
+    from PIL import Image
+
+    with Image.open(images[4]) as picture:
+        assert picture.size == (128, 64)  # the painting and its stroke map side by side
+        rgb = torch.from_numpy(numpy.asarray(picture.convert("RGB"))).to(torch.int32)
+    stroke_map = rgb[:, 64:]
+    assert int((stroke_map.amax(-1) - stroke_map.amin(-1)).max()) > 100  # coloured, not grey
