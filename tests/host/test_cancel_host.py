@@ -23,8 +23,9 @@ run a small prompt holding only the node's ancestors is queued: the classic cach
 node and everything after it, and keeps what comes before (the checkpoint, the prompts, and
 for nodes after the sampler its result), so the cancelled node really executes from scratch.
 
-The random points come from ``LATENT_PAINTER_CANCEL_SEED`` (default 13); each case prints its
-point and where the cancel landed (``-s`` shows them). New nodes (Render, Capture + KSampler)
+The random points come from ``LATENT_PAINTER_CANCEL_SEED`` (default 13), one per node unless
+``LATENT_PAINTER_CANCEL_ROUNDS`` asks for more; each prints its point and where the cancel landed
+(``-s`` shows them). New nodes (Render, Capture + KSampler)
 are one more entry in ``CASES`` and in :func:`painting_prompt`.
 """
 
@@ -46,6 +47,7 @@ from latent_painter.painter.plan import load_plan
 pytestmark = pytest.mark.slow
 
 SEED = int(os.environ.get("LATENT_PAINTER_CANCEL_SEED", "13"))
+ROUNDS = int(os.environ.get("LATENT_PAINTER_CANCEL_ROUNDS", "1"))  # random points per node
 SIZE = 64
 STEPS = 3
 FRAMES = 8
@@ -227,7 +229,12 @@ def cancel_at_random_point(comfy: ComfyHost, messages, prompt: dict, case: Case,
 def test_cancel_at_a_random_point_leaves_nothing_partial_and_the_rerun_matches(comfy, checkpoint_a, messages,
                                                                               reference, case):
     rng = random.Random(f"{SEED}-{case.name}")
-    prompt = painting_prompt(checkpoint_a, case.name)
+    for number in range(ROUNDS):
+        cancel_once(comfy, checkpoint_a, messages, reference, case, rng, case.name + (f"_{number}" if number else ""))
+
+
+def cancel_once(comfy, checkpoint_a, messages, reference: Reference, case: Case, rng: random.Random, folder: str):
+    prompt = painting_prompt(checkpoint_a, folder)
     evict_from_cache(comfy, prompt, case.node)
     before = comfy.output_listing()
 
@@ -246,8 +253,8 @@ def test_cancel_at_a_random_point_leaves_nothing_partial_and_the_rerun_matches(c
     after = comfy.output_listing()
     assert leftovers(after) == []
     written = sorted(set(after) - set(before))
-    assert all(name.startswith(f"{ROOT}/{case.name}/") for name in written), written
-    partial = {name: path for name, path in files_of(comfy, case.name).items()
+    assert all(name.startswith(f"{ROOT}/{folder}/") for name in written), written
+    partial = {name: path for name, path in files_of(comfy, folder).items()
                if content(comfy, path) != reference.contents[name]}
     assert partial == {}, f"files of the cancelled run that differ from the uninterrupted run: {sorted(partial)}"
 
@@ -256,7 +263,7 @@ def test_cancel_at_a_random_point_leaves_nothing_partial_and_the_rerun_matches(c
     assert comfy.idle()
     comfy.queue(prompt)
     assert leftovers(comfy.output_listing()) == []
-    files = files_of(comfy, case.name)
+    files = files_of(comfy, folder)
     assert sorted(files) == sorted(reference.contents), "one file per save node, as in the uninterrupted run"
     differing = [name for name, path in files.items() if content(comfy, path) != reference.contents[name]]
     assert differing == [], f"the run after the cancel differs from the uninterrupted run in {differing}"
