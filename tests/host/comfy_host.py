@@ -23,9 +23,13 @@ a scratch ``custom_nodes/latent_painter`` symlink to the project root, registere
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
+import struct
+import threading
 import signal
 import socket
 import subprocess
@@ -249,24 +253,29 @@ class ComfyHost:
             raise HostError("/prompt reported node errors:\n" + json.dumps(ans["node_errors"], indent=1))
         return ans["prompt_id"]
 
-    def wait(self, prompt_id: str, timeout: float | None = None) -> dict:
-        """Poll /history/<id> until the prompt is done; return its history entry."""
+    def finished(self, prompt_id: str, timeout: float | None = None) -> dict:
+        """Poll /history/<id> until the prompt has ended, however it ended (success, error or
+        interrupt); return its history entry (see :func:`outcome`)."""
         timeout = timeout or float(os.environ.get("COMFYUI_PROMPT_TIMEOUT", 900))
         deadline = time.monotonic() + timeout
         while True:
             hist = self.get_json("/history/" + prompt_id)
             if hist and prompt_id in hist:
-                entry = hist[prompt_id]
-                status = entry.get("status") or {}
-                if status.get("status_str") == "error" or not status.get("completed", True):
-                    raise HostError("prompt failed:\n" + self.describe_failure(entry))
-                return entry
+                return hist[prompt_id]
             if self.proc is not None and self.proc.poll() is not None:
                 raise HostError(f"ComfyUI died (exit {self.proc.returncode}) while running the prompt:\n"
                                 + self.log_tail())
             if time.monotonic() > deadline:
                 raise HostError(f"prompt {prompt_id} not done after {timeout:.0f} s:\n" + self.log_tail())
-            time.sleep(0.25)
+            time.sleep(0.1)
+
+    def wait(self, prompt_id: str, timeout: float | None = None) -> dict:
+        """Poll /history/<id> until the prompt is done; return its history entry, or raise
+        HostError with the server's error if it failed or was interrupted."""
+        entry = self.finished(prompt_id, timeout)
+        if outcome(entry)[0] != "success":
+            raise HostError("prompt failed:\n" + self.describe_failure(entry))
+        return entry
 
     def queue(self, prompt: dict, timeout: float | None = None) -> dict:
         """Run an API-format prompt to completion; return its /history entry."""
@@ -284,10 +293,42 @@ class ComfyHost:
                 lines.append(f"interrupted at node {data.get('node_id')} ({data.get('node_type')})")
         return "\n".join(lines) or json.dumps(entry.get("status"), indent=1)
 
-    def interrupt(self) -> None:
-        self.post_json("/interrupt", {})
+    def interrupt(self, prompt_id: str | None = None) -> None:
+        """POST /interrupt, ComfyUI's Cancel: the running node stops at its next interruption check
+        (a progress report, or the start of the next node). With ``prompt_id`` only that prompt is
+        interrupted, and only while it runs (a late request does not leak into the next prompt)."""
+        self.post_json("/interrupt", {"prompt_id": prompt_id} if prompt_id else {})
+
+    def messages(self) -> "Messages":
+        """A live reader of the server's websocket messages for this client (progress, executing,
+        execution_* events of the prompts :meth:`submit` queues); close it when done."""
+        return Messages(self.port, self.client_id)
+
+    def idle(self) -> bool:
+        """True when nothing is running or pending (GET /queue)."""
+        queue = self.get_json("/queue")
+        return not queue.get("queue_running") and not queue.get("queue_pending")
+
+    # ---------------------------------------------------------------- the server process
+    def rss_kib(self) -> int:
+        """Resident memory of the server process now (VmRSS of /proc/<pid>/status), in KiB."""
+        return _proc_status_kib(self.proc.pid, "VmRSS")
+
+    def peak_rss_kib(self) -> int:
+        """The server's peak resident memory so far (VmHWM), in KiB."""
+        return _proc_status_kib(self.proc.pid, "VmHWM")
 
     # ---------------------------------------------------------------- results
+    def output_listing(self) -> dict[str, int]:
+        """Every file under the output folder, hidden and temporary ones included, as
+        ``{relative path: size in bytes}``."""
+        listing = {}
+        for folder, _, names in os.walk(self.output_dir):
+            for name in names:
+                path = Path(folder) / name
+                listing[path.relative_to(self.output_dir).as_posix()] = path.stat().st_size
+        return listing
+
     def output_files(self, history: dict, key: str | None = None) -> list[Path]:
         """Files a finished prompt wrote, as local paths (outputs of every node, or of one key
         such as ``images``/``gifs``/``animated``)."""
@@ -321,6 +362,22 @@ class ComfyHost:
             raise HostError(f"cannot read {path} with the host's PyAV:\n{res.stdout}\n{res.stderr}")
         return int(res.stdout.strip().splitlines()[-1])
 
+    def decoded_frames(self, path: Path) -> list[str]:
+        """sha256 of every decoded frame's RGB pixels of an animated WEBP or a video file, in
+        order, so two files can be compared by what they show (their bytes also carry the
+        prompt as metadata). Decoded in the test process (Pillow for WEBP, PyAV for video) when
+        importable there, else in the host's Python (ComfyUI needs both)."""
+        path = Path(path)
+        try:
+            return _frame_digests(str(path))
+        except ImportError:
+            pass
+        res = subprocess.run([self.python, "-c", _FRAME_DIGESTS_SCRIPT, str(Path(__file__).parent), str(path)],
+                             capture_output=True, text=True, timeout=300)
+        if res.returncode != 0:
+            raise HostError(f"cannot decode {path} with the host's Python:\n{res.stdout}\n{res.stderr}")
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
     def log_text(self) -> str:
         if self._log is not None:
             self._log.flush()
@@ -334,6 +391,171 @@ class ComfyHost:
 
     def cleanup_scratch(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def outcome(entry: dict) -> tuple[str, str | None]:
+    """How a finished prompt's history entry ended: ``("success", None)``, ``("interrupted",
+    node id)`` or ``("error", node id)``."""
+    status = entry.get("status") or {}
+    for event, data in status.get("messages", []):
+        if event == "execution_interrupted":
+            return "interrupted", data.get("node_id")
+        if event == "execution_error":
+            return "error", data.get("node_id")
+    if status.get("status_str") == "error" or not status.get("completed", True):
+        return "error", None
+    return "success", None
+
+
+def _proc_status_kib(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise HostError(f"/proc/{pid}/status has no {field} (not Linux?)")
+
+
+class Messages:
+    """ComfyUI's websocket (``/ws?clientId=...``) read by a background thread: every JSON message
+    is kept in order as ``(type, data)`` in ``log``, with its arrival time (``time.monotonic()``)
+    in ``times``; binary frames (previews) are dropped.
+
+    Standard library only: a minimal RFC 6455 client (the server's frames are unmasked; ours,
+    pongs and the close, are masked as the protocol requires).
+    """
+
+    def __init__(self, port: int, client_id: str, timeout: float = 30):
+        self._sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode("ascii")
+        self._sock.sendall((
+            f"GET /ws?clientId={client_id} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode("ascii"))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self._sock.recv(4096)
+            if not chunk:
+                raise HostError("the server closed the websocket during the handshake")
+            head += chunk
+        head, self._buffer = head.split(b"\r\n\r\n", 1)
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise HostError("websocket handshake refused: " + head.decode("latin-1").splitlines()[0])
+        self._sock.settimeout(None)
+        self.log: list[tuple[str, dict]] = []
+        self.times: list[float] = []
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._read_loop, name="comfyui-websocket", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> "Messages":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _read(self, n: int) -> bytes:
+        while len(self._buffer) < n:
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("websocket closed")
+            self._buffer += chunk
+        data, self._buffer = self._buffer[:n], self._buffer[n:]
+        return data
+
+    def _send(self, opcode: int, payload: bytes = b"") -> None:
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self._sock.sendall(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)  # control frames: < 126 bytes
+
+    def _read_loop(self) -> None:
+        message, kind = b"", None
+        try:
+            while True:
+                first, second = self._read(2)
+                opcode, length = first & 0x0F, second & 0x7F
+                if length == 126:
+                    length = struct.unpack(">H", self._read(2))[0]
+                elif length == 127:
+                    length = struct.unpack(">Q", self._read(8))[0]
+                mask = self._read(4) if second & 0x80 else None
+                payload = self._read(length)
+                if mask:
+                    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+                if opcode == 0x8:  # close
+                    break
+                if opcode == 0x9:  # ping
+                    self._send(0xA, payload)
+                    continue
+                if opcode in (0x1, 0x2):
+                    message, kind = payload, opcode
+                elif opcode == 0x0:
+                    message += payload
+                else:
+                    continue
+                if first & 0x80 and kind == 0x1:
+                    data = json.loads(message.decode("utf-8"))
+                    with self._changed:
+                        self.log.append((data.get("type"), data.get("data") or {}))
+                        self.times.append(time.monotonic())
+                        self._changed.notify_all()
+        except (ConnectionError, OSError, ValueError):
+            pass
+        finally:
+            with self._changed:
+                self._closed = True
+                self._changed.notify_all()
+
+    def wait_for(self, match, timeout: float = 600, start: int = 0) -> tuple[str, dict] | None:
+        """The first message from index ``start`` on for which ``match(type, data)`` is true; waits
+        for it up to ``timeout`` s, None if it never came (or the socket closed)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            seen = start
+            while True:
+                for kind, data in self.log[seen:]:
+                    if match(kind, data):
+                        return kind, data
+                seen = max(seen, len(self.log))
+                left = deadline - time.monotonic()
+                if self._closed or left <= 0:
+                    return None
+                self._changed.wait(left)
+
+    def close(self) -> None:
+        try:
+            self._send(0x8, struct.pack(">H", 1000))
+        except OSError:
+            pass
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+        self._thread.join(timeout=5)
+
+
+def _frame_digests(path: str) -> list[str]:
+    """sha256 per decoded RGB frame (see ComfyHost.decoded_frames); ImportError without the decoder."""
+    if path.lower().endswith(".webp"):
+        from PIL import Image, ImageSequence
+
+        with Image.open(path) as image:
+            return [hashlib.sha256(frame.convert("RGB").tobytes()).hexdigest()
+                    for frame in ImageSequence.Iterator(image)]
+    import av
+
+    with av.open(path) as container:
+        return [hashlib.sha256(frame.to_ndarray(format="rgb24").tobytes()).hexdigest()
+                for frame in container.decode(video=0)]
+
+
+_FRAME_DIGESTS_SCRIPT = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from comfy_host import _frame_digests
+print(json.dumps(_frame_digests(sys.argv[2])))
+"""
 
 
 def png_info(path: Path) -> tuple[int, int, bytes]:
