@@ -59,7 +59,7 @@ class LatentPainterDecodeFrames:
             wanted = "white_canvas" if white_canvas else "stroke_map_side_by_side"
             raise node_error(node, "stroke_maps", f"{wanted} needs them; connect Paint's stroke_maps output (or its "
                                                   f"stroke_map) or turn {wanted} off")
-        if stroke_maps is None and stroke_map is not None:
+        if stroke_maps is None and stroke_map is not None and (white_canvas or stroke_map_side_by_side):
             # A MASK carries the coverage only: the map shows it in grey, without per-channel stroke colours.
             stroke_maps = output.StrokeMaps.from_coverage(stroke_map, latents.shape[1])
         report = host.progress(latents.shape[0])

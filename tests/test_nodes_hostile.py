@@ -180,9 +180,10 @@ def test_paint(plan, chain, frames, pacing, cleanup, seed, canvas):
         seed=seed, canvas=canvas))
     if result is None:
         return
-    painted, stroke_map, count = result
+    painted, stroke_map, count, maps = result
     samples = painted["samples"]
     assert samples.shape == (count, *plan.final.shape) and well_formed(samples)
+    assert maps.coverage.shape == maps.channels.shape == (count, *plan.spatial) and maps.num_channels == plan.channels
     if frames:
         assert count == frames
     start = torch.zeros_like(plan.final) if canvas is None else canvas["samples"][0].to(torch.float32)
@@ -227,9 +228,10 @@ def test_transition(plan_a, plan_b, plan_c, depth, guidance, guidance_steps, int
         resize=resize, frames=frames, pacing="change", cleanup_frames=2, seed=0))
     if result is None:
         return
-    painted, stroke_map, count = result
+    painted, stroke_map, count, maps = result
     samples = painted["samples"]
     assert samples.shape[0] == count and well_formed(samples) and samples.shape[1:] == plan_a.final.shape
+    assert maps.coverage.shape == (count, *plan_a.spatial)
     assert torch.equal(samples[0], plan_a.final)
     last = plan_a if pingpong else (plan_c or plan_b)
     if last is plan_a or last.final.shape == plan_a.final.shape:

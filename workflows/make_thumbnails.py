@@ -82,7 +82,7 @@ def strokes(**over):
 
 # ---------------------------------------------------------------------- one per workflow
 def thumb_capture(studio):
-    painting, i = painted(studio, "chelsea", (strokes(),), 0.3)
+    painting, i = painted(studio, "chelsea", (strokes(),), 0.3, canvas="white")
     return to_pil(studio.decode(painting.frames[i : i + 1])[0])
 
 
