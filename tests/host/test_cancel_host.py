@@ -2,7 +2,8 @@
 
 One painting graph (sampling with plan capture, Save Plan, Paint calibrated by the VAE, Decode
 Frames, core Save Animated WEBP and Create Video + Save Video of the frames, Save Latent of the
-frames and of the sampled latent) runs once uninterrupted: the reference. Then, for each node
+frames and of the sampled latent; beside it the same sampling through Capture + core KSampler +
+Get Plan + Save Plan) runs once uninterrupted: the reference. Then, for each node
 under test, the same graph with other file name prefixes is queued and cancelled (ComfyUI's
 interrupt, POST /interrupt) at a seeded random point of that node: a random delay after it starts
 or, as likely for each, on its k-th progress message, k from all but its last report in the
@@ -19,14 +20,14 @@ Afterwards:
 
 ComfyUI keeps the outputs of the last prompt's nodes and reuses them when the inputs match, so a
 cancelled node would not run again if the reference had just computed it. Before each cancelled
-run a small prompt holding only the node's ancestors is queued: the classic cache then drops the
-node and everything after it, and keeps what comes before (the checkpoint, the prompts, and
-for nodes after the sampler its result), so the cancelled node really executes from scratch.
+run the graph without that node, its descendants and the save nodes is queued: the classic cache
+then drops the node and everything after it, and keeps the rest (the checkpoint, the prompts,
+and for nodes after the samplers their results), so the cancelled node really executes again.
 
 The random points come from ``LATENT_PAINTER_CANCEL_SEED`` (default 13), one per node unless
 ``LATENT_PAINTER_CANCEL_ROUNDS`` asks for more; each prints its point and where the cancel landed
-(``-s`` shows them). New nodes (Render, Capture + KSampler)
-are one more entry in ``CASES`` and in :func:`painting_prompt`.
+(``-s`` shows them). A new node (e.g. Render) is one more entry in ``CASES`` and in
+:func:`painting_prompt`.
 """
 
 from __future__ import annotations
@@ -54,20 +55,20 @@ FRAMES = 8
 ROOT = "lp_cancel"
 
 # save node id -> file name stem, for every file the graph writes
-SAVES = {"6": "plan", "10": "anim", "12": "video", "13": "frames", "14": "latent"}
+SAVES = {"6": "plan", "10": "anim", "12": "video", "13": "frames", "14": "latent", "18": "capture"}
 
 
 def painting_prompt(ckpt_name: str, folder: str) -> dict:
     """The painting graph in API format, writing into ``<ROOT>/<folder>/``."""
     prefix = f"{ROOT}/{folder}/"
+    sampling = {"model": ["1", 0], "seed": 7, "steps": STEPS, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal",
+                "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0}
     return {
         "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt_name}},
         "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a lighthouse at dawn", "clip": ["1", 1]}},
         "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
         "4": {"class_type": "EmptyLatentImage", "inputs": {"width": SIZE, "height": SIZE, "batch_size": 1}},
-        "5": {"class_type": "LatentPainterSampler", "inputs": {
-            "model": ["1", 0], "seed": 7, "steps": STEPS, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal",
-            "positive": ["2", 0], "negative": ["3", 0], "latent_image": ["4", 0], "denoise": 1.0}},
+        "5": {"class_type": "LatentPainterSampler", "inputs": sampling},
         "6": {"class_type": "LatentPainterSavePlan", "inputs": {"plan": ["5", 1], "filename_prefix": prefix + "plan"}},
         "7": {"class_type": "LatentPainterStrokes", "inputs": {
             "preset": "stroke8", "brush": "disk", "channels": "", "move_cost": 0.1, "switch_cost": 0.0,
@@ -86,6 +87,11 @@ def painting_prompt(ckpt_name: str, folder: str) -> dict:
             "video": ["11", 0], "filename_prefix": prefix + "video", "format": "mp4", "codec": "h264"}},
         "13": {"class_type": "SaveLatent", "inputs": {"samples": ["8", 0], "filename_prefix": prefix + "frames"}},
         "14": {"class_type": "SaveLatent", "inputs": {"samples": ["5", 0], "filename_prefix": prefix + "latent"}},
+        # the same sampling through Capture + the core KSampler + Get Plan
+        "15": {"class_type": "LatentPainterCapture", "inputs": {"model": ["1", 0]}},
+        "16": {"class_type": "KSampler", "inputs": {**sampling, "model": ["15", 0]}},
+        "17": {"class_type": "LatentPainterGetPlan", "inputs": {"model": ["15", 0], "latent": ["16", 0]}},
+        "18": {"class_type": "LatentPainterSavePlan", "inputs": {"plan": ["17", 0], "filename_prefix": prefix + "capture"}},
     }
 
 
@@ -105,6 +111,7 @@ class Case:
 
 CASES = (
     Case("sampling", "5", progress=True, must_land=True, delay=0.05),
+    Case("capture_ksampler", "16", progress=True, must_land=True, delay=0.05),
     Case("save_plan", "6", progress=False, delay=0.05),
     Case("paint", "8", progress=True, delay=0.05),
     Case("decode", "9", progress=True, must_land=True, delay=0.05),
@@ -123,11 +130,18 @@ def ancestors(prompt: dict, node: str) -> set[str]:
     return found
 
 
+def descendants(prompt: dict, node: str) -> set[str]:
+    return {other for other in prompt if node in ancestors(prompt, other)}
+
+
 def evict_from_cache(comfy: ComfyHost, prompt: dict, node: str) -> None:
-    """Queue the node's ancestors alone (plus a core PreviewAny of the empty latent, a prompt needs
-    an output): the classic cache keeps the nodes of the last prompt only, so ``node`` and all
-    after it are dropped and run again next time, while its ancestors stay cached."""
-    kept = {k: prompt[k] for k in ancestors(prompt, node)}
+    """Queue the graph without ``node``, what comes after it and the save nodes, plus a core
+    PreviewAny of the empty latent (a prompt needs an output): the classic cache keeps the nodes
+    of the last prompt only, so ``node`` and all after it are dropped and run again next time,
+    while the rest stays cached (nodes in the prompt keep their outputs even when nothing runs
+    them)."""
+    dropped = {node} | descendants(prompt, node) | set(SAVES)
+    kept = {k: v for k, v in prompt.items() if k not in dropped}
     kept["99"] = {"class_type": "PreviewAny", "inputs": {"source": ["4", 0]}}
     comfy.queue(kept)
 
@@ -180,7 +194,7 @@ def reference(comfy, checkpoint_a, messages) -> Reference:
                       if kind == "progress" and data.get("prompt_id") == prompt_id)
     files = files_of(comfy, "ref")
     assert sorted(files) == sorted(f"{stem}_00001_.{ext}" for stem, ext in zip(
-        SAVES.values(), ("safetensors", "webp", "mp4", "latent", "latent")))
+        SAVES.values(), ("safetensors", "webp", "mp4", "latent", "latent", "safetensors")))
     from safetensors.torch import load_file
 
     frames = load_file(str(files["frames_00001_.latent"]))["latent_tensor"]
@@ -188,9 +202,11 @@ def reference(comfy, checkpoint_a, messages) -> Reference:
     plan = load_plan(files["plan_00001_.safetensors"])
     assert frames.shape == (FRAMES, 4, SIZE // 8, SIZE // 8) and plan.steps == STEPS
     assert torch.equal(frames[-1], latent[0]) and torch.equal(plan.final, latent[0])  # ends on the sample
+    captured = load_plan(files["capture_00001_.safetensors"])  # Capture + core KSampler record the same plan
+    assert torch.equal(captured.originals, plan.originals) and torch.equal(captured.final, plan.final)
     assert len(content(comfy, files["anim_00001_.webp"])) == FRAMES
     assert len(content(comfy, files["video_00001_.mp4"])) == FRAMES
-    assert reports["5"] == STEPS and all(reports[c.node] >= 2 for c in CASES if c.progress), reports
+    assert reports["5"] == reports["16"] == STEPS and all(reports[c.node] >= 2 for c in CASES if c.progress), reports
     return Reference({name: content(comfy, path) for name, path in files.items()}, dict(reports))
 
 
