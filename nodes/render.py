@@ -103,6 +103,12 @@ class LatentPainterRender:
                 wanted = "white_canvas" if white_canvas else "stroke_map_side_by_side"
                 raise node_error(node, map_name, f"{wanted} needs it; connect the stroke_map output that came with "
                                                  f"{frames_name}, or turn {wanted} off")
+            if (white_canvas or stroke_map_side_by_side) and tuple(getattr(mask, "shape", ())) != (
+                    latents.shape[0], *latents.shape[2:]):
+                want = (int(latents.shape[0]), *map(int, latents.shape[2:]))
+                raise node_error(node, map_name, f"has shape {tuple(getattr(mask, 'shape', ()))} but {frames_name} needs "
+                                                 f"{want} (one map per frame); connect the stroke_map that came with "
+                                                 f"{frames_name}")
             segments.append((frames_name, latents, mask))
         lengths = [int(latents.shape[0]) for _, latents, _ in segments]
         with reporting(node):
