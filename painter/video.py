@@ -77,7 +77,8 @@ class Encoding:
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """IMAGE floats 0..1 as uint8 on the CPU, quantised as ComfyUI's save nodes do."""
-    return (images.detach().to("cpu", torch.float32) * 255.0).clamp(0.0, 255.0).to(torch.uint8)
+    scaled = images.detach().to("cpu", torch.float32, copy=True)
+    return scaled.mul_(255.0).clamp_(0.0, 255.0).to(torch.uint8)
 
 
 # --------------------------------------------------------------------------- encoders

@@ -775,7 +775,7 @@ Here: 1,000 frames (20 s at 50 fps, as in the author's demos) to MP4, and the sa
 
 def render(wf: Workflow, vae_src, frames_src, prefix, format="mp4", fps=50.0, hold_last=50, white=False, side=False):
     node = add(wf, "LatentPainterRender", filename_prefix=prefix, format=format, fps=fps, quality=80, hold_first=0,
-               hold_last=hold_last, pingpong=False, white_canvas=white, stroke_map_side_by_side=side, chunk_size=16)
+               hold_last=hold_last, pingpong=False, white_canvas=white, stroke_map_side_by_side=side, chunk_size=4)
     wf.connect(frames_src, "frames", node, "frames")
     wf.connect(vae_src, "VAE", node, "vae")
     if white or side:
