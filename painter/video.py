@@ -32,10 +32,9 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
 
 import torch
 
-from .output import MAX_ASSEMBLED_FRAMES
+from .output import MAX_ASSEMBLED_FRAMES, MAX_FPS
 
 FORMATS = ("webp", "mp4")
-MAX_FPS = 1000.0
 Progress = Callable[[int, int], None]
 
 # Frames read back per block on the way back of a ping-pong.
