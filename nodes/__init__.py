@@ -4,10 +4,10 @@ Each family module lists its node classes in ``NODES``; a class's name is its no
 is written into saved workflows, never rename it) and ``DISPLAY_NAME`` its title in the UI.
 """
 
-from . import canvas, capture, frames, paint, painters, plans, sampling, transition
+from . import canvas, capture, frames, paint, painters, plans, render, sampling, transition
 
 # Families in menu order.
-FAMILIES = (capture, sampling, plans, painters, canvas, paint, transition, frames)
+FAMILIES = (capture, sampling, plans, painters, canvas, paint, transition, frames, render)
 
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}

@@ -307,3 +307,18 @@ def file_fingerprint(path: str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# --- video outputs ----------------------------------------------------------------------------
+
+
+def video_from_file(path: str):
+    """A core VIDEO (``comfy_api.latest.InputImpl.VideoFromFile``) for a video file, as core
+    LoadVideo makes it: read lazily by the node it is given to (Save Video, Get Video Components)."""
+    return _host("comfy_api.latest").InputImpl.VideoFromFile(path)
+
+
+def blocked_output(message: str):
+    """An output value that stops every node it is connected to with ``message`` as its error
+    (``comfy_execution.graph_utils.ExecutionBlocker``)."""
+    return _host("comfy_execution.graph_utils").ExecutionBlocker(message)

@@ -235,27 +235,82 @@ def decode_frames(
 ) -> torch.Tensor:
     """Decode painted latents into one ``IMAGE`` ``[N,H,W,3]`` (``[N,H,2W,3]`` with the stroke map).
 
+    The output is allocated once, after the first chunk tells the image size, so peak memory is
+    the output plus one decoded chunk. Arguments as for :func:`decoded_chunks`.
+    """
+    chunks = decoded_chunks(
+        decode, frames, chunk_size, coverage=coverage, white_canvas=white_canvas, stroke_map=stroke_map,
+        progress=progress, where=where,
+    )
+    out = None
+    start = 0
+    for images in chunks:
+        if out is None:
+            check_image_budget(chunks.total, tuple(images.shape[1:]), 4, where, "decode fewer frames or smaller latents")
+            out = torch.empty((chunks.total, *images.shape[1:]), dtype=torch.float32, device=images.device)
+        out[start : start + images.shape[0]] = images
+        start += images.shape[0]
+        del images
+    return out
+
+
+class DecodedChunks:
+    """An iterator over the decoded ``IMAGE`` chunks of painted latents, in frame order.
+
+    ``total`` is the number of frames it yields in all. Built (and its inputs checked) by
+    :func:`decoded_chunks`; every consumer (:func:`decode_frames`, the streaming render in
+    ``painter/video.py``) decodes through it, so another decoding strategy plugs in here.
+    """
+
+    def __init__(self, chunks, total: int):
+        self._chunks = chunks
+        self.total = total
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        self._chunks.close()
+
+
+def decoded_chunks(
+    decode: Decoder,
+    frames,
+    chunk_size: int = 16,
+    *,
+    coverage: torch.Tensor | None = None,
+    white_canvas: bool = False,
+    stroke_map=False,
+    progress: Progress | None = None,
+    where: str = "decode frames",
+) -> DecodedChunks:
+    """Check the inputs now, then decode lazily: each ``next()`` decodes one chunk ``[n,H,W,3]``
+    (``[n,H,2W,3]`` with the stroke map).
+
     decode:       ``decode(samples [n,C,h,w]) -> [n,H,W,3]`` float 0..1 (a ComfyUI VAE's ``decode``,
                   a TAESD's ``decode``).
-    frames:       latents ``[N,C,h,w]`` or a :class:`Painting` (which also supplies the maps).
-    chunk_size:   latents per decoder call. The output is allocated once, after the first chunk
-                  tells the image size, so peak memory is the output plus one decoded chunk.
+    frames:       latents ``[N,C,h,w]`` or a :class:`Painting` (which also supplies the maps). Only
+                  ``shape``, ``dim()`` and slicing are used, so a lazy stand-in that makes latents
+                  chunk by chunk works too.
+    chunk_size:   latents per decoder call.
     coverage:     ``[N,h,w]`` for the white canvas; defaults to the painting's/stroke maps'.
     white_canvas: show never-painted areas white (:func:`composite_white`). Frames whose latent
                   equals the last frame bit for bit (the final frame and any hold of it) are shown
                   unmasked, so the animation ends exactly on the decoded final latent.
     stroke_map:   False; True (needs a Painting); or maps for :meth:`StrokeMaps.of`. The map is
                   placed to the right of each frame.
-    progress:     ``progress(done, total)`` after every chunk; raise in it to interrupt (nothing is
-                  returned then).
+    progress:     ``progress(done, total)`` after every chunk; raise in it to interrupt.
     """
     painting = frames if isinstance(frames, Painting) else None
     latents = painting.frames if painting is not None else frames
-    if not isinstance(latents, torch.Tensor) or latents.dim() != 4:
+    if not hasattr(latents, "shape") or not hasattr(latents, "dim") or latents.dim() != 4:
         shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
         raise ValueError(f"{where}: frames must be latents [N,C,h,w] or a Painting, got {shape}")
-    total = latents.shape[0]
-    if total == 0 or latents.numel() == 0:
+    total = int(latents.shape[0])
+    if total == 0 or math.prod(latents.shape) == 0:
         raise ValueError(f"{where}: frames is empty (shape {tuple(latents.shape)}); paint at least one frame")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"{where}: chunk_size must be a whole number >= 1, got {chunk_size!r}; try 16")
@@ -281,43 +336,39 @@ def decode_frames(
     if coverage is not None:
         _check_map(coverage, "coverage", total, spatial, where)
 
-    out = None
-    size = None
-    width = 0
-    last = latents[-1]
-    with torch.no_grad():
-        for start in range(0, total, chunk_size):
-            stop = min(total, start + chunk_size)
-            # Contiguous chunks: CPU kernels pick algorithms by memory layout, and the last bits of a
-            # decode then depend on it; this way a frame decodes as its latent alone would.
-            chunk = latents[start:stop].contiguous()
-            images = _check_decoded(decode(chunk), stop - start, size, where)
-            if out is None:
+    def chunks():
+        size = None
+        last = latents[total - 1]
+        with torch.no_grad():
+            for start in range(0, total, chunk_size):
+                stop = min(total, start + chunk_size)
+                # Contiguous chunks: CPU kernels pick algorithms by memory layout, and the last bits of a
+                # decode then depend on it; this way a frame decodes as its latent alone would.
+                chunk = latents[start:stop].contiguous()
+                images = _check_decoded(decode(chunk), stop - start, size, where)
                 size = tuple(images.shape[1:3])
-                width = size[1]
-                check_image_budget(total, (size[0], width * (2 if maps is not None else 1), 3), 4, where,
-                                   "decode fewer frames or smaller latents")
-                out = torch.empty(
-                    (total, size[0], width * (2 if maps is not None else 1), 3), dtype=torch.float32, device=images.device
-                )
-            if white_canvas:
-                chunk_coverage = coverage[start:stop].to(device=images.device, dtype=torch.float32, copy=True)
-                finished = (chunk == last).flatten(1).all(dim=1).to(images.device)
-                chunk_coverage[finished] = 1.0
-                images = composite_white(images, chunk_coverage)
-            out[start:stop, :, :width] = images
-            del images, chunk
-            if maps is not None:
-                out[start:stop, :, width:] = render_stroke_map(
-                    maps.coverage[start:stop].to(out.device),
-                    maps.strokes[start:stop].to(out.device),
-                    maps.channels[start:stop].to(out.device),
-                    maps.num_channels,
-                    size=size,
-                )
-            if progress is not None:
-                progress(stop, total)
-    return out
+                if white_canvas:
+                    chunk_coverage = coverage[start:stop].to(device=images.device, dtype=torch.float32, copy=True)
+                    finished = (chunk == last.to(chunk.device)).flatten(1).all(dim=1).to(images.device)
+                    chunk_coverage[finished] = 1.0
+                    images = composite_white(images, chunk_coverage)
+                del chunk
+                if maps is not None:
+                    drawn = render_stroke_map(
+                        maps.coverage[start:stop].to(images.device),
+                        maps.strokes[start:stop].to(images.device),
+                        maps.channels[start:stop].to(images.device),
+                        maps.num_channels,
+                        size=size,
+                    )
+                    images = torch.cat([images.to(torch.float32), drawn], dim=2)
+                    del drawn
+                if progress is not None:
+                    progress(stop, total)
+                yield images
+                del images
+
+    return DecodedChunks(chunks(), total)
 
 
 def check_image_budget(count: int, frame_shape: tuple[int, ...], bytes_per_value: int, where: str, fix: str) -> None:
@@ -448,7 +499,9 @@ __all__ = [
     "assemble",
     "check_image_budget",
     "composite_white",
+    "DecodedChunks",
     "decode_frames",
+    "decoded_chunks",
     "fps_for_duration",
     "hue_colours",
     "render_stroke_map",

@@ -23,7 +23,7 @@ from latent_painter.painter.plan import make_plan, save_plan
 
 CORE_TYPES = {
     "MODEL", "CONDITIONING", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN", "IMAGE", "MASK", "VAE",
-    "NOISE", "GUIDER", "SAMPLER", "SIGMAS",
+    "NOISE", "GUIDER", "SAMPLER", "SIGMAS", "VIDEO",
 }  # fmt: skip
 OUR_TYPES = {"LATENT_PLAN", "PAINTER", "STROKE_MAPS"}
 WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
@@ -32,7 +32,7 @@ NODE_IDS = {
     "LatentPainterSavePlan", "LatentPainterLoadPlan", "LatentPainterStrokes", "LatentPainterAction",
     "LatentPainterPaint", "LatentPainterDecodeFrames", "LatentPainterAssembleFrames",
     "LatentPainterTransition", "LatentPainterInterpolate", "LatentPainterCapture", "LatentPainterGetPlan",
-    "LatentPainterCanvas",
+    "LatentPainterCanvas", "LatentPainterRender",
 }  # fmt: skip
 HOST_MODULES = ("comfy", "comfy_api", "comfy_extras", "comfy_execution", "folder_paths", "latent_preview", "node_helpers")
 
@@ -130,7 +130,7 @@ def test_declaration(node_id, fake_host):
     assert len(set(cls.RETURN_NAMES)) == len(cls.RETURN_NAMES), node_id
     assert cls.CATEGORY == "latent painter"
     assert isinstance(cls.DESCRIPTION, str) and len(cls.DESCRIPTION) > 20
-    assert bool(getattr(cls, "OUTPUT_NODE", False)) == (node_id == "LatentPainterSavePlan")
+    assert bool(getattr(cls, "OUTPUT_NODE", False)) == (node_id in ("LatentPainterSavePlan", "LatentPainterRender"))
     if not cls.RETURN_TYPES:
         assert cls.OUTPUT_NODE, f"{node_id}: a node without outputs must be an output node"
 

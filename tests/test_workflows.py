@@ -455,6 +455,8 @@ def test_every_capability_has_a_workflow():
         "ping-pong loop": lambda wf: any(widget(wf, n, "pingpong") for n in nodes(wf, "LatentPainterTransition")),
         "save a plan": lambda wf: nodes(wf, "LatentPainterSavePlan"),
         "load a plan": lambda wf: nodes(wf, "LatentPainterLoadPlan") and nodes(wf, "LatentPainterPaint"),
+        "render to mp4 and webp": lambda wf: {"mp4", "webp"} <= {
+            widget(wf, n, "format") for n in nodes(wf, "LatentPainterRender")},
     }
     lacking = [name for name, test in wanted.items() if not has(test)]
     assert not lacking, f"no workflow shows: {lacking}"

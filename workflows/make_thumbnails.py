@@ -9,6 +9,7 @@ and stroke map settings as the workflow, shown at one frame mid-way. Needs the d
 
     python workflows/make_thumbnails.py [TAESD_FOLDER]   # default: the lookup of painter/weights.py
     python workflows/make_thumbnails.py --icon [TAESD_FOLDER]   # only the registry icon (pyproject's Icon)
+    python workflows/make_thumbnails.py TAESD_FOLDER WORKFLOW_NAME...   # only these thumbnails
 """
 
 from __future__ import annotations
@@ -160,6 +161,9 @@ def icon(studio):
     """The pack's registry icon: the coffee cup part-way through its painting (soft strokes)."""
     painting, i = painted(studio, "coffee", (strokes(brush="soft"),), 0.4)
     return to_pil(studio.decode(painting.frames[i : i + 1])[0]).resize((ICON_SIZE, ICON_SIZE))
+def thumb_render(studio):
+    painting, i = painted(studio, "immunohistochemistry", (strokes(),), 0.3)
+    return to_pil(studio.decode(painting.frames[i : i + 1])[0])
 
 
 THUMBS = {
@@ -172,6 +176,7 @@ THUMBS = {
     "Ping-pong loop": thumb_pingpong,
     "Save a plan": thumb_save_plan,
     "Load a plan and paint it": thumb_load_plan,
+    "Render a long painting to video": thumb_render,
 }
 
 
@@ -185,7 +190,10 @@ def main(argv: list[str]) -> int:
     print(f"wrote {ICON.name}: {ICON.stat().st_size} bytes")
     if only_icon:
         return 0
+    only = set(argv[1:])
     for stem, make in THUMBS.items():
+        if only and stem not in only:
+            continue
         if not (HERE / f"{stem}.json").is_file():
             print("skip (no workflow):", stem)
             continue

@@ -1,0 +1,356 @@
+"""Peak memory of rendering long paintings straight to MP4/WEBP (issue 11, DESIGN §5 "Memory").
+
+Run:  .venv/bin/python benchmarks/bench_render_memory.py [--quick] [--cases ...] [--plot out.png]
+
+Target (must show): 1,000 frames at 512x512 rendered to MP4 with peak RSS <= 1.25x the peak of a
+100-frame render of the same painting, and <= 1 GiB beyond the process's idle RSS; and the file
+grows while the render runs.
+
+What runs: ``painter.video.render`` over ``painter.output.decoded_chunks`` (the code the Render node
+calls), chunks of 4 latents at 256 px and 2 at 512 px (see CHUNKS), white canvas and a stroke map beside the frames off, holds 24 at the end.
+
+The painting: a synthetic stroke painting made chunk by chunk (:class:`LazyPainting`): a final
+latent (seeded noise) is revealed disk by disk on a zero canvas; every latent pixel has the frame
+at which a stroke first covers it, and frame i is ``where(reveal <= i, final, canvas)``. So the
+input costs one latent, not N: what is measured is what the render holds. A real Paint output is
+a LATENT batch ComfyUI holds in its node cache whatever node reads it (float32: 1,000 frames of
+32x64x64 are 0.5 GiB); the ``held`` cases materialise the whole batch first to show that cost on
+top (their "beyond idle" includes it).
+
+Decoders: ``taef2`` (the real TAESD weights for the FLUX.2 latent space, pure torch, 32 channels)
+for the cases the time allows on 2 shared CPU cores (a 512x512 decode costs ~1.3 s on an idle
+core pair); ``linear``: the latent -> RGB least-squares projection nearest-upsampled 8x (same
+frame sizes and chunk flow through compositing, quantisation and the encoders, no activations)
+for the long full-scale cases. The taef2 per-chunk activations are a constant per chunk, measured
+by the taef2 cases; the linear cases show what grows (or does not) with the frame count.
+
+How it is measured: each case runs in a fresh subprocess (this script with --case). The child
+imports, loads the decoder, decodes one chunk to warm up (oneDNN primitives, thread pools), then
+reads VmRSS as its idle RSS and resets the peak counter (``echo 5 > /proc/self/clear_refs``); a
+thread samples the partial output file's size while the render runs; after the render it reads
+VmHWM. Children run with ``MALLOC_MMAP_THRESHOLD_=65536`` so freed large buffers go back to the
+kernel at once (RSS then tracks live tensors instead of glibc's cached heap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TAESD = os.environ.get("LATENT_PAINTER_TAESD", str(ROOT.parent / "shared" / "data" / "taesd"))
+MMAP_THRESHOLD = "65536"
+CHANNELS = 32
+# Latents per decoder call, per frame size: taef2's activations on the CPU take ~67 MiB per 256x256
+# frame (a chunk of 16 measured 1,073 MiB beyond idle), four times that at 512x512; these keep one
+# chunk's decode near 270 MiB (256 px) and 540 MiB (512 px), as the Render node's chunk_size would.
+CHUNKS = {256: 4, 512: 2}
+HOLD_LAST = 24
+
+# name: (frames, pixels, format, decoder, held)
+CASES = {
+    "t256x100": (100, 256, "mp4", "taef2", False),
+    "t256x1000": (1000, 256, "mp4", "taef2", False),
+    "t256x3000": (3000, 256, "mp4", "taef2", False),
+    "t512x100": (100, 512, "mp4", "taef2", False),
+    "t512x1000": (1000, 512, "mp4", "taef2", False),
+    "t512x100w": (100, 512, "webp", "taef2", False),
+    "l256x100": (100, 256, "mp4", "linear", False),
+    "l256x1000": (1000, 256, "mp4", "linear", False),
+    "l256x3000": (3000, 256, "mp4", "linear", False),
+    "l512x100": (100, 512, "mp4", "linear", False),
+    "l512x1000": (1000, 512, "mp4", "linear", False),
+    "l512x100w": (100, 512, "webp", "linear", False),
+    "l512x1000w": (1000, 512, "webp", "linear", False),
+    "l512x1000h": (1000, 512, "mp4", "linear", True),
+    "t512x1000h": (1000, 512, "mp4", "taef2", True),
+}
+QUICK = ("t256x100", "l256x100", "l256x1000", "l512x100", "l512x1000", "l512x100w", "l512x1000w", "l512x1000h")
+DEFAULT = ("t256x100", "t512x100", "t256x1000", "l256x100", "l256x1000", "l256x3000", "l512x100", "l512x1000",
+           "l512x100w", "l512x1000w", "l512x1000h")
+
+
+def status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        match = re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"/proc/self/status has no {field}; this benchmark needs Linux")
+    return int(match.group(1))
+
+
+class LazyPainting:
+    """Latent frames ``[N,C,h,w]`` made on demand (``shape``, ``dim()`` and slicing, which is all
+    :func:`painter.output.decoded_chunks` uses): disks of final latent revealed one after another."""
+
+    def __init__(self, frames: int, side: int, seed: int = 0):
+        import torch
+
+        generator = torch.Generator().manual_seed(seed)
+        self.final = torch.randn(CHANNELS, side, side, generator=generator)
+        reveal = torch.full((side, side), frames - 1, dtype=torch.int64)
+        ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+        strokes = max(1, frames - 1)
+        centres = torch.randint(0, side, (strokes, 2), generator=generator)
+        radii = torch.randint(1, max(2, side // 8), (strokes,), generator=generator)
+        # Later strokes first, so each pixel keeps the earliest stroke that covers it.
+        for index in range(strokes - 1, -1, -1):
+            y, x = centres[index].tolist()
+            inside = (ys - y) ** 2 + (xs - x) ** 2 <= int(radii[index]) ** 2
+            reveal[inside] = index + 1
+        self.reveal = reveal
+        self.shape = (frames, CHANNELS, side, side)
+
+    def dim(self) -> int:
+        return 4
+
+    def __getitem__(self, index):
+        import torch
+
+        if isinstance(index, int):
+            index = slice(index, index + 1)
+            single = True
+        else:
+            single = False
+        start, stop, _ = index.indices(self.shape[0])
+        painted = self.reveal[None] <= torch.arange(start, stop)[:, None, None]
+        frames = torch.where(painted[:, None], self.final[None], torch.zeros(()))
+        return frames[0] if single else frames
+
+    def materialise(self):
+        return self[0 : self.shape[0]]
+
+
+def linear_decoder(channels: int, side: int):
+    """Latent -> RGB through a fixed projection, bilinear-upsampled 8x, plus a fixed grain so the
+    encoders have texture to code: frame sizes of a real VAE, no activations."""
+    import torch
+    import torch.nn.functional as F
+
+    generator = torch.Generator().manual_seed(1)
+    weights = torch.randn(channels, 3, generator=generator) / channels**0.5
+    grain = 0.08 * torch.randn(8 * side, 8 * side, 3, generator=generator)
+
+    def decode(latents):
+        rgb = torch.einsum("nchw,cr->nrhw", latents.to(torch.float32), weights)
+        rgb = F.interpolate(rgb, scale_factor=8, mode="bilinear", align_corners=False)
+        return torch.sigmoid(rgb).permute(0, 2, 3, 1).add(grain).clamp(0, 1)
+
+    return decode
+
+
+def run_case(name: str, taesd: str, out_dir: str) -> dict:
+    import gc
+
+    import torch
+
+    from latent_painter.painter import output, video
+
+    frames, pixels, fmt, decoder_name, held = CASES[name]
+    torch.set_grad_enabled(False)
+    if decoder_name == "taef2":
+        from latent_painter.painter.taesd import TinyAutoencoder
+
+        decode = TinyAutoencoder.from_folder(taesd).decode
+    else:
+        decode = linear_decoder(CHANNELS, pixels // 8)
+    painting = LazyPainting(frames, pixels // 8)
+    chunk = CHUNKS[pixels]
+    warm = decode(painting[0:chunk].contiguous())
+    del warm
+    gc.collect()
+    idle = status_kib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # peak RSS := current RSS
+    latents = painting.materialise() if held else painting
+    held_bytes = latents.numel() * latents.element_size() if held else 0
+
+    path = os.path.join(out_dir, f"{name}.{fmt}")
+    partial = video.temporary_path(path)
+    samples: list[tuple[float, int, int]] = []
+    done = threading.Event()
+    started = time.perf_counter()
+
+    def sample():
+        while not done.wait(0.25):
+            size = os.path.getsize(partial) if os.path.exists(partial) else 0
+            samples.append((time.perf_counter() - started, size, status_kib("VmRSS")))
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    try:
+        chunks = output.decoded_chunks(decode, latents, chunk, where="bench")
+        rendered = video.render([chunks], path, video.Encoding(fmt, 50.0, 80), hold_last=HOLD_LAST, where="bench")
+    finally:
+        done.set()
+        watcher.join()
+    seconds = time.perf_counter() - started
+    peak = status_kib("VmHWM")
+    final_size = os.path.getsize(path)
+    os.remove(path)
+    return {
+        "case": name, "frames": frames, "pixels": pixels, "format": fmt, "decoder": decoder_name, "held": held,
+        "idle_bytes": idle * 1024, "peak_bytes": peak * 1024, "held_bytes": held_bytes, "seconds": seconds,
+        "played": rendered.frames, "chunk": chunk, "file_bytes": final_size,
+        "growth": [(round(t, 2), size, rss * 1024) for t, size, rss in samples],
+    }
+
+
+def spawn(name: str, args) -> dict:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=MMAP_THRESHOLD)
+    with tempfile.TemporaryDirectory(dir=args.out_dir) as scratch:
+        cmd = [sys.executable, __file__, "--case", name, "--taesd", args.taesd, "--out-dir", scratch]
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [line for line in res.stdout.splitlines() if line.startswith("RESULT ")]
+    if res.returncode != 0 or not lines:
+        raise SystemExit(f"case {name} failed (exit {res.returncode}):\n{res.stdout}\n{res.stderr}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def mib(value: float) -> float:
+    return value / 2**20
+
+
+def growth_summary(r: dict) -> str:
+    sizes = [size for _, size, _ in r["growth"] if size > 0]
+    distinct = sorted(set(sizes))
+    if not distinct:
+        return "no sample"
+    return f"{len(distinct)} sizes, {distinct[0] / 1024:,.0f}..{distinct[-1] / 1024:,.0f} KiB before the end"
+
+
+def table(results: dict[str, dict]) -> list[str]:
+    lines = ["| case | decoder | frames | px | chunk | format | input held | idle RSS MiB | peak RSS MiB | beyond idle MiB "
+             "| file KiB | file grew during the render | s |",
+             "|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|---|---:|"]
+    for name, r in results.items():
+        lines.append(
+            f"| {r['case']} | {r['decoder']} | {r['frames']:,} | {r['pixels']} | {r.get('chunk', 16)} | {r['format']} | "
+            f"{'%.0f MiB' % mib(r['held_bytes']) if r['held'] else 'no (lazy)'} | {mib(r['idle_bytes']):.0f} | "
+            f"{mib(r['peak_bytes']):.0f} | {mib(r['peak_bytes'] - r['idle_bytes']):.0f} | {r['file_bytes'] / 1024:,.0f} | "
+            f"{growth_summary(r)} | {r['seconds']:.0f} |")
+    return lines
+
+
+def verdicts(results: dict[str, dict]) -> list[str]:
+    """Peak of the longest MP4 render against the 100-frame one, per decoder, size and chunk."""
+    out = []
+    groups: dict[tuple, dict[int, dict]] = {}
+    for r in results.values():
+        if r["format"] == "mp4" and not r["held"]:
+            groups.setdefault((r["decoder"], r["pixels"], r.get("chunk", 16)), {})[r["frames"]] = r
+    for (decoder, pixels, chunk), by_frames in sorted(groups.items()):
+        if 100 not in by_frames:
+            continue
+        for frames in sorted(f for f in by_frames if f > 100):
+            a, b = by_frames[100], by_frames[frames]
+            ratio = b["peak_bytes"] / a["peak_bytes"]
+            beyond = mib(b["peak_bytes"] - b["idle_bytes"])
+            ok = ratio <= 1.25 and beyond <= 1024
+            out.append(f"{decoder} {pixels}px chunk {chunk} MP4: peak({frames:,}) / peak(100) = {ratio:.3f} (<= 1.25), "
+                       f"{beyond:.0f} MiB beyond idle (<= 1024) -> {'pass' if ok else 'FAIL'}")
+    return out
+
+
+def plot(results: dict[str, dict], path: str) -> None:
+    """Two panels with Pillow: peak beyond idle per case (bars), file size and RSS over time for
+    the longest case."""
+    from PIL import Image, ImageDraw
+
+    width, height = 1200, 520
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    names = list(results)
+    top = max(mib(r["peak_bytes"] - r["idle_bytes"]) for r in results.values()) * 1.15 or 1
+    left, base, panel = 60, 460, 540
+    draw.text((left, 10), "peak RSS beyond idle (MiB) per case", fill="black")
+    draw.line((left, 40, left, base), fill="black")
+    draw.line((left, base, left + panel, base), fill="black")
+    step = panel / max(1, len(names))
+    for index, name in enumerate(names):
+        r = results[name]
+        value = mib(r["peak_bytes"] - r["idle_bytes"])
+        x0 = left + index * step + 4
+        y = base - (base - 40) * value / top
+        colour = (200, 80, 60) if r["decoder"] == "taef2" else (60, 110, 200)
+        draw.rectangle((x0, y, x0 + step - 8, base), fill=colour)
+        draw.text((x0, y - 12), f"{value:.0f}", fill="black")
+        draw.text((x0, base + 4 + 12 * (index % 3)), name, fill="black")
+    draw.text((left, base + 44), "red: taef2, blue: linear decoder; h = whole input held, w = webp", fill="black")
+
+    longest = max(results.values(), key=lambda r: (r["format"] == "mp4", not r["held"], r["frames"] >= 1000,
+                                                   r["frames"] * r["pixels"] ** 2, r["seconds"]))
+    growth = longest["growth"] or [(0.0, 0, longest["idle_bytes"])]
+    left2 = 660
+    draw.text((left2, 10), f"{longest['case']}: file size (green) and RSS (black) during the render", fill="black")
+    draw.line((left2, 40, left2, base), fill="black")
+    draw.line((left2, base, left2 + panel, base), fill="black")
+    t_max = max(t for t, _, _ in growth) or 1
+    size_max = max(longest["file_bytes"], max(s for _, s, _ in growth)) or 1
+    rss_max = max(max(rss for _, _, rss in growth), longest["peak_bytes"]) or 1
+    size_points = [(left2 + panel * t / t_max, base - (base - 40) * s / size_max) for t, s, _ in growth]
+    rss_points = [(left2 + panel * t / t_max, base - (base - 40) * rss / rss_max) for t, _, rss in growth]
+    if len(size_points) > 1:
+        draw.line(size_points, fill=(30, 150, 60), width=2)
+        draw.line(rss_points, fill="black", width=2)
+    draw.text((left2, base + 8), f"0 .. {t_max:.0f} s; file 0 .. {mib(size_max):.1f} MiB; RSS 0 .. {mib(rss_max):.0f} MiB",
+              fill="black")
+    image.save(path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--taesd", default=DEFAULT_TAESD, help="folder with taef2_decoder.pth")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: " + ", ".join(QUICK))
+    parser.add_argument("--cases", nargs="*", choices=sorted(CASES), help="cases to run (default: %(default)s)",
+                        default=list(DEFAULT))
+    parser.add_argument("--plot", default=None, help="write the PNG plot here")
+    parser.add_argument("--json", default=None, help="append the results here as JSON lines")
+    parser.add_argument("--out-dir", default=None, help="where the files are written (default: a temp dir)")
+    parser.add_argument("--report", nargs="*", default=None,
+                        help="print the table (and --plot) of --json files, run nothing (runs of older versions "
+                             "without a chunk figure used chunks of 16)")
+    parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.taesd = os.path.abspath(args.taesd)
+
+    if args.case:
+        print("RESULT " + json.dumps(run_case(args.case, args.taesd, args.out_dir)), flush=True)
+        return 0
+
+    names = list(QUICK) if args.quick else args.cases
+    results = {}
+    if args.report:
+        for report in args.report:
+            with open(report) as f:
+                for line in f:
+                    r = json.loads(line)
+                    results[f"{r['case']} c{r.get('chunk', 16)}"] = r
+        names = []
+    for name in names:
+        results[name] = spawn(name, args)
+        r = results[name]
+        print(f"{name}: peak {mib(r['peak_bytes']):.0f} MiB, idle {mib(r['idle_bytes']):.0f} MiB, "
+              f"{r['seconds']:.0f} s, {growth_summary(r)}", flush=True)
+        if args.json:
+            with open(args.json, "a") as f:
+                f.write(json.dumps(r) + "\n")
+    print()
+    print("\n".join(table(results)))
+    print()
+    print("\n".join(verdicts(results)))
+    if args.plot:
+        plot(results, args.plot)
+        print(f"plot: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Render painted frames straight to an animated WEBP or an MP4 file, one chunk in memory."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ..painter import output, video
+from . import host
+from .common import CATEGORY, latent_samples, node_error, reporting
+
+# Segments after the first: (frames input, stroke map input), in play order.
+MORE_SEGMENTS = (("frames_2", "stroke_map_2"), ("frames_3", "stroke_map_3"), ("frames_4", "stroke_map_4"))
+
+
+class LatentPainterRender:
+    DISPLAY_NAME = "Render"
+    DESCRIPTION = (
+        "Decodes painted frames and writes them straight into an animated WEBP or an MP4 in the output folder, chunk "
+        "by chunk: memory stays at one chunk of frames whatever the length. Holds, ping-pong, white canvas and a stroke "
+        "map beside the frames as in Decode Frames + Assemble Frames; up to four segments (a painting, then "
+        "transitions) play one after another. The file appears only when complete (Cancel leaves none); the node "
+        "shows it animated."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "render"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("VIDEO", "INT")
+    RETURN_NAMES = ("video", "frame_count")
+    OUTPUT_TOOLTIPS = (
+        "The MP4 file as a core VIDEO (for Save Video, Get Video Components, ...); mp4 format only.",
+        "The number of frames played (holds and the way back included).",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        more = {}
+        for number, (frames_name, map_name) in enumerate(MORE_SEGMENTS, start=2):
+            more[frames_name] = ("LATENT", {"tooltip": f"Segment {number}: frames played after the previous segment "
+                                                       "(e.g. a Transition from its final image); a repeated join "
+                                                       "frame is shown once. Same latent size as 'frames'."})
+            more[map_name] = ("MASK", {"tooltip": f"The stroke_map of {frames_name} (needed with white_canvas or "
+                                                  "stroke_map_side_by_side)."})
+        return {
+            "required": {
+                "frames": ("LATENT", {"tooltip": "The painted frames from Paint (or Transition)."}),
+                "vae": ("VAE", {"tooltip": "The VAE of the model that made the plan (same latent space)."}),
+                "filename_prefix": ("STRING", {"default": "latent_painter/render",
+                                               "tooltip": "Where the file goes in the output folder; a number and the "
+                                                          "format's extension are appended, as core Save nodes do."}),
+                "format": (list(video.FORMATS), {"default": "mp4",
+                                                 "tooltip": "mp4: H.264, small files, for players and core video "
+                                                            "nodes. webp: animated WEBP, plays in any browser and "
+                                                            "image viewer."}),
+                "fps": ("FLOAT", {"default": 24.0, "min": 0.01, "max": video.MAX_FPS, "step": 0.01,
+                                  "tooltip": "Frames per second. The author's demos play ~1,000 frames in 20 s (50 fps)."}),
+                "quality": ("INT", {"default": 80, "min": 0, "max": 100,
+                                    "tooltip": "webp: lossy quality, 100 = lossless. mp4: x264 CRF = 51 - 0.4 x quality "
+                                               "(80 -> CRF 19, visually lossless; lower is smaller)."}),
+                "hold_first": ("INT", {"default": 0, "min": 0, "max": output.MAX_ASSEMBLED_FRAMES,
+                                       "tooltip": "Extra copies of the first frame (a pause before painting starts)."}),
+                "hold_last": ("INT", {"default": 24, "min": 0, "max": output.MAX_ASSEMBLED_FRAMES,
+                                      "tooltip": "Extra copies of the last frame (a pause on the finished image)."}),
+                "pingpong": ("BOOLEAN", {"default": False,
+                                         "tooltip": "Play forward, then backward to the start, for a seamless loop "
+                                                    "(the way back is read back from a temporary file, not decoded again)."}),
+                "white_canvas": ("BOOLEAN", {"default": False,
+                                             "tooltip": "Show areas no stroke has touched yet as white paper (needs "
+                                                        "the stroke maps). The final frame is always shown as decoded."}),
+                "stroke_map_side_by_side": ("BOOLEAN", {"default": False,
+                                                        "tooltip": "Put the stroke map (grey = painted so far) to the "
+                                                                   "right of each frame (needs the stroke maps)."}),
+                "chunk_size": ("INT", {"default": 4, "min": 1, "max": 4096,
+                                       "tooltip": "Frames per VAE call: memory grows with it, not with the frame count "
+                                                  "(taef2 on a CPU: ~270 MiB per 512x512 frame of the chunk)."}),
+            },
+            "optional": {
+                "stroke_map": ("MASK", {"tooltip": "Paint's stroke_map output for 'frames' (same frame count)."}),
+                **more,
+            },
+            "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
+        }
+
+    def render(self, frames, vae, filename_prefix, format, fps, quality, hold_first, hold_last, pingpong,
+               white_canvas, stroke_map_side_by_side, chunk_size, stroke_map=None, frames_2=None, stroke_map_2=None,
+               frames_3=None, stroke_map_3=None, frames_4=None, stroke_map_4=None, prompt=None, extra_pnginfo=None):
+        node = type(self)
+        more = {"frames_2": frames_2, "stroke_map_2": stroke_map_2, "frames_3": frames_3, "stroke_map_3": stroke_map_3,
+                "frames_4": frames_4, "stroke_map_4": stroke_map_4}
+        inputs = [("frames", "stroke_map", frames, stroke_map)]
+        inputs += [(f, m, more.get(f), more.get(m)) for f, m in MORE_SEGMENTS if more.get(f) is not None]
+        orphan = [m for f, m in MORE_SEGMENTS if more.get(m) is not None and more.get(f) is None]
+        if orphan:
+            raise node_error(node, orphan[0], f"is connected but its frames are not; connect frames_{orphan[0][-1]} too")
+        encoding = video.Encoding(format, float(fps), int(quality))
+        with reporting(node):
+            encoding.check(node.DISPLAY_NAME)
+            video.require_encoder(encoding.format, node.DISPLAY_NAME)
+
+        segments = []
+        for frames_name, map_name, value, mask in inputs:
+            latents = latent_samples(value, node, frames_name)
+            if (white_canvas or stroke_map_side_by_side) and mask is None:
+                wanted = "white_canvas" if white_canvas else "stroke_map_side_by_side"
+                raise node_error(node, map_name, f"{wanted} needs it; connect the stroke_map output that came with "
+                                                 f"{frames_name}, or turn {wanted} off")
+            if (white_canvas or stroke_map_side_by_side) and tuple(getattr(mask, "shape", ())) != (
+                    latents.shape[0], *latents.shape[2:]):
+                want = (int(latents.shape[0]), *map(int, latents.shape[2:]))
+                raise node_error(node, map_name, f"has shape {tuple(getattr(mask, 'shape', ()))} but {frames_name} needs "
+                                                 f"{want} (one map per frame); connect the stroke_map that came with "
+                                                 f"{frames_name}")
+            segments.append((frames_name, latents, mask))
+        lengths = [int(latents.shape[0]) for _, latents, _ in segments]
+        with reporting(node):
+            total = video.planned_frames(lengths, int(hold_first), int(hold_last), bool(pingpong), node.DISPLAY_NAME)
+        back = total - sum(lengths) - int(hold_first) - int(hold_last)
+        report = host.progress(sum(lengths) + back)
+        state = {"done": 0}
+        grand = sum(lengths) + back
+
+        def segment_progress(offset):
+            def progress(done, _of):
+                report(offset + done, grand)
+            return progress
+
+        def back_progress(frames_read):
+            state["done"] += frames_read
+            report(sum(lengths) + state["done"], grand)
+
+        chunks = []
+        offset = 0
+        for (frames_name, latents, mask), length in zip(segments, lengths):
+            maps = output.StrokeMaps.from_coverage(mask, latents.shape[1]) if stroke_map_side_by_side else False
+            with reporting(node, frames_name):
+                chunks.append(output.decoded_chunks(
+                    vae.decode, latents, int(chunk_size), coverage=mask if white_canvas else None,
+                    white_canvas=bool(white_canvas), stroke_map=maps, progress=segment_progress(offset),
+                    where=f"{node.DISPLAY_NAME}: {frames_name}",
+                ))
+            offset += length
+
+        folder, filename, counter, subfolder = host.save_location(filename_prefix)
+        name = f"{filename}_{counter:05}_.{encoding.format}"
+        metadata = {}
+        if prompt is not None:
+            metadata["prompt"] = json.dumps(prompt)
+        for key, value in (extra_pnginfo or {}).items():
+            metadata[key] = json.dumps(value)
+        with reporting(node):
+            rendered = video.render(
+                chunks, os.path.join(folder, name), encoding, hold_first=int(hold_first), hold_last=int(hold_last),
+                pingpong=bool(pingpong), progress=back_progress, metadata=metadata, where=node.DISPLAY_NAME,
+            )
+        report(grand, grand)
+        if encoding.format == "mp4":
+            handed_on = host.video_from_file(rendered.path)
+        else:
+            handed_on = host.blocked_output(
+                f"{node.DISPLAY_NAME}: video: the VIDEO output carries mp4 renders only (core video nodes cannot read "
+                "animated WEBP); set format to mp4 to pass the file on"
+            )
+        ui = {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}], "animated": (True,)}
+        return {"ui": ui, "result": (handed_on, rendered.frames)}
+
+
+NODES = (LatentPainterRender,)
