@@ -91,7 +91,10 @@ PINNED = {
     "pacing strokes": "8ae1f09eecfe7e05e983296f",
     "pacing change": "4f51bd0342c6ef96d966c33d",
     "pacing change, calibrated": "33ed9c2a7df1eb4f7a1b4db1",
-    "canvas, no rgb": "0f5326220875dd712ec34207",
+    # issue 10: without preview factors and without a decoder, change pacing sees change along
+    # the final latent's principal directions instead of raw latent units (the frames fall at
+    # other times; the strokes are the same). Before: 0f5326220875dd712ec34207.
+    "canvas, no rgb": "50c44662000b243257e1c7e6",
     "transition": "aa05fad5bd51ecabbc7e71c2",
     "transition, guided edit": "263e00928d3079c983f2b157",
 }
