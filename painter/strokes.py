@@ -40,9 +40,9 @@ from .timeline import Event, make_event
 # The author's stroke24 ramp, measured on the stroke-map video (ALGORITHM.md §1.2), in
 # latent pixels of a 64x64 latent: small strokes first, large ones last, every schedule.
 STROKE24_RADII = (1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7, 8, 9, 10, 11, 12)
-# Thinner and thicker runs of the same ramp, for shorter or longer paintings.
 # A larger group than any latent has channels is a typo (Flux.2 packs 128).
 MAX_CHANNELS_PER_STROKE = 4096
+# Thinner and thicker runs of the same ramp, for shorter or longer paintings.
 STROKE_PRESETS = {
     "stroke24": STROKE24_RADII,
     "stroke12": STROKE24_RADII[1::2],
@@ -69,11 +69,11 @@ class Strokes:
     size_scale:        multiplies all radii; 0 = scale with the latent (side / 64).
     early_size:        radius multiplier at the first schedule, easing to 1 at the last
                        (>1 paints rough first and fine last).
+    strokes_per_frame: how many strokes one frame shows when frames follow strokes.
+    schedules:         how many schedules this stage paints in a chain; 0 = its share of the rest.
     channels_per_stroke: channels one stroke paints (the painting channel and those that lack
                        most under its footprint); 0 = automatic, a quarter of the latent's
                        channels, at least 1.
-    strokes_per_frame: how many strokes one frame shows when frames follow strokes.
-    schedules:         how many schedules this stage paints in a chain; 0 = its share of the rest.
     """
 
     radii: tuple[float, ...] = STROKE24_RADII
