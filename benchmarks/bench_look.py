@@ -185,6 +185,8 @@ def main(argv=None) -> int:
     parser.add_argument("--families", default="32,16,4", help="latent channel counts to measure")
     parser.add_argument("--paint-only", action="store_true",
                         help="only Paint with a VAE (the must-show figures), no transitions or no-VAE runs")
+    parser.add_argument("--formats", default="rgb,none",
+                        help="latent formats to measure: rgb (with preview factors), none (without)")
     parser.add_argument("--sheets", default="/tmp/latent_painter_look", help="folder for the contact sheet PNGs")
     args = parser.parse_args(argv)
     size = args.size or (128 if args.quick else 256)
@@ -205,7 +207,8 @@ def main(argv=None) -> int:
         latents = space.encode(photos)
         with_rgb = latent_format_from(latents, space.decode(latents), name=space.name)
         without_rgb = latent_format_from(latents, name=space.name)
-        for fmt_label, fmt in (("RGB factors", with_rgb), ("no RGB factors", without_rgb)):
+        formats = {"rgb": ("RGB factors", with_rgb), "none": ("no RGB factors", without_rgb)}
+        for fmt_label, fmt in (formats[name] for name in args.formats.split(",")):
             plans = [reencoded_plan(space, photos, i, steps, fmt) for i in range(2)]
             for vae in (True,) if args.paint_only else (True, False):
                 options = PaintOptions(frames=frames)
