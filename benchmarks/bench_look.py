@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from latent_painter.painter.canvas import default_canvas
 from latent_painter.painter.demo import load_photos
 from latent_painter.painter.metrics import active_range, early_grid_ratio_from_energy, grid_energy, is_exact, pacing
 from latent_painter.painter.output import decode_frames
@@ -112,12 +113,6 @@ def reencoded_plan(space: LatentSpace, photos: torch.Tensor, index: int, steps: 
     run = photo_plan(pixels[index], pixels, steps=steps)
     originals = space.encode(run.targets.clamp(0, 1).permute(0, 2, 3, 1).contiguous())
     return make_plan(originals, originals[-1], run.sigmas, latent_format, where="bench_look")
-
-
-def flat_canvas(space: LatentSpace, plan: Plan, size: int) -> torch.Tensor:
-    """The encoded flat image of the final image's mean colour: the default canvas with a VAE."""
-    colour = space.decode(plan.final[None]).mean(dim=(1, 2))
-    return space.encode(colour.view(1, 1, 1, 3).expand(1, size, size, 3).contiguous())[0]
 
 
 def read_reference(path: Path, shares: torch.Tensor, size: int) -> torch.Tensor:
@@ -212,7 +207,7 @@ def main(argv=None) -> int:
             plans = [reencoded_plan(space, photos, i, steps, fmt) for i in range(2)]
             for vae in (True,) if args.paint_only else (True, False):
                 options = PaintOptions(frames=frames)
-                canvas = flat_canvas(space, plans[0], size) if vae else None
+                canvas = default_canvas(plans[0].final, space.encode, space.decode) if vae else None
                 painting = paint(plans[0], (Strokes(),), options, canvas, decode=space.decode if vae else None)
                 label = f"Paint, {'VAE' if vae else 'no VAE'}, {fmt_label}"
                 result, images = measure(label, painting, plans[0].final, space.decode)
