@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..painter.actions import REVEALS, Action
 from ..painter.gain import BRUSHES
 from ..painter.plan import MAX_PLAN_STEPS
-from ..painter.strokes import STROKE_PRESETS, Strokes
+from ..painter.strokes import MAX_CHANNELS_PER_STROKE, STROKE_PRESETS, Strokes
 from .common import CATEGORY, PAINTER, field_default, node_error, painter_chain, parse_channels, reporting
 
 
@@ -77,11 +77,18 @@ class LatentPainterStrokes:
             },
             "optional": {
                 "previous": (PAINTER, {"tooltip": PREVIOUS_TOOLTIP}),
+                "channels_per_stroke": ("INT", {"default": d("channels_per_stroke"), "min": 0,
+                                                "max": MAX_CHANNELS_PER_STROKE,
+                                                "tooltip": "Latent channels one stroke paints: the painting channel and "
+                                                           "those that lack most under the stroke. 0 = automatic, a quarter "
+                                                           "of the latent's channels (SD 4-channel: 1, SD3/FLUX.1: 4, "
+                                                           "FLUX.2: 8), so strokes fill whole latent pixels and show no "
+                                                           "decoder texture."}),
             },
         }
 
     def configure(self, preset, brush, channels, move_cost, switch_cost, motivation, size_scale, early_size,
-                  strokes_per_frame, schedules, previous=None):
+                  strokes_per_frame, schedules, previous=None, channels_per_stroke=None):
         node = type(self)
         if preset not in STROKE_PRESETS:
             raise node_error(node, "preset", f"unknown preset {preset!r}; use one of {', '.join(STROKE_PRESETS)}")
@@ -91,6 +98,7 @@ class LatentPainterStrokes:
                 radii=STROKE_PRESETS[preset], brush=brush, channels=allowed, move_cost=float(move_cost),
                 switch_cost=float(switch_cost), motivation=float(motivation), size_scale=float(size_scale),
                 early_size=float(early_size), strokes_per_frame=int(strokes_per_frame), schedules=int(schedules),
+                channels_per_stroke=0 if channels_per_stroke is None else int(channels_per_stroke),
             )
         return (chain(previous, stage, node),)
 

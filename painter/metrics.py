@@ -7,6 +7,8 @@ frames so that measuring a long animation needs little memory beyond the animati
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -152,6 +154,94 @@ def crispness(images: torch.Tensor) -> tuple[torch.Tensor, float]:
     return crispness_from_sharpness(sharpness(images))
 
 
+# Decoder texture (DESIGN.md section 5 "Look"): TAESD-style decoders turn each latent pixel into an
+# 8x8 patch, and a half-painted latent shows that as a grid. Its energy sits on the lattice of
+# frequencies k/8 cycles per pixel (the 8-px period and its harmonics, in both directions).
+GRID_PERIOD = 8
+# Only texture counts: the share is taken of the energy above this frequency (cycles per pixel),
+# so a frame's broad layout (a blur, a colour field) neither hides nor inflates the grid.
+GRID_CUTOFF = 1.0 / 16
+# Early frames: the first 40% of the animation (frame 0, the canvas, excluded), at the 90th percentile.
+EARLY_SHARE = 0.4
+EARLY_QUANTILE = 0.9
+# A frame whose texture is fainter than this RMS (a hundredth of a grey level) has none to share
+# out: rounding residue of a flat frame would otherwise score as anything.
+TEXTURE_FLOOR = 0.01 / 255
+
+
+def _grid_masks(height: int, width: int, period: int, cutoff: float, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bool ``[H,W]`` masks of the fft2 grid: the bins within one bin of a non-zero multiple of
+    ``1/period`` on both axes (the grid's lattice), and the bins above ``cutoff`` (texture)."""
+    fy = torch.fft.fftfreq(height, device=device)[:, None]
+    fx = torch.fft.fftfreq(width, device=device)[None, :]
+    # Distance in bins to the nearest lattice frequency, per axis. One bin either side holds the
+    # whole peak of an exactly periodic grid under the Hann window (its transform has 3 taps).
+    near_y = (fy * height - torch.round(fy * period) * height / period).abs() <= 1 + 1e-6
+    near_x = (fx * width - torch.round(fx * period) * width / period).abs() <= 1 + 1e-6
+    at_dc = (torch.round(fy * period) == 0) & (torch.round(fx * period) == 0)
+    texture = (fy**2 + fx**2).sqrt() > cutoff
+    return near_y & near_x & ~at_dc & texture, texture
+
+
+def grid_energy(images: torch.Tensor, period: int = GRID_PERIOD, cutoff: float = GRID_CUTOFF) -> torch.Tensor:
+    """``[N]``: how much of each frame's texture is the decoder's ``period``-px grid, 0..1.
+
+    Per frame: the luminance (Rec. 709) less its mean, under a 2-D Hann window (so the frame's
+    borders leak no energy onto the lattice), has its power spectrum taken; the share is the
+    power on the lattice of the ``period``-px period and its harmonics (``k/period`` cycles per
+    pixel on either axis, not both 0, within one frequency bin) over the power of all
+    frequencies above ``cutoff``. A frame without texture (RMS below a hundredth of a grey
+    level) scores 0. Frames must be at least 4 periods wide.
+    """
+    images = _check_images(images)
+    _, height, width, _ = images.shape
+    if min(height, width) < 4 * period:
+        raise ValueError(f"metrics: grid_energy needs frames of at least {4 * period}x{4 * period} pixels, "
+                         f"got {height}x{width}")
+    lattice, texture = _grid_masks(height, width, period, cutoff, images.device)
+    window = (torch.hann_window(height, periodic=False, device=images.device)[:, None]
+              * torch.hann_window(width, periodic=False, device=images.device)[None, :])
+    result = torch.empty(images.shape[0], dtype=torch.float32, device=images.device)
+    for start in range(0, images.shape[0], CHUNK):
+        luma = _luminance(images[start : start + CHUNK])
+        luma = (luma - luma.mean(dim=(1, 2), keepdim=True)) * window
+        power = torch.fft.fft2(luma).abs().square()
+        total = (power * texture).sum(dim=(1, 2))
+        on_grid = (power * lattice).sum(dim=(1, 2))
+        # Parseval: the mean square of the texture is total / (H*W)^2.
+        textured = total > (TEXTURE_FLOOR * height * width) ** 2
+        result[start : start + CHUNK] = torch.where(textured, on_grid / total.clamp_min(1e-30), 0.0)
+    return result
+
+
+def early_grid_ratio_from_energy(energy: torch.Tensor, share: float = EARLY_SHARE,
+                                 quantile: float = EARLY_QUANTILE) -> float:
+    """The early frames' grid energy relative to the last frame's (see :func:`early_grid_ratio`)."""
+    energy = torch.as_tensor(energy, dtype=torch.float32).flatten()
+    count = energy.numel()
+    if count < 3:
+        raise ValueError(f"metrics: the early grid ratio needs at least 3 frames (canvas, one early, last), got {count}")
+    if not 0 < share <= 1 or not 0 <= quantile <= 1:
+        raise ValueError(f"metrics: share must be in (0, 1] and quantile in [0, 1], got {share} and {quantile}")
+    stop = min(count - 1, max(2, math.ceil(share * count)))
+    early = torch.quantile(energy[1:stop], quantile)
+    final = energy[-1]
+    if final <= 0:
+        return math.inf if early > 0 else 1.0
+    return float(early / final)
+
+
+def early_grid_ratio(images: torch.Tensor, share: float = EARLY_SHARE, quantile: float = EARLY_QUANTILE) -> float:
+    """How much more decoder grid the early frames show than the finished image.
+
+    The ``quantile`` (90th percentile) of :func:`grid_energy` over the frames in the first
+    ``share`` (40%) of the animation, frame 0 (the canvas) excluded, divided by the last frame's.
+    1 means the early frames carry no more grid than the final image; a half-painted latent on
+    a TAESD decoder scores several times that. Trim holds first (:func:`active_range`).
+    """
+    return early_grid_ratio_from_energy(grid_energy(images), share, quantile)
+
+
 def x0_preview_latents(plan: Plan) -> torch.Tensor:
     """The baseline animation ``[T,C,H,W]``: one frame per predicted original, ending on the final."""
     return plan.targets
@@ -194,7 +284,10 @@ __all__ = [
     "active_range_from_changes",
     "crispness",
     "crispness_from_sharpness",
+    "early_grid_ratio",
+    "early_grid_ratio_from_energy",
     "frame_changes",
+    "grid_energy",
     "is_exact",
     "lerp_latents",
     "pacing",

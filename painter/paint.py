@@ -16,6 +16,7 @@ import torch
 from .gain import channel_mask, information_gain
 from .pacing import PacingContext, pacing_method
 from .plan import Plan, PlanError, check_latent
+from .projection import fit_rgb_to_decoder, principal_projection
 from .stages import Stage, Workbench, stages_from_json, stages_to_json  # noqa: F401 - the chain's JSON form
 from .strokes import Strokes
 from . import actions  # noqa: E402,F401 - registers the Action stage (after Strokes: the JSON error lists them so)
@@ -135,7 +136,9 @@ def paint_targets(
     """Paint ``targets`` [K,C,H,W] (the last is the final latent) onto ``canvas`` [C,H,W].
 
     ``rgb`` ([C,3], optional) is a linear latent->RGB projection used to estimate how
-    visible a change is when pacing by change; ``decode`` (optional, a VAE's
+    visible a change is when pacing by change: with a decoder but no ``rgb`` it is fitted to
+    the decoder, without either the final latent's principal directions stand in for it
+    (:func:`projection.principal_projection`). ``decode`` (optional, a VAE's
     ``decode(latents) -> images``) is handed to the pacing method (change pacing corrects its
     estimate with a few decoded probe frames).
     ``progress(done, total)`` may raise to stop.
@@ -151,6 +154,14 @@ def paint_targets(
         rgb = rgb.to(device=targets.device, dtype=torch.float32)
     pacing = pacing_method(options.pacing)
     decodes = pacing.decodes and decode is not None
+    if decodes and rgb is None:
+        # No preview factors for this latent format: fit them to the connected decoder, so
+        # the change estimate sees colour, not raw latent units (measured in bench_look).
+        rgb = fit_rgb_to_decoder(torch.cat([canvas[None], targets]), decode)
+    if rgb is None:
+        # Nor a decoder (or one the fit cannot read): see change along the directions the
+        # finished latent varies most in.
+        rgb = principal_projection(targets[-1])
     phases = 3 if decodes else 2
     events = generate_events(targets, canvas, tuple(stages), options, rgb=rgb, progress=_phase(progress, 0, phases))
     frames = options.frames or natural_frames(events)

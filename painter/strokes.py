@@ -6,6 +6,15 @@ then the centre in that channel where a brush of the current radius would transf
 most gain, less a cost for moving the hand far from the previous stroke; the plan passes
 through the footprint in that channel only. What a schedule leaves unpainted stays in the
 residual and rolls into the next schedule; unspent budget carries over too.
+
+Channel groups. On latents with many channels one channel is a small slice of what a latent
+pixel holds: a stroke leaves half-painted pixels, which a decoder shows as texture (its
+8-px grid). So a stroke paints a group of ``channels_per_stroke`` channels (0 = a quarter of
+the latent's, at least 1: SD's 4 channels keep the author's one per stroke). The painting
+channel still leads: it is chosen and the stroke placed exactly as with one channel; the
+group adds the channels that lack most of the plan under that footprint (each channel's
+gain summed over the footprint), so the stroke completes the pixels it touches as far as
+the group allows. The stroke map colours the group by its lead channel.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ from .timeline import Event, make_event
 # The author's stroke24 ramp, measured on the stroke-map video (ALGORITHM.md §1.2), in
 # latent pixels of a 64x64 latent: small strokes first, large ones last, every schedule.
 STROKE24_RADII = (1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7, 8, 9, 10, 11, 12)
+# A larger group than any latent has channels is a typo (Flux.2 packs 128).
+MAX_CHANNELS_PER_STROKE = 4096
 # Thinner and thicker runs of the same ramp, for shorter or longer paintings.
 STROKE_PRESETS = {
     "stroke24": STROKE24_RADII,
@@ -60,6 +71,9 @@ class Strokes:
                        (>1 paints rough first and fine last).
     strokes_per_frame: how many strokes one frame shows when frames follow strokes.
     schedules:         how many schedules this stage paints in a chain; 0 = its share of the rest.
+    channels_per_stroke: channels one stroke paints (the painting channel and those that lack
+                       most under its footprint); 0 = automatic, a quarter of the latent's
+                       channels, at least 1.
     """
 
     radii: tuple[float, ...] = STROKE24_RADII
@@ -72,6 +86,7 @@ class Strokes:
     early_size: float = 1.0
     strokes_per_frame: int = 1
     schedules: int = 0
+    channels_per_stroke: int = 0
 
     def __post_init__(self):
         where = "Strokes"
@@ -93,6 +108,14 @@ class Strokes:
             raise ValueError(f"{where}: strokes_per_frame must be at least 1, got {self.strokes_per_frame}")
         if self.schedules < 0:
             raise ValueError(f"{where}: schedules must be >= 0 (0 = the rest), got {self.schedules}")
+        if isinstance(self.channels_per_stroke, bool) or not isinstance(self.channels_per_stroke, int) \
+                or not 0 <= self.channels_per_stroke <= MAX_CHANNELS_PER_STROKE:
+            raise ValueError(f"{where}: channels_per_stroke must be a whole number 0..{MAX_CHANNELS_PER_STROKE} "
+                             f"(0 = automatic, a quarter of the latent's channels), got {self.channels_per_stroke!r}")
+
+    def group_size(self, channels: int) -> int:
+        """Channels one stroke paints on a ``channels``-channel latent (never more than it has)."""
+        return min(channels, self.channels_per_stroke or max(1, channels // 4))
 
     @property
     def frames_per_schedule(self) -> float:
@@ -109,6 +132,18 @@ def radius_for(settings: Strokes, stroke: int, budget: int, schedule_share: floa
     scale = settings.size_scale or latent_side / 64
     size = settings.early_size + (1 - settings.early_size) * schedule_share
     return base * scale * size
+
+
+def stroke_group(window_gain: torch.Tensor, mask: torch.Tensor, lead: int, size: int) -> torch.Tensor:
+    """The channels a stroke paints: ``lead`` first, then up to ``size - 1`` others with the most
+    gain under the footprint (``window_gain`` [C,h,w] weighted by ``mask``); channels with no
+    motivated, allowed gain there (zero) never join. Ties go to the lower channel index."""
+    if size == 1:
+        return torch.tensor([lead], device=window_gain.device)
+    under = (window_gain * mask).sum((1, 2))
+    under[lead] = math.inf
+    order = torch.sort(under, descending=True, stable=True).indices[:size]
+    return order[under[order] > 0]
 
 
 def paint_schedule(
@@ -132,6 +167,7 @@ def paint_schedule(
     level = motivation_level(bench.motivation, settings.motivation, allowed)
     gain = information_gain(target, canvas) * eligible(bench.motivation, level, allowed)
     channel_gain = gain.sum((1, 2))
+    group = settings.group_size(canvas.shape[0])
     events: list[Event] = []
     for stroke in range(budget):
         choice = channel_gain
@@ -150,16 +186,18 @@ def paint_schedule(
             score = score - settings.move_cost * score.max() * distance / diagonal
         centre = divmod(int(score.flatten().argmax()), width)
         top, left, mask = footprint(kernel, centre, (height, width))
-        channels = torch.tensor([channel], device=canvas.device)
+        rows_window, cols_window = slice(top, top + mask.shape[0]), slice(left, left + mask.shape[1])
+        channels = stroke_group(gain[:, rows_window, cols_window], mask, channel, group)
         events.append(make_event(target_index=target_index, channels=channels, top=top, left=left, mask=mask,
-                                  canvas=canvas, targets=targets, rgb=bench.rgb, weight=weight))
-        window = (channel, slice(top, top + mask.shape[0]), slice(left, left + mask.shape[1]))
+                                  canvas=canvas, targets=targets, rgb=bench.rgb, weight=weight,
+                                  lead=channel if group > 1 else None))
+        window = (channels, rows_window, cols_window)
         bench.motivation[window] *= 1 - mask
-        before = gain[window].sum()
+        before = gain[window].sum((1, 2))
         gain[window] = information_gain(target[window], canvas[window]) * eligible(
-            bench.motivation[window], level, allowed[channel]
+            bench.motivation[window], level, allowed[channels]
         )
-        channel_gain[channel] += gain[window].sum() - before
+        channel_gain[channels] += gain[window].sum((1, 2)) - before
         bench.position, bench.channel = centre, channel
     bench.carried_strokes = min(len(settings.radii), budget - len(events))
     return events

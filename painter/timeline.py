@@ -56,6 +56,8 @@ class Event:
     mask:   [h,w] (same weights in every channel) or [k,h,w] (one row per channel).
     change: visible change the event made when it was generated (for pacing).
     weight: its share of a frame when frames are paced by event count.
+    lead:   the channel that leads a group of channels painted as one stroke; the stroke
+            map shows the event in its colour (None: one channel, or an action over several).
     """
 
     target_index: int
@@ -65,6 +67,7 @@ class Event:
     mask: torch.Tensor
     change: float
     weight: float = 1.0
+    lead: int | None = None
 
     @property
     def window(self) -> tuple[slice, slice]:
@@ -73,6 +76,8 @@ class Event:
 
     @property
     def map_channel(self) -> int:
+        if self.lead is not None:
+            return self.lead
         return int(self.channels[0]) if self.channels.numel() == 1 else SEVERAL_CHANNELS
 
     @property
@@ -119,14 +124,15 @@ def make_event(
     targets: torch.Tensor,
     rgb: torch.Tensor | None,
     weight: float = 1.0,
+    lead: int | None = None,
 ) -> Event:
     """Build an event, apply it to the working ``canvas`` and record how visible it was."""
-    event = Event(target_index, channels, top, left, mask, 0.0, weight)
+    event = Event(target_index, channels, top, left, mask, 0.0, weight, lead)
     rows, cols = event.window
     before = canvas[channels, rows, cols]
     after = event_delta(event, canvas, targets)
     canvas[channels, rows, cols] = after
-    return Event(target_index, channels, top, left, mask, visible_change(after - before, channels, rgb), weight)
+    return Event(target_index, channels, top, left, mask, visible_change(after - before, channels, rgb), weight, lead)
 
 
 def check_frame_budget(frames: int, latent_shape: tuple[int, ...], where: str = "frames") -> None:

@@ -251,7 +251,9 @@ def test_paint_calibrates_change_pacing_with_a_connected_vae(progress, taesd_fol
     plain, *_ = run("LatentPainterPaint", **inputs)
     calibrated, _, count, _ = run("LatentPainterPaint", **inputs, vae=CountingVae())
     assert count == 41 and torch.equal(calibrated["samples"][-1], originals[-1])
-    assert sum(decoded) == 11  # the probe frames (one per four frames) and the first canvas
+    # a plan from bare latents has no preview factors: first they are fitted to the VAE on the
+    # canvas and the 4 targets (issue 10), then the probe frames (one per four frames) and the first canvas
+    assert decoded[0] == 5 and sum(decoded) == 5 + 11
     assert not torch.equal(calibrated["samples"], plain["samples"])  # the frames moved
 
 

@@ -11,7 +11,7 @@ from latent_painter.painter.strokes import Strokes, paint_schedule
 
 def test_a_stroke_changes_only_its_channel_inside_its_footprint():
     plan = blurry_to_sharp_plan(channels=8)
-    strokes = [s for s in replay(plan, (Strokes(brush="soft"),)) if s[0].channels.numel() == 1]
+    strokes = [s for s in replay(plan, (Strokes(brush="soft", channels_per_stroke=1),)) if s[0].channels.numel() == 1]
     assert len(strokes) > 100
     for event, before, after in strokes:
         changed = (after != before)
