@@ -279,7 +279,7 @@ def sampler(wf: Workflow, ckpt, pos, neg, latent, seed=42, steps=20, cfg=7.0, ti
 
 def painter(wf: Workflow, preset="stroke24", brush="disk", schedules=0, title=None, previous=None, **over):
     values = dict(preset=preset, brush=brush, channels="", move_cost=0.1, switch_cost=0.0, motivation=0.0,
-                  size_scale=0.0, early_size=1.0, strokes_per_frame=1, schedules=schedules)
+                  size_scale=0.0, early_size=1.0, strokes_per_frame=1, schedules=schedules, channels_per_stroke=0)
     values.update(over)
     node = add(wf, "LatentPainterStrokes", title=title, **values)
     if previous is not None:
