@@ -3,7 +3,8 @@
 One painting graph (sampling with plan capture, Save Plan, Paint calibrated by the VAE, Decode
 Frames, core Save Animated WEBP and Create Video + Save Video of the frames, Save Latent of the
 frames and of the sampled latent; beside it the same sampling through Capture + core KSampler +
-Get Plan + Save Plan) runs once uninterrupted: the reference. Then, for each node
+Get Plan + Save Plan, and the pack's Render of the frames to MP4) runs once uninterrupted: the
+reference. Then, for each node
 under test, the same graph with other file name prefixes is queued and cancelled (ComfyUI's
 interrupt, POST /interrupt) at a seeded random point of that node: a random delay after it starts
 or, as likely for each, on its k-th progress message, k from all but its last report in the
@@ -26,8 +27,7 @@ and for nodes after the samplers their results), so the cancelled node really ex
 
 The random points come from ``LATENT_PAINTER_CANCEL_SEED`` (default 13), one per node unless
 ``LATENT_PAINTER_CANCEL_ROUNDS`` asks for more; each prints its point and where the cancel landed
-(``-s`` shows them). A new node (e.g. Render) is one more entry in ``CASES`` and in
-:func:`painting_prompt`.
+(``-s`` shows them). A new node is one more entry in ``CASES`` and in :func:`painting_prompt`.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ FRAMES = 8
 ROOT = "lp_cancel"
 
 # save node id -> file name stem, for every file the graph writes
-SAVES = {"6": "plan", "10": "anim", "12": "video", "13": "frames", "14": "latent", "18": "capture"}
+SAVES = {"6": "plan", "10": "anim", "12": "video", "13": "frames", "14": "latent", "18": "capture", "19": "render"}
 
 
 def painting_prompt(ckpt_name: str, folder: str) -> dict:
@@ -92,6 +92,11 @@ def painting_prompt(ckpt_name: str, folder: str) -> dict:
         "16": {"class_type": "KSampler", "inputs": {**sampling, "model": ["15", 0]}},
         "17": {"class_type": "LatentPainterGetPlan", "inputs": {"model": ["15", 0], "latent": ["16", 0]}},
         "18": {"class_type": "LatentPainterSavePlan", "inputs": {"plan": ["17", 0], "filename_prefix": prefix + "capture"}},
+        # the pack's streaming Render of the same frames (ping-pong: the way back goes through a spill file)
+        "19": {"class_type": "LatentPainterRender", "inputs": {
+            "frames": ["8", 0], "vae": ["1", 2], "filename_prefix": prefix + "render", "format": "mp4", "fps": 8.0,
+            "quality": 80, "hold_first": 0, "hold_last": 0, "pingpong": True, "white_canvas": True,
+            "stroke_map_side_by_side": False, "chunk_size": 2, "stroke_map": ["8", 1]}},
     }
 
 
@@ -117,6 +122,7 @@ CASES = (
     Case("decode", "9", progress=True, must_land=True, delay=0.05),
     Case("webp", "10", progress=False, delay=0.05),
     Case("video", "12", progress=False, delay=0.2),
+    Case("render", "19", progress=True, delay=0.05),
 )
 
 
@@ -194,7 +200,7 @@ def reference(comfy, checkpoint_a, messages) -> Reference:
                       if kind == "progress" and data.get("prompt_id") == prompt_id)
     files = files_of(comfy, "ref")
     assert sorted(files) == sorted(f"{stem}_00001_.{ext}" for stem, ext in zip(
-        SAVES.values(), ("safetensors", "webp", "mp4", "latent", "latent", "safetensors")))
+        SAVES.values(), ("safetensors", "webp", "mp4", "latent", "latent", "safetensors", "mp4")))
     from safetensors.torch import load_file
 
     frames = load_file(str(files["frames_00001_.latent"]))["latent_tensor"]
@@ -206,6 +212,7 @@ def reference(comfy, checkpoint_a, messages) -> Reference:
     assert torch.equal(captured.originals, plan.originals) and torch.equal(captured.final, plan.final)
     assert len(content(comfy, files["anim_00001_.webp"])) == FRAMES
     assert len(content(comfy, files["video_00001_.mp4"])) == FRAMES
+    assert len(content(comfy, files["render_00001_.mp4"])) == 2 * FRAMES - 2  # forward, back without the ends
     assert reports["5"] == reports["16"] == STEPS and all(reports[c.node] >= 2 for c in CASES if c.progress), reports
     return Reference({name: content(comfy, path) for name, path in files.items()}, dict(reports))
 
