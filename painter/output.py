@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .incremental import IncrementalOptions, IncrementalStats, StagedDecoder, decode_incremental
 from .timeline import Painting
 
 # Refuse before allocating: 100k frames is over half an hour at 50 fps, far beyond any painting.
@@ -169,6 +170,8 @@ def decode_frames(
     white_canvas: bool = False,
     stroke_map=False,
     progress: Progress | None = None,
+    incremental: IncrementalOptions | None = None,
+    incremental_stats: IncrementalStats | None = None,
     where: str = "decode frames",
 ) -> torch.Tensor:
     """Decode painted latents into one ``IMAGE`` ``[N,H,W,3]`` (``[N,H,2W,3]`` with the stroke map).
@@ -186,6 +189,10 @@ def decode_frames(
                   placed to the right of each frame.
     progress:     ``progress(done, total)`` after every chunk; raise in it to interrupt (nothing is
                   returned then).
+    incremental:  options for :func:`~.incremental.decode_incremental` (``decode`` must then be a
+                  :class:`~.incremental.StagedDecoder`): each frame is decoded where it changed and
+                  pasted into the previous one, within ``incremental.min_psnr`` of its full decode;
+                  chunks are then its verified spans. ``incremental_stats`` records what it did.
     """
     painting = frames if isinstance(frames, Painting) else None
     latents = painting.frames if painting is not None else frames
@@ -224,12 +231,9 @@ def decode_frames(
     width = 0
     last = latents[-1]
     with torch.no_grad():
-        for start in range(0, total, chunk_size):
-            stop = min(total, start + chunk_size)
-            # Contiguous chunks: CPU kernels pick algorithms by memory layout, and the last bits of a
-            # decode then depend on it; this way a frame decodes as its latent alone would.
-            chunk = latents[start:stop].contiguous()
-            images = _check_decoded(decode(chunk), stop - start, size, where)
+        for start, stop, images in _decoded_chunks(decode, latents, chunk_size, incremental, incremental_stats, where):
+            chunk = latents[start:stop]
+            images = _check_decoded(images, stop - start, size, where)
             if out is None:
                 size = tuple(images.shape[1:3])
                 width = size[1]
@@ -254,6 +258,25 @@ def decode_frames(
             if progress is not None:
                 progress(stop, total)
     return out
+
+
+def _decoded_chunks(decode, latents: torch.Tensor, chunk_size: int, incremental, stats, where: str):
+    """``(start, stop, images)`` for consecutive runs of frames: ``decode`` on chunks of
+    ``chunk_size``, or, with ``incremental`` options and a :class:`StagedDecoder`, the verified
+    spans of :func:`~.incremental.decode_incremental`."""
+    if incremental is not None:
+        if not isinstance(decode, StagedDecoder):
+            raise ValueError(f"{where}: incremental decoding needs a StagedDecoder, got {type(decode).__name__}")
+        start = 0
+        for images in decode_incremental(decode, latents, incremental, stats=stats, where=where):
+            yield start, start + images.shape[0], images
+            start += images.shape[0]
+        return
+    for start in range(0, latents.shape[0], chunk_size):
+        stop = min(latents.shape[0], start + chunk_size)
+        # Contiguous chunks: CPU kernels pick algorithms by memory layout, and the last bits of a
+        # decode then depend on it; this way a frame decodes as its latent alone would.
+        yield start, stop, decode(latents[start:stop].contiguous())
 
 
 def _whole(value, name: str, where: str) -> int:
