@@ -47,6 +47,11 @@ LEARN_CONTEXTS = (2, 4, 8, 16, 32)
 LEARN_FRAMES = 4
 # Tightening steps after a failed check before falling back to full decodes for good.
 MAX_TIGHTENINGS = 2
+# Share of the error min_psnr allows that sub-threshold change left behind may use (the rest is
+# for the crops' borders).
+STALE_SHARE = 0.5
+# Below this mean squared pending change a full decode says nothing about the gain.
+MIN_GAIN_ENERGY = 1e-6
 
 
 class IncrementalError(ValueError):
@@ -276,6 +281,8 @@ class _Canvas:
         self.image: torch.Tensor | None = None
         self.shown: torch.Tensor | None = None  # head output (or latents) the image reflects, per position
         self.scale = decoder.scale
+        # Image MSE per unit of mean squared pending change; conservative until measured.
+        self.gain, self.gain_prior = 1.0, True
 
     def features(self, latent: torch.Tensor) -> torch.Tensor:
         head = self.decoder.head
@@ -296,13 +303,43 @@ class _Canvas:
         self.shown = features[0].clone()
         return self.image
 
+    def pending(self, features: torch.Tensor) -> torch.Tensor:
+        """``[h,w]``: how far each position's input moved since the image last showed it."""
+        return (features[0] - self.shown).abs().amax(dim=0)
+
+    def _over_budget(self, moved: torch.Tensor, options: IncrementalOptions) -> torch.Tensor:
+        """The positions to decode besides those over the threshold so that what stays behind
+        costs at most half the error ``min_psnr`` allows: small changes spread over the whole
+        frame (a global norm shifting, a fade) add up although none crosses the threshold.
+        Their cost is estimated as ``gain * mean(moved^2)``, with ``gain`` measured at full decodes."""
+        energy = moved.square().flatten()
+        allowed = STALE_SHARE * 10.0 ** (-options.min_psnr / 10.0) / self.gain * energy.numel()
+        ordered = energy.sort().values
+        # How many of the smallest changes may stay behind.
+        keep = int(torch.searchsorted(ordered.cumsum(0), torch.tensor(allowed, dtype=ordered.dtype, device=ordered.device), right=True))
+        if keep >= energy.numel():
+            return torch.zeros_like(moved, dtype=torch.bool)
+        cutoff = ordered[keep - 1] if keep > 0 else -1.0
+        return moved.square() > cutoff
+
+    def learn_gain(self, stale: torch.Tensor, exact: torch.Tensor, moved: torch.Tensor) -> None:
+        """Update the image error per unit of pending change from a full decode and the image it replaced."""
+        energy = float(moved.square().mean())
+        if energy > MIN_GAIN_ENERGY:
+            observed = float((stale.to(torch.float64) - exact.to(torch.float64)).pow(2).mean()) / energy
+            # Up at once, down slowly: an underestimate would let error through.
+            self.gain = observed if self.gain_prior else max(observed, 0.5 * self.gain)
+            self.gain_prior = False
+
     def step(self, features: torch.Tensor, options: IncrementalOptions, context: int) -> tuple[bool, float]:
         """Bring the image up to ``features`` by crops; returns (done, covered share). Not done
         means the crops would cost more than ``options.max_area`` and nothing was changed."""
         height, width = features.shape[-2:]
-        moved = (features[0] - self.shown).abs().amax(dim=0)
+        moved = self.pending(features)
         # An opaque decoder's input is the latent itself: any change may show.
         changed = moved > (options.threshold if self.decoder.staged else 0.0)
+        if self.decoder.staged:
+            changed |= self._over_budget(moved, options)
         if not bool(changed.any()):
             return True, 0.0
         margin = options.halo + context
@@ -315,7 +352,7 @@ class _Canvas:
         for box, crop in zip(boxes, crops):
             paste = _grow(box, options.halo, height, width)
             y0, y1, x0, x1 = crop
-            decoded = self.decoder.tail(features[:, :, y0:y1, x0:x1])
+            decoded = (self.decoder.tail or self.decoder.decode)(features[:, :, y0:y1, x0:x1].contiguous())
             _check_crop(decoded, (scale * (y1 - y0), scale * (x1 - x0)), self.where)
             py0, py1, px0, px1 = paste
             self.image[scale * py0 : scale * py1, scale * px0 : scale * px1] = decoded[
@@ -418,6 +455,7 @@ def decode_incremental(
     span_latents: list[torch.Tensor] = []
     # Opaque crops: the smallest passing context of each sampled frame; the widest one is used.
     learning = [] if crops and not decoder.staged else None
+    unverified = False
     frames = _frames(latents, where)
 
     with torch.inference_mode():
@@ -444,35 +482,48 @@ def decode_incremental(
                 continue
             covered = 0.0
             done = False
+            if not first and decoder.staged:
+                # The frame as it stands before this step, to measure what pending change costs.
+                stale, moved = canvas.image.clone(), canvas.pending(features)
             if crops and not first:
                 done, covered = canvas.step(features, options, context)
+            score = None
             if done and closes_span:
                 guess = canvas.image.clone()
                 exact = canvas.full(latent, features)
                 stats.full_decodes += 1
                 score = psnr(guess, exact)
+            elif not done:
+                exact = canvas.full(latent, features)
+                stats.full_decodes += 1
+                if unverified:
+                    # The full decode wipes out the crops' error, so check the frame before it.
+                    score = psnr(span[-1], decoder.decode(span_latents[-1])[0])
+                    stats.full_decodes += 1
+            else:
+                stats.crop_decodes += covered > 0
+                stats.crop_area += covered
+            # Whether the image holds crop output no check has seen yet.
+            unverified = done and not closes_span and (unverified or covered > 0)
+            if not first and decoder.staged and (closes_span or not done):
+                canvas.learn_gain(stale, exact, moved)
+            if score is not None:
                 stats.checks += 1
                 stats.check_psnrs.append(score)
                 stats.min_check_psnr = min(stats.min_check_psnr, score)
                 if score < options.min_psnr:
                     stats.failed_checks += 1
                     # The span already decoded may be off by as much: decode it again in full.
-                    span = [canvas.decoder.decode(previous)[0] for previous in span_latents]
+                    span = [decoder.decode(previous)[0] for previous in span_latents]
                     stats.full_decodes += len(span)
                     tightenings += 1
                     if tightenings > MAX_TIGHTENINGS:
                         crops = False
-                        stats.fallback = f"crops missed {options.min_psnr} dB {stats.failed_checks} times (last {score:.1f} dB)"
+                        stats.fallback = f"crops missed {options.min_psnr:g} dB {stats.failed_checks} times (last {score:.1f} dB)"
                     else:
                         options = replace(options, threshold=options.threshold / 2, halo=options.halo + 1)
                         context += 2
                         stats.options = replace(options, context=context)
-            elif done:
-                stats.crop_decodes += covered > 0
-                stats.crop_area += covered
-            else:
-                canvas.full(latent, features)
-                stats.full_decodes += 1
             span.append(canvas.image.clone())
             span_latents.append(latent)
             stats.frames += 1

