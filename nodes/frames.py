@@ -49,7 +49,7 @@ class LatentPainterDecodeFrames:
             },
         }
 
-    def decode(self, vae, frames, chunk_size, white_canvas, stroke_map_side_by_side, stroke_map=None, decode="full"):
+    def decode(self, vae, frames, chunk_size, white_canvas, stroke_map_side_by_side, stroke_map=None, decode=None):
         node = type(self)
         latents = latent_samples(frames, node, "frames")
         if (white_canvas or stroke_map_side_by_side) and stroke_map is None:
@@ -59,6 +59,7 @@ class LatentPainterDecodeFrames:
         if stroke_map_side_by_side:
             # A MASK carries the coverage only: the map shows it in grey, without per-channel stroke colours.
             maps = output.StrokeMaps.from_coverage(stroke_map, latents.shape[1])
+        decode = "full" if decode is None else decode  # workflows saved before the widget existed
         if decode not in incremental.DECODE_MODES:
             raise node_error(node, "decode", f"unknown mode {decode!r}; use one of {', '.join(incremental.DECODE_MODES)}")
         decoder, options = vae.decode, None
