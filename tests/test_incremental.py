@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 from nodes_support import run
+from test_nodes_run import folders  # noqa: F401 - a fixture
 
+from latent_painter.nodes import host
+from latent_painter.painter import output, video
 from latent_painter.painter.incremental import (
     IncrementalError,
     IncrementalOptions,
@@ -220,3 +223,37 @@ def test_bad_inputs_are_named():
     wrong = StagedDecoder.opaque(lambda x: torch.zeros(x.shape[0], 3, 64, 64))
     with pytest.raises(IncrementalError, match=r"expected \[1,H,W,3\]"):
         decode_all(wrong, torch.zeros(2, 4, 8, 8))
+
+
+@needs_weights
+def test_render_node_incremental(vae, painting, folders, progress, monkeypatch):
+    """Render's decode input runs the same incremental path as Decode Frames (decoded_chunks)."""
+    _, outputs = folders
+    image_module = pytest.importorskip("PIL.Image")
+
+    def read_webp(path):
+        """Every played frame at 10 fps (a frame shown d ms is repeated d / 100 times)."""
+        frames = []
+        with image_module.open(path) as image:
+            for index in range(image.n_frames):
+                image.seek(index)
+                image.load()
+                pixels = torch.tensor(__import__("numpy").array(image.convert("RGB")))
+                frames.extend([pixels] * round(image.info["duration"] / 100))
+        return torch.stack(frames)
+
+    # A WEBP render blocks its VIDEO output with core ExecutionBlocker, which needs ComfyUI.
+    monkeypatch.setattr(host, "blocked_output", lambda message: ("BLOCKED", message))
+    latents = painting[:8]
+    for mode in ("full", "incremental"):
+        run("LatentPainterRender", frames={"samples": latents}, vae=vae, filename_prefix=f"lp/{mode}", format="webp",
+            fps=10.0, quality=100, hold_first=0, hold_last=0, pingpong=False, white_canvas=False,
+            stroke_map_side_by_side=False, chunk_size=3, decode=mode)
+    full = read_webp(outputs / "lp" / "full_00001_.webp")
+    fast = read_webp(outputs / "lp" / "incremental_00001_.webp")
+    want = output.decode_frames(StagedDecoder.of_taesd(vae), latents, 3, incremental=IncrementalOptions())
+    assert torch.equal(fast, video.to_uint8(want))
+    assert torch.equal(full, video.to_uint8(output.decode_frames(vae.decode, latents, 3)))
+    # The last frame is a full decode of the final latent alone (the full render decoded it in a chunk).
+    assert torch.equal(fast[-1], video.to_uint8(vae.decode(latents[-1:]))[0])
+    assert not torch.equal(fast, full)
