@@ -7,14 +7,16 @@ the message in its error dialog and highlights the node.
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 
-from ..painter import gain
+from ..painter import gain, incremental
 from ..painter.pacing import PACINGS
 from ..painter.paint import PaintOptions
 from ..painter.plan import Plan, check_latent
 from ..painter.stages import is_stage
 from ..painter.timeline import MAX_FRAMES
+from . import host
 
 CATEGORY = "latent painter"
 
@@ -140,3 +142,29 @@ def paint_options(node, frames, pacing, cleanup_frames, seed) -> PaintOptions:
     """The widgets' values as :class:`PaintOptions`, refused with the node's name when out of range."""
     with reporting(node):
         return PaintOptions(frames=int(frames), pacing=pacing, cleanup_frames=int(cleanup_frames), seed=int(seed))
+
+
+# Decode Frames' and Render's decoding strategy (painter/incremental.py).
+DECODE_INPUT = (list(incremental.DECODE_MODES), {
+    "default": "full",
+    "tooltip": "full: decode every frame whole. incremental: decode only where a frame changed and paste it into the "
+               f"previous one, every frame within {incremental.IncrementalOptions().min_psnr:g} dB PSNR of its full "
+               "decode (checked against full decodes; the last frame is one). Several times faster with TAESD VAEs; "
+               "other VAEs (global attention) decode in full."})
+
+
+def staged_decoding(vae, decode, node):
+    """``(decoder, options, stats)`` for ``output.decoded_chunks``: ``vae.decode`` and no options
+    for ``full``; a staged decoder and :class:`IncrementalOptions` for ``incremental``."""
+    decode = "full" if decode is None else decode  # workflows saved before the widget existed
+    if decode not in incremental.DECODE_MODES:
+        raise node_error(node, "decode", f"unknown mode {decode!r}; use one of {', '.join(incremental.DECODE_MODES)}")
+    if decode == "full":
+        return vae.decode, None, None
+    return host.staged_decoder(vae), incremental.IncrementalOptions(), incremental.IncrementalStats()
+
+
+def log_incremental(node, stats) -> None:
+    """Log what incremental decoding did (nothing after a full decode)."""
+    if stats is not None:
+        logging.info("%s: incremental decoding: %s", node.DISPLAY_NAME, stats.summary())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..painter import output
 from . import host
-from .common import CATEGORY, STROKE_MAPS, latent_samples, node_error, reporting
+from .common import CATEGORY, DECODE_INPUT, STROKE_MAPS, latent_samples, log_incremental, node_error, reporting, staged_decoding
 
 MAX_SECONDS = 3600.0
 
@@ -46,10 +46,12 @@ class LatentPainterDecodeFrames:
                 "stroke_maps": (STROKE_MAPS, {"tooltip": "Paint's or Transition's stroke_maps output for these frames: "
                                                          "the coloured side-by-side map and the white canvas. Used "
                                                          "instead of stroke_map when both are connected."}),
+                "decode": DECODE_INPUT,
             },
         }
 
-    def decode(self, vae, frames, chunk_size, white_canvas, stroke_map_side_by_side, stroke_map=None, stroke_maps=None):
+    def decode(self, vae, frames, chunk_size, white_canvas, stroke_map_side_by_side, stroke_map=None, stroke_maps=None,
+               decode=None):
         node = type(self)
         latents = latent_samples(frames, node, "frames")
         if stroke_maps is not None and not isinstance(stroke_maps, output.StrokeMaps):
@@ -62,13 +64,16 @@ class LatentPainterDecodeFrames:
         if stroke_maps is None and stroke_map is not None and (white_canvas or stroke_map_side_by_side):
             # A MASK carries the coverage only: the map shows it in grey, without per-channel stroke colours.
             stroke_maps = output.StrokeMaps.from_coverage(stroke_map, latents.shape[1])
+        decoder, options, stats = staged_decoding(vae, decode, node)
         report = host.progress(latents.shape[0])
         with reporting(node):
             images = output.decode_frames(
-                vae.decode, latents, int(chunk_size),
+                decoder, latents, int(chunk_size),
                 coverage=stroke_maps.coverage if white_canvas else None, white_canvas=bool(white_canvas),
-                stroke_map=stroke_maps if stroke_map_side_by_side else False, progress=report, where=node.DISPLAY_NAME,
+                stroke_map=stroke_maps if stroke_map_side_by_side else False, progress=report,
+                incremental=options, incremental_stats=stats, where=node.DISPLAY_NAME,
             )
+        log_incremental(node, stats)
         return (images,)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 
-from ..painter import output, video
+from ..painter import incremental, output, video
 from . import host
-from .common import CATEGORY, latent_samples, node_error, reporting
+from .common import CATEGORY, DECODE_INPUT, latent_samples, log_incremental, node_error, reporting, staged_decoding
 
 # Segments after the first: (frames input, stroke map input), in play order.
 MORE_SEGMENTS = (("frames_2", "stroke_map_2"), ("frames_3", "stroke_map_3"), ("frames_4", "stroke_map_4"))
@@ -77,13 +77,15 @@ class LatentPainterRender:
             "optional": {
                 "stroke_map": ("MASK", {"tooltip": "Paint's stroke_map output for 'frames' (same frame count)."}),
                 **more,
+                "decode": DECODE_INPUT,
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
 
     def render(self, frames, vae, filename_prefix, format, fps, quality, hold_first, hold_last, pingpong,
                white_canvas, stroke_map_side_by_side, chunk_size, stroke_map=None, frames_2=None, stroke_map_2=None,
-               frames_3=None, stroke_map_3=None, frames_4=None, stroke_map_4=None, prompt=None, extra_pnginfo=None):
+               frames_3=None, stroke_map_3=None, frames_4=None, stroke_map_4=None, decode=None, prompt=None,
+               extra_pnginfo=None):
         node = type(self)
         more = {"frames_2": frames_2, "stroke_map_2": stroke_map_2, "frames_3": frames_3, "stroke_map_3": stroke_map_3,
                 "frames_4": frames_4, "stroke_map_4": stroke_map_4}
@@ -130,12 +132,17 @@ class LatentPainterRender:
 
         chunks = []
         offset = 0
+        decoder, options, _ = staged_decoding(vae, decode, node)
+        stats = []
         for (frames_name, latents, mask), length in zip(segments, lengths):
+            # Each segment starts on a full decode: its own stats, its own verified spans.
+            stats.append(None if options is None else incremental.IncrementalStats())
             maps = output.StrokeMaps.from_coverage(mask, latents.shape[1]) if stroke_map_side_by_side else False
             with reporting(node, frames_name):
                 chunks.append(output.decoded_chunks(
-                    vae.decode, latents, int(chunk_size), coverage=mask if white_canvas else None,
+                    decoder, latents, int(chunk_size), coverage=mask if white_canvas else None,
                     white_canvas=bool(white_canvas), stroke_map=maps, progress=segment_progress(offset),
+                    incremental=options, incremental_stats=stats[-1],
                     where=f"{node.DISPLAY_NAME}: {frames_name}",
                 ))
             offset += length
@@ -153,6 +160,8 @@ class LatentPainterRender:
                 pingpong=bool(pingpong), progress=back_progress, metadata=metadata, where=node.DISPLAY_NAME,
             )
         report(grand, grand)
+        for segment_stats in stats:
+            log_incremental(node, segment_stats)
         if encoding.format == "mp4":
             handed_on = host.video_from_file(rendered.path)
         else:

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .incremental import IncrementalOptions, IncrementalStats, StagedDecoder, decode_incremental
 from .timeline import Painting
 
 # Refuse before allocating: 100k frames is over half an hour at 50 fps, far beyond any painting.
@@ -231,6 +232,8 @@ def decode_frames(
     white_canvas: bool = False,
     stroke_map=False,
     progress: Progress | None = None,
+    incremental: IncrementalOptions | None = None,
+    incremental_stats: IncrementalStats | None = None,
     where: str = "decode frames",
 ) -> torch.Tensor:
     """Decode painted latents into one ``IMAGE`` ``[N,H,W,3]`` (``[N,H,2W,3]`` with the stroke map).
@@ -240,7 +243,7 @@ def decode_frames(
     """
     chunks = decoded_chunks(
         decode, frames, chunk_size, coverage=coverage, white_canvas=white_canvas, stroke_map=stroke_map,
-        progress=progress, where=where,
+        progress=progress, incremental=incremental, incremental_stats=incremental_stats, where=where,
     )
     out = None
     start = 0
@@ -285,6 +288,8 @@ def decoded_chunks(
     white_canvas: bool = False,
     stroke_map=False,
     progress: Progress | None = None,
+    incremental: IncrementalOptions | None = None,
+    incremental_stats: IncrementalStats | None = None,
     where: str = "decode frames",
 ) -> DecodedChunks:
     """Check the inputs now, then decode lazily: each ``next()`` decodes one chunk ``[n,H,W,3]``
@@ -302,7 +307,12 @@ def decoded_chunks(
                   unmasked, so the animation ends exactly on the decoded final latent.
     stroke_map:   False; True (needs a Painting); or maps for :meth:`StrokeMaps.of`. The map is
                   placed to the right of each frame.
-    progress:     ``progress(done, total)`` after every chunk; raise in it to interrupt.
+    progress:     ``progress(done, total)`` after every chunk; raise in it to interrupt (nothing is
+                  returned then).
+    incremental:  options for :func:`~.incremental.decode_incremental` (``decode`` must then be a
+                  :class:`~.incremental.StagedDecoder`): each frame is decoded where it changed and
+                  pasted into the previous one, within ``incremental.min_psnr`` of its full decode;
+                  chunks are then its verified spans. ``incremental_stats`` records what it did.
     """
     painting = frames if isinstance(frames, Painting) else None
     latents = painting.frames if painting is not None else frames
@@ -340,12 +350,9 @@ def decoded_chunks(
         size = None
         last = latents[total - 1]
         with torch.no_grad():
-            for start in range(0, total, chunk_size):
-                stop = min(total, start + chunk_size)
-                # Contiguous chunks: CPU kernels pick algorithms by memory layout, and the last bits of a
-                # decode then depend on it; this way a frame decodes as its latent alone would.
-                chunk = latents[start:stop].contiguous()
-                images = _check_decoded(decode(chunk), stop - start, size, where)
+            for start, stop, images in _decoded_chunks(decode, latents, chunk_size, incremental, incremental_stats, where):
+                chunk = latents[start:stop]
+                images = _check_decoded(images, stop - start, size, where)
                 size = tuple(images.shape[1:3])
                 if white_canvas:
                     chunk_coverage = coverage[start:stop].to(device=images.device, dtype=torch.float32, copy=True)
@@ -379,6 +386,27 @@ def check_image_budget(count: int, frame_shape: tuple[int, ...], bytes_per_value
             f"{where}: {count} frames of {'x'.join(map(str, frame_shape))} need {size / 1024**3:.1f} GiB, "
             f"more than {MAX_IMAGE_BYTES // 1024**3} GiB; {fix}"
         )
+
+
+def _decoded_chunks(decode, latents: torch.Tensor, chunk_size: int, incremental, stats, where: str):
+    """``(start, stop, images)`` for consecutive runs of frames: ``decode`` on chunks of
+    ``chunk_size``, or, with ``incremental`` options and a :class:`StagedDecoder`, the verified
+    spans of :func:`~.incremental.decode_incremental`."""
+    if incremental is not None:
+        if not isinstance(decode, StagedDecoder):
+            raise ValueError(f"{where}: incremental decoding needs a StagedDecoder, got {type(decode).__name__}")
+        # Latents go in chunk by chunk, so a lazy stand-in for the frames stays lazy.
+        pieces = (latents[begin : begin + chunk_size] for begin in range(0, latents.shape[0], chunk_size))
+        start = 0
+        for images in decode_incremental(decode, pieces, incremental, stats=stats, where=where):
+            yield start, start + images.shape[0], images
+            start += images.shape[0]
+        return
+    for start in range(0, latents.shape[0], chunk_size):
+        stop = min(latents.shape[0], start + chunk_size)
+        # Contiguous chunks: CPU kernels pick algorithms by memory layout, and the last bits of a
+        # decode then depend on it; this way a frame decodes as its latent alone would.
+        yield start, stop, decode(latents[start:stop].contiguous())
 
 
 def _whole(value, name: str, where: str) -> int:

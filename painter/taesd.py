@@ -52,6 +52,10 @@ DECODER_LAYOUT = (
 )  # fmt: skip
 SCALE = 8
 WIDTH = 64
+# The decoder layers before the first upsample: everything that runs at latent resolution,
+# including taef2's global group norms. After it the decoder is local (a ~8 latent px
+# receptive radius), which is what incremental decoding (painter/incremental.py) builds on.
+LATENT_STAGE = DECODER_LAYOUT.index("up")
 # Group count of the taef2 pool branch's GroupNorm; eps is torch's default, which the weights were trained with.
 POOL_GROUPS = 4
 POOL_EPS = 1e-5
@@ -209,8 +213,9 @@ def _block(x: torch.Tensor, weights: dict[str, torch.Tensor], index: int) -> tor
     return F.relu(_conv(y, weights, f"{index}.conv.4") + x)
 
 
-def _run(layout: tuple[str, ...], weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    for index, kind in enumerate(layout):
+def _run(layout: tuple[str, ...], weights: dict[str, torch.Tensor], x: torch.Tensor, start: int = 0) -> torch.Tensor:
+    """Run ``layout[start:]`` (weights keep their positions in the whole layout)."""
+    for index, kind in enumerate(layout[start:], start):
         if kind == "conv":
             x = _conv(x, weights, str(index))
         elif kind == "down":
@@ -363,21 +368,7 @@ class TinyAutoencoder:
         For taef2, ComfyUI's 2x2-packed Flux.2 latents ``[N,4C,h,w]`` are accepted too and decode
         to ``[N,16h,16w,3]``. ``batch_size`` bounds how many latents run at once.
         """
-        if self.decoder_weights is None:
-            raise TaesdError(
-                f"TAESD {self.name}: no decoder loaded; put {self.name}_decoder.pth beside the encoder or pass decoder_path"
-            )
-        if not isinstance(latents, torch.Tensor) or latents.dim() != 4:
-            shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
-            raise TaesdError(f"TAESD decode: latents must be [N,C,h,w], got {shape}")
-        channels = latents.shape[1]
-        if channels == self.packed_channels:
-            latents = unpack_2x2(latents)
-        elif channels != self.latent_channels:
-            raise TaesdError(
-                f"TAESD decode: {channels}-channel latents, but {self.name} decodes {self.latent_channels} channels; "
-                "pick the TAESD file that matches the model's latent space"
-            )
+        latents = self._decoder_input(latents, "decode")
 
         def decode_chunk(chunk: torch.Tensor) -> torch.Tensor:
             x = chunk.to(self.device, torch.float32).contiguous(memory_format=MEMORY_FORMAT)
@@ -385,6 +376,49 @@ class TinyAutoencoder:
 
         n, _, h, w = latents.shape
         return _chunked(decode_chunk, latents, (n, SCALE * h, SCALE * w, 3), batch_size)
+
+    def _decoder_input(self, latents, method: str) -> torch.Tensor:
+        """Check latents for the decoder; ComfyUI's 2x2-packed taef2 latents are unpacked."""
+        if self.decoder_weights is None:
+            raise TaesdError(
+                f"TAESD {self.name}: no decoder loaded; put {self.name}_decoder.pth beside the encoder or pass decoder_path"
+            )
+        if not isinstance(latents, torch.Tensor) or latents.dim() != 4:
+            shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
+            raise TaesdError(f"TAESD {method}: latents must be [N,C,h,w], got {shape}")
+        channels = latents.shape[1]
+        if channels == self.packed_channels:
+            return unpack_2x2(latents)
+        if channels != self.latent_channels:
+            raise TaesdError(
+                f"TAESD {method}: {channels}-channel latents, but {self.name} decodes {self.latent_channels} channels; "
+                "pick the TAESD file that matches the model's latent space"
+            )
+        return latents
+
+    def decode_latent_stage(self, latents: torch.Tensor) -> torch.Tensor:
+        """The decoder's latent-resolution stage: ``[N,C,h,w]`` (or packed) latents -> ``[N,64,h,w]``
+        features (channels-last, on the weights' device). :meth:`decode` is
+        ``decode_rest(decode_latent_stage(x))``, bit for bit."""
+        latents = self._decoder_input(latents, "decode_latent_stage")
+        with torch.inference_mode():
+            x = latents.to(self.device, torch.float32).contiguous(memory_format=MEMORY_FORMAT)
+            return _run(DECODER_LAYOUT[:LATENT_STAGE], self.decoder_weights, x)
+
+    def decode_rest(self, features: torch.Tensor) -> torch.Tensor:
+        """The decoder after its latent-resolution stage: ``[N,64,h,w]`` features (any crop of
+        them) -> ``[N,8h,8w,3]`` images clamped to 0..1, on the features' device."""
+        if self.decoder_weights is None:
+            raise TaesdError(
+                f"TAESD {self.name}: no decoder loaded; put {self.name}_decoder.pth beside the encoder or pass decoder_path"
+            )
+        if not isinstance(features, torch.Tensor) or features.dim() != 4 or features.shape[1] != WIDTH:
+            shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
+            raise TaesdError(f"TAESD decode_rest: features must be [N,{WIDTH},h,w] from decode_latent_stage, got {shape}")
+        with torch.inference_mode():
+            x = features.to(self.device, torch.float32).contiguous(memory_format=MEMORY_FORMAT)
+            x = _run(DECODER_LAYOUT, self.decoder_weights, x, start=LATENT_STAGE)
+            return x.clamp_(0.0, 1.0).permute(0, 2, 3, 1).to(features.device)
 
 
 def _chunked(run, inputs: torch.Tensor, shape: tuple[int, ...], batch_size: int | None) -> torch.Tensor:
