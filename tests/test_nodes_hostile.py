@@ -332,7 +332,8 @@ def test_assemble_frames(images, more, hold_first, hold_last, pingpong, fps, dur
     else:
         order = ([0] * (1 + hold_first) + list(range(1, length - 1)) + [length - 1] * (1 + hold_last)
                  + (list(range(length - 2, 0, -1)) if pingpong else []))
-    assert same(out, joined[order])  # every frame unchanged and in its place (NaN included)
+    # every frame unchanged and in its place (NaN included), in the first sequence's dtype
+    assert same(out, joined[order].to(images.dtype))
 
 
 def same(a: torch.Tensor, b: torch.Tensor) -> bool:
