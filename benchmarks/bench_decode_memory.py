@@ -29,12 +29,10 @@ Prints the output size, the chunked peak beyond the output, the one-chunk peak, 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import re
-import subprocess
 import sys
 import time
+
+from child_memory import emit_result, reset_peak, spawn_case, status_kib
 
 CASES = ("chunked", "one_chunk", "naive_call", "naive_cat")
 LABELS = {
@@ -43,15 +41,6 @@ LABELS = {
     "naive_call": "naive: one decode call",
     "naive_cat": "naive: torch.cat of chunks",
 }
-MMAP_THRESHOLD = "65536"
-
-
-def status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        match = re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.MULTILINE)
-    if match is None:
-        raise SystemExit(f"/proc/self/status has no {field}; this benchmark needs Linux")
-    return int(match.group(1))
 
 
 def run_case(case: str, taesd: str, frames: int, latent: int, chunk: int) -> dict:
@@ -71,8 +60,7 @@ def run_case(case: str, taesd: str, frames: int, latent: int, chunk: int) -> dic
     shape = (frames, *warm.shape[1:])
     del warm
     gc.collect()
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # peak RSS := current RSS
+    reset_peak()
     baseline = status_kib("VmRSS")
     started = time.perf_counter()
     if case == "chunked":
@@ -98,14 +86,8 @@ def run_case(case: str, taesd: str, frames: int, latent: int, chunk: int) -> dic
 
 
 def spawn(case: str, args) -> dict:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=MMAP_THRESHOLD)
-    cmd = [sys.executable, __file__, "--case", case, "--taesd", args.taesd, "--frames", str(args.frames),
-           "--latent", str(args.latent), "--chunk", str(args.chunk)]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    lines = [line for line in res.stdout.splitlines() if line.startswith("RESULT ")]
-    if res.returncode != 0 or not lines:
-        raise SystemExit(f"case {case} failed (exit {res.returncode}):\n{res.stdout}\n{res.stderr}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return spawn_case(__file__, case, ["--taesd", args.taesd, "--frames", str(args.frames),
+                                       "--latent", str(args.latent), "--chunk", str(args.chunk)])
 
 
 def mib(value: float) -> str:
@@ -125,7 +107,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.frames = args.frames or (250 if args.quick else 1000)
     if args.case:
-        print("RESULT " + json.dumps(run_case(args.case, args.taesd, args.frames, args.latent, args.chunk)), flush=True)
+        emit_result(run_case(args.case, args.taesd, args.frames, args.latent, args.chunk))
         return 0
     # Resolved here, not in the children: importing the lookup there would weigh on what they measure.
     from latent_painter.painter.weights import find_or_exit

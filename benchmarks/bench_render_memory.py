@@ -37,17 +37,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from child_memory import emit_result, reset_peak, spawn_case, status_kib
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TAESD = os.environ.get("LATENT_PAINTER_TAESD", str(ROOT.parent / "shared" / "data" / "taesd"))
-MMAP_THRESHOLD = "65536"
 CHANNELS = 32
 # Latents per decoder call, per frame size: taef2's activations on the CPU take ~67 MiB per 256x256
 # frame (a chunk of 16 measured 1,073 MiB beyond idle), four times that at 512x512; these keep one
@@ -76,14 +75,6 @@ CASES = {
 QUICK = ("t256x100", "l256x100", "l256x1000", "l512x100", "l512x1000", "l512x100w", "l512x1000w", "l512x1000h")
 DEFAULT = ("t256x100", "t512x100", "t256x1000", "l256x100", "l256x1000", "l256x3000", "l512x100", "l512x1000",
            "l512x100w", "l512x1000w", "l512x1000h")
-
-
-def status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        match = re.search(rf"^{field}:\s+(\d+) kB", f.read(), re.MULTILINE)
-    if match is None:
-        raise SystemExit(f"/proc/self/status has no {field}; this benchmark needs Linux")
-    return int(match.group(1))
 
 
 class LazyPainting:
@@ -167,8 +158,7 @@ def run_case(name: str, taesd: str, out_dir: str) -> dict:
     del warm
     gc.collect()
     idle = status_kib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # peak RSS := current RSS
+    reset_peak()
     latents = painting.materialise() if held else painting
     held_bytes = latents.numel() * latents.element_size() if held else 0
 
@@ -204,14 +194,8 @@ def run_case(name: str, taesd: str, out_dir: str) -> dict:
 
 
 def spawn(name: str, args) -> dict:
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=MMAP_THRESHOLD)
     with tempfile.TemporaryDirectory(dir=args.out_dir) as scratch:
-        cmd = [sys.executable, __file__, "--case", name, "--taesd", args.taesd, "--out-dir", scratch]
-        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    lines = [line for line in res.stdout.splitlines() if line.startswith("RESULT ")]
-    if res.returncode != 0 or not lines:
-        raise SystemExit(f"case {name} failed (exit {res.returncode}):\n{res.stdout}\n{res.stderr}")
-    return json.loads(lines[-1][len("RESULT "):])
+        return spawn_case(__file__, name, ["--taesd", args.taesd, "--out-dir", scratch])
 
 
 def mib(value: float) -> float:
@@ -322,7 +306,7 @@ def main(argv=None) -> int:
     args.taesd = os.path.abspath(args.taesd)
 
     if args.case:
-        print("RESULT " + json.dumps(run_case(args.case, args.taesd, args.out_dir)), flush=True)
+        emit_result(run_case(args.case, args.taesd, args.out_dir))
         return 0
 
     names = list(QUICK) if args.quick else args.cases
