@@ -80,10 +80,10 @@ class LatentPainterStrokes:
                 "channels_per_stroke": ("INT", {"default": d("channels_per_stroke"), "min": 0,
                                                 "max": MAX_CHANNELS_PER_STROKE,
                                                 "tooltip": "Latent channels one stroke paints: the painting channel and "
-                                                           "those that lack most under the stroke. 0 = automatic, a quarter "
-                                                           "of the latent's channels (SD 4-channel: 1, SD3/FLUX.1: 4, "
-                                                           "FLUX.2: 8), so strokes fill whole latent pixels and show no "
-                                                           "decoder texture."}),
+                                                           "those that lack most under the stroke. 0 = automatic: 1 on "
+                                                           "4-channel latents (SD1.5/SDXL, the paper's look), all channels "
+                                                           "on wider ones (SD3/FLUX.1: 16, FLUX.2: 32), so strokes fill whole "
+                                                           "latent pixels and show no decoder texture."}),
             },
         }
 

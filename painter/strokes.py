@@ -9,8 +9,14 @@ residual and rolls into the next schedule; unspent budget carries over too.
 
 Channel groups. On latents with many channels one channel is a small slice of what a latent
 pixel holds: a stroke leaves half-painted pixels, which a decoder shows as texture (its
-8-px grid). So a stroke paints a group of ``channels_per_stroke`` channels (0 = a quarter of
-the latent's, at least 1: SD's 4 channels keep the author's one per stroke). The painting
+8-px grid). So a stroke paints a group of ``channels_per_stroke`` channels. Automatic (0): one
+channel on latents of up to 4 channels (SD's, the author's one per stroke), every channel on
+wider ones. Measured on a re-encoded trajectory at 256 px with the real taef2 decoder
+(benchmarks/bench_look.py; early-frame grid energy over the final frame's, target <= 1.5):
+32 channels, groups of 8 / 16 / 32: 3.4 / 2.3 / 1.0; 16 channels, groups of 1 / 4 / 8 / 16:
+7.5 / 4.1 / 3.0 / 1.1; 4 channels, one per stroke: 0.9. Any partial group leaves latent pixels
+no encoder would make, and the decoder shows them as its grid; pacing also evened out (32
+channels: 0.020 -> 0.010). The painting
 channel still leads: it is chosen and the stroke placed exactly as with one channel; the
 group adds the channels that lack most of the plan under that footprint (each channel's
 gain summed over the footprint), so the stroke completes the pixels it touches as far as
@@ -42,6 +48,8 @@ from .timeline import Event, make_event
 STROKE24_RADII = (1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7, 8, 9, 10, 11, 12)
 # A larger group than any latent has channels is a typo (Flux.2 packs 128).
 MAX_CHANNELS_PER_STROKE = 4096
+# Up to this many channels (SD1.5/SDXL's 4) the automatic group is the author's single channel.
+AUTOMATIC_SINGLE_CHANNEL_MAX = 4
 # Thinner and thicker runs of the same ramp, for shorter or longer paintings.
 STROKE_PRESETS = {
     "stroke24": STROKE24_RADII,
@@ -72,8 +80,8 @@ class Strokes:
     strokes_per_frame: how many strokes one frame shows when frames follow strokes.
     schedules:         how many schedules this stage paints in a chain; 0 = its share of the rest.
     channels_per_stroke: channels one stroke paints (the painting channel and those that lack
-                       most under its footprint); 0 = automatic, a quarter of the latent's
-                       channels, at least 1.
+                       most under its footprint); 0 = automatic: 1 on latents of up to 4
+                       channels, all of them on wider latents.
     """
 
     radii: tuple[float, ...] = STROKE24_RADII
@@ -111,11 +119,13 @@ class Strokes:
         if isinstance(self.channels_per_stroke, bool) or not isinstance(self.channels_per_stroke, int) \
                 or not 0 <= self.channels_per_stroke <= MAX_CHANNELS_PER_STROKE:
             raise ValueError(f"{where}: channels_per_stroke must be a whole number 0..{MAX_CHANNELS_PER_STROKE} "
-                             f"(0 = automatic, a quarter of the latent's channels), got {self.channels_per_stroke!r}")
+                             f"(0 = automatic: 1 on 4-channel latents, all on wider ones), got {self.channels_per_stroke!r}")
 
     def group_size(self, channels: int) -> int:
         """Channels one stroke paints on a ``channels``-channel latent (never more than it has)."""
-        return min(channels, self.channels_per_stroke or max(1, channels // 4))
+        if self.channels_per_stroke:
+            return min(channels, self.channels_per_stroke)
+        return 1 if channels <= AUTOMATIC_SINGLE_CHANNEL_MAX else channels
 
     @property
     def frames_per_schedule(self) -> float:

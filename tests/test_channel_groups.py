@@ -1,5 +1,5 @@
-"""Channel groups (issue 10): a stroke paints ``channels_per_stroke`` channels, a quarter of the
-latent's by default; 4-channel latents keep one channel per stroke."""
+"""Channel groups (issue 10): a stroke paints ``channels_per_stroke`` channels; by default one on
+4-channel latents (the author's) and all of them on wider latents."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from latent_painter.painter.strokes import Strokes, stroke_group
 from latent_painter.painter.timeline import NO_CHANNEL
 
 
-@pytest.mark.parametrize("channels, expected", [(1, 1), (3, 1), (4, 1), (8, 2), (16, 4), (32, 8), (128, 32)])
-def test_automatic_group_is_a_quarter_of_the_channels_at_least_one(channels, expected):
+@pytest.mark.parametrize("channels, expected", [(1, 1), (3, 1), (4, 1), (8, 8), (16, 16), (32, 32), (128, 128)])
+def test_automatic_group_is_one_channel_up_to_four_and_every_channel_beyond(channels, expected):
     assert Strokes().group_size(channels) == expected
 
 
@@ -34,7 +34,7 @@ def test_four_channel_plans_paint_exactly_as_one_channel_per_stroke():
 
 def test_group_strokes_change_only_their_channels_inside_the_footprint_and_lead_the_map():
     plan = blurry_to_sharp_plan(channels=16, size=16, steps=4)
-    states = replay(plan, (Strokes(),))
+    states = replay(plan, (Strokes(channels_per_stroke=4),))
     strokes = [s for s in states if s[0].lead is not None]
     assert len(strokes) > 50
     sizes = [event.channels.numel() for event, _, _ in strokes]
@@ -70,6 +70,21 @@ def test_groups_stay_inside_the_allowed_channels():
     for event, _, _ in replay(plan, (Strokes(channels=tuple(sorted(allowed)), channels_per_stroke=8),)):
         if event.lead is not None:
             assert set(event.channels.tolist()) <= allowed
+
+
+def test_automatic_groups_on_wide_latents_paint_whole_latent_pixels():
+    plan = blurry_to_sharp_plan(channels=16, size=16, steps=3)
+    sizes = []
+    for event, before, after in replay(plan, (Strokes(),)):
+        if event.lead is None:
+            continue
+        assert int(event.channels[0]) == event.lead
+        changed_channels = (after != before).flatten(1).any(dim=1).nonzero().flatten()
+        assert set(changed_channels.tolist()) <= set(event.channels.tolist())
+        sizes.append(event.channels.numel())
+    # most strokes take all 16 channels; fewer only where some channel had nothing left to gain there
+    assert max(sizes) == 16
+    assert sorted(sizes)[len(sizes) // 2] == 16
 
 
 def test_stroke_map_shows_each_group_by_its_lead_and_the_painting_ends_exactly():
