@@ -15,6 +15,7 @@ from .common import (
     STROKE_MAPS_TOOLTIP,
     first_item,
     paint_option_inputs,
+    pacing_decoder,
     paint_options,
     painter_chain,
     plan_input,
@@ -29,7 +30,7 @@ class LatentPainterPaint:
         "Paints the plan stroke by stroke onto a canvas and returns the frames as a LATENT batch: the first frame is "
         "the canvas, the last is the plan's final latent bit for bit. Connect a Canvas (white paper) for the author's "
         "look; without one, a connected VAE gives a canvas of the final image's mean colour, and no VAE the all-zero "
-        "latent. Decode with Decode Frames (or VAE Decode)."
+        "latent (pacing 'strokes' only: pacing 'change' needs the VAE). Decode with Decode Frames (or VAE Decode)."
     )
     CATEGORY = CATEGORY
     FUNCTION = "paint"
@@ -75,17 +76,18 @@ class LatentPainterPaint:
         node = type(self)
         plan_input(plan, node)
         painter_chain(painter, node, "painter")
+        options = paint_options(node, frames, pacing, cleanup_frames, seed)
+        decode = pacing_decoder(node, options.pacing, vae)
         start = None if canvas is None else first_item(canvas, node, "canvas")
         if start is None and vae is not None:
             vae_input(vae, node)
             with reporting(node, "vae"):
                 start = default_canvas(plan.final, vae.encode, vae.decode, scale=host.vae_scale(vae),
                                        where=f"{node.DISPLAY_NAME}: vae")
-        options = paint_options(node, frames, pacing, cleanup_frames, seed)
         report = host.progress(PROGRESS_STEPS)
         with reporting(node):
             painting = paint(plan, painter, options, start, progress=report, where=node.DISPLAY_NAME,
-                             decode=None if vae is None else vae.decode)
+                             decode=decode)
         return ({"samples": painting.frames}, coverage_mask(painting.coverage), len(painting), StrokeMaps.of(painting))
 
 

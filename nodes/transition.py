@@ -18,6 +18,7 @@ from .common import (
     field_default,
     first_item,
     node_error,
+    pacing_decoder,
     paint_option_inputs,
     paint_options,
     painter_chain,
@@ -108,11 +109,12 @@ class LatentPainterTransition:
             route = Route(depth=float(depth), guidance=float(guidance), guidance_steps=int(guidance_steps),
                           interpolation=interpolation, resize=bool(resize))
         options = paint_options(node, frames, pacing, cleanup_frames, seed)
+        decode = pacing_decoder(node, options.pacing, vae)
         legs = (len(plans) - 1) * (2 if pingpong else 1)
         report = host.progress(legs * PROGRESS_STEPS)
         with reporting(node):
             painting = transition(plans, stages, route, options, pingpong=bool(pingpong), progress=report,
-                                  decode=None if vae is None else vae.decode)
+                                  decode=decode)
         return ({"samples": painting.frames}, coverage_mask(painting.coverage), len(painting), StrokeMaps.of(painting))
 
 

@@ -178,8 +178,8 @@ def test_paint_with_a_vae_starts_on_the_flat_mean_colour(taef2, photo_plan, canv
 def test_paint_without_a_vae_keeps_the_zero_canvas(progress):
     plan = blurry_to_sharp_plan(channels=4, size=12)
     frames, stroke_map, count, maps = run("LatentPainterPaint", plan=plan, painter=(Strokes(),), frames=20,
-                                          pacing="change", cleanup_frames=4, seed=0)
-    engine = paint(plan, (Strokes(),), PaintOptions(frames=20, pacing="change", cleanup_frames=4))
+                                          pacing="strokes", cleanup_frames=4, seed=0)
+    engine = paint(plan, (Strokes(),), PaintOptions(frames=20, pacing="strokes", cleanup_frames=4))
     assert torch.equal(frames["samples"], engine.frames)  # today's painting, unchanged
     assert torch.equal(frames["samples"][0], torch.zeros_like(plan.final))
     assert torch.equal(maps.coverage, engine.coverage) and torch.equal(maps.channels, engine.channels)

@@ -14,7 +14,7 @@ from plans import blurry_to_sharp_plan
 from latent_painter.nodes import NODE_CLASS_MAPPINGS as NODES
 from latent_painter.nodes import host
 from latent_painter.nodes.common import parse_channels
-from latent_painter.painter.paint import PROGRESS_STEPS, stages_from_json, stages_to_json
+from latent_painter.painter.paint import PROGRESS_STEPS, PaintOptions, paint, stages_from_json, stages_to_json
 from latent_painter.painter.plan import LatentFormat, Plan, make_plan, save_plan
 
 
@@ -102,7 +102,7 @@ def test_paint_fixed_frames_from_a_canvas(progress):
     (chain,) = run("LatentPainterStrokes", preset="stroke24", brush="disk", channels="", move_cost=0.1, switch_cost=0.0,
                    motivation=0.0, size_scale=0.0, early_size=1.0, strokes_per_frame=1, schedules=0)
     canvas = torch.full((2, 4, 16, 16), 0.25)
-    frames, stroke_map, count, _ = run("LatentPainterPaint", plan=plan, painter=chain, frames=30, pacing="change",
+    frames, stroke_map, count, _ = run("LatentPainterPaint", plan=plan, painter=chain, frames=30, pacing="strokes",
                                     cleanup_frames=4, seed=0, canvas={"samples": canvas})
     assert count == 30 and frames["samples"].shape[0] == 30 and stroke_map.shape[0] == 30
     assert torch.equal(frames["samples"][0], canvas[0])
@@ -248,7 +248,11 @@ def test_paint_calibrates_change_pacing_with_a_connected_vae(progress, taesd_fol
     # One canvas for both runs (the VAE would otherwise also choose the default canvas), so only pacing differs.
     inputs = dict(plan=plan, painter=chain, frames=41, pacing="change", cleanup_frames=4, seed=0,
                   canvas={"samples": torch.zeros(1, *originals.shape[1:])})
-    plain, *_ = run("LatentPainterPaint", **inputs)
+    with pytest.raises(ValueError, match="^Paint: vae: is not connected, and pacing 'change' needs it"):
+        run("LatentPainterPaint", **inputs)
+    assert decoded == []
+    plain = {"samples": paint(plan, chain, PaintOptions(frames=41, pacing="change", cleanup_frames=4),
+                              inputs["canvas"]["samples"][0]).frames}  # the engine's estimate alone
     calibrated, _, count, _ = run("LatentPainterPaint", **inputs, vae=CountingVae())
     assert count == 41 and torch.equal(calibrated["samples"][-1], originals[-1])
     # a plan from bare latents has no preview factors: first they are fitted to the VAE on the

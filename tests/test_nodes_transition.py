@@ -31,7 +31,7 @@ def painter():
 
 def settings(**changes):
     values = dict(depth=0.5, guidance=0.0, guidance_steps=12, interpolation="lerp", pingpong=False, resize=False,
-                  frames=0, pacing="change", cleanup_frames=4, seed=0)
+                  frames=0, pacing="strokes", cleanup_frames=4, seed=0)
     values.update(changes)
     return values
 
@@ -43,7 +43,7 @@ def same_bits(x, y):
 # --- Transition --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("route", [dict(depth=0.5), dict(depth=1.0, pacing="strokes"),
+@pytest.mark.parametrize("route", [dict(depth=0.5), dict(depth=1.0, frames=9),
                                    dict(depth=0.0, guidance=1.0, interpolation="slerp", guidance_steps=5)])
 def test_transition_ends_exactly_on_both_images(progress, route):
     a, b = plan(1), plan(2)
@@ -179,3 +179,10 @@ def test_interpolate_refuses_mismatched_latents():
     with pytest.raises(ValueError, match=r"^Interpolate Latents \(baseline\): frames: 20000 frames of a 4x4096x4096"):
         big = {"samples": torch.zeros(1, 4, 1, 1).expand(1, 4, 4096, 4096)}
         run("LatentPainterInterpolate", latent_a=big, latent_b=big, frames=20_000, interpolation="lerp")
+
+
+def test_change_pacing_without_a_vae_is_refused_before_painting(progress):
+    with pytest.raises(ValueError, match=r"^Transition: vae: is not connected, and pacing 'change' needs it: .*"
+                                         r"or set pacing to 'strokes'$"):
+        run("LatentPainterTransition", plan_a=plan(1), plan_b=plan(2), painter=painter(), **settings(pacing="change"))
+    assert progress.totals == []  # refused before any work started

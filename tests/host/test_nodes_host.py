@@ -142,7 +142,8 @@ def test_plan_to_animation_in_the_host(comfy, checkpoint_a, ksampler_run):
             "kind": "fade", "frames": 3, "channels": "0-3", "motivation": 0.0, "block": 2.0, "fraction": 1.0,
             "schedules": 0, "previous": ["3", 0]}},
         "5": {"class_type": "LatentPainterPaint", "inputs": {
-            "plan": ["2", 0], "painter": ["4", 0], "frames": 0, "pacing": "change", "cleanup_frames": 3, "seed": 0}},
+            "plan": ["2", 0], "painter": ["4", 0], "frames": 0, "pacing": "change", "cleanup_frames": 3, "seed": 0,
+            "vae": ["1", 2]}},
         "6": {"class_type": "LatentPainterDecodeFrames", "inputs": {
             "vae": ["1", 2], "frames": ["5", 0], "chunk_size": 8, "white_canvas": True,
             "stroke_map_side_by_side": True, "stroke_map": ["5", 1]}},

@@ -57,7 +57,7 @@ def _painting_prompt() -> dict:
             "motivation": 0.0, "size_scale": 0.0, "early_size": 1.0, "strokes_per_frame": 1, "schedules": 0}},
         "7": {"class_type": "LatentPainterPaint", "inputs": {
             "plan": ["5", 1], "painter": ["6", 0], "frames": FRAMES, "pacing": "change", "cleanup_frames": 3,
-            "seed": 0}},
+            "seed": 0, "vae": ["1", 2]}},
     }
 
 

@@ -43,7 +43,7 @@ def _transition(plan_a, plan_b, frames: int = LEG_FRAMES) -> dict:
     return {"class_type": "LatentPainterTransition", "inputs": {
         "plan_a": plan_a, "plan_b": plan_b, "painter": ["10", 0], "depth": 0.5, "guidance": 0.25, "guidance_steps": 6,
         "interpolation": "slerp", "pingpong": False, "resize": False, "frames": frames, "pacing": "change",
-        "cleanup_frames": 3, "seed": 0}}
+        "cleanup_frames": 3, "seed": 0, "vae": ["1", 2]}}
 
 
 def _saved_latent(comfy, history, node_id):
