@@ -49,7 +49,7 @@ from latent_painter.painter.metrics import active_range, early_grid_ratio_from_e
 from latent_painter.painter.output import decode_frames
 from latent_painter.painter.paint import PaintOptions, paint
 from latent_painter.painter.plan import Plan, make_plan
-from latent_painter.painter.standin import latent_format_from, photo_plan
+from latent_painter.painter.standin import latent_format_from, reencoded_photo_plan
 from latent_painter.painter.strokes import Strokes
 from latent_painter.painter.taesd import TinyAutoencoder
 from latent_painter.painter.transition import Route, transition
@@ -103,18 +103,6 @@ def latent_spaces(autoencoder: TinyAutoencoder, photos: torch.Tensor, families: 
         else:
             spaces.append(principal_space(autoencoder, native, channels))
     return spaces
-
-
-def reencoded_plan(space: LatentSpace, photos: torch.Tensor, index: int, steps: int, latent_format) -> Plan:
-    """A plan like a real run's x0 previews re-encoded into ``space``: the stand-in sampler run in
-    pixel space on ``photos[index]`` (its prior fitted on all the photos), each predicted original
-    (a blurry-to-sharp photo) encoded with the space's encoder. The DESIGN's look figures were
-    measured on such a trajectory (a real SD run re-encoded into taef2), and unlike a latent-space
-    stand-in its early targets decode without a grid of their own."""
-    pixels = photos.permute(0, 3, 1, 2)
-    run = photo_plan(pixels[index], pixels, steps=steps)
-    originals = space.encode(run.targets.clamp(0, 1).permute(0, 2, 3, 1).contiguous())
-    return make_plan(originals, originals[-1], run.sigmas, latent_format, where="bench_look")
 
 
 def read_reference(path: Path, shares: torch.Tensor, size: int) -> torch.Tensor:
@@ -208,7 +196,7 @@ def main(argv=None) -> int:
         without_rgb = latent_format_from(latents, name=space.name)
         formats = {"rgb": ("RGB factors", with_rgb), "none": ("no RGB factors", without_rgb)}
         for fmt_label, fmt in (formats[name] for name in args.formats.split(",")):
-            plans = [reencoded_plan(space, photos, i, steps, fmt) for i in range(2)]
+            plans = [reencoded_photo_plan(photos, i, space.encode, steps, fmt) for i in range(2)]
             for vae in (True, False) if args.without_vae else (True,):
                 options = PaintOptions(frames=frames)
                 canvas = default_canvas(plans[0].final, space.encode, space.decode) if vae else None

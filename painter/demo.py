@@ -4,10 +4,12 @@
 
 The photo (from scikit-image's bundled data) is encoded with a real TAESD encoder, found by
 :mod:`painter.weights` (``--taesd``, ComfyUI's ``models/vae_approx``, ``../shared/data/taesd``, the
-user cache, else the FLUX.2 taef2 pair is downloaded once); the painting happens in that latent space. No diffusion model is at hand here, so the plan comes
-from an analytic stand-in run through a real sampler loop (:mod:`painter.standin`: the exact
-posterior-mean denoiser of a Gaussian natural-image prior fitted to photo latents, Euler steps
-over a Karras schedule). Inside ComfyUI the plan comes from the real model. The painting is
+user cache, else the FLUX.2 taef2 pair is downloaded once); the painting happens in that latent
+space. No diffusion model is at hand here, so the plan comes from an analytic stand-in run
+through a real sampler loop (:mod:`painter.standin`: the exact posterior-mean denoiser of a
+Gaussian natural-image prior fitted to the photos, Euler steps over a Karras schedule), run in
+pixel space, each predicted original encoded like a real run's previews would be
+(:func:`standin.reencoded_photo_plan`). Inside ComfyUI the plan comes from the real model. The painting is
 decoded with the real TAESD decoder and written as an animated WEBP (or MP4 when PyAV is
 installed and the name ends in .mp4).
 """
@@ -28,7 +30,7 @@ from .actions import REVEALS, Action
 from .canvas import CANVAS_KINDS, default_canvas, make_canvas
 from .output import assemble, decode_frames
 from .paint import PaintOptions, paint
-from .standin import latent_format_from, photo_plan
+from .standin import latent_format_from, reencoded_photo_plan
 from .strokes import STROKE_PRESETS, Strokes
 from .taesd import TaesdError
 from .weights import find_or_download
@@ -167,7 +169,7 @@ def main(argv=None) -> int:
     latents = vae.encode(photos)
     # the stand-in's prior is fitted on all bundled photos; its latent->RGB estimate on their decodes
     latent_format = latent_format_from(latents, vae.decode(latents), name=vae.name)
-    plan = photo_plan(latents[0], latents, steps=args.steps, latent_format=latent_format)
+    plan = reencoded_photo_plan(photos, 0, vae.encode, steps=args.steps, latent_format=latent_format)
     if args.painter in STROKE_PRESETS:
         stages = (Strokes(radii=STROKE_PRESETS[args.painter]),)
     else:

@@ -267,3 +267,34 @@ __all__ = [
     "latent_format_from",
     "photo_plan",
 ]
+
+
+def reencoded_photo_plan(
+    photos: torch.Tensor,
+    index: int,
+    encode,
+    steps: int = 30,
+    latent_format: LatentFormat | None = None,
+) -> Plan:
+    """A plan like a real run's x0 previews re-encoded into a latent space.
+
+    The stand-in sampler runs in pixel space on ``photos[index]`` (``photos`` ``[N,H,W,3]`` in
+    0..1, its prior fitted on all of them), and each predicted original, a blurry-to-sharp
+    photo, is encoded with ``encode`` (``IMAGE -> [N,C,h,w]``). A latent-space stand-in's early
+    originals are Wiener blurs of the latent, which no encoder would make, and decode with the
+    decoder's grid; these are encodings of real images, as a real model's predictions decode to
+    images (DESIGN §5 "Look" measured on such a trajectory). The final latent is the encoded
+    last original.
+    """
+    images = check_latent(photos, "photos", dims=4, where="stand-in plan")
+    if images.shape[-1] != 3:
+        raise PlanError(f"stand-in plan: photos must be [N,H,W,3] images, got {tuple(images.shape)}")
+    if not 0 <= index < images.shape[0]:
+        raise PlanError(f"stand-in plan: photo index {index} is out of range for {images.shape[0]} photos")
+    pixels = images.permute(0, 3, 1, 2)
+    run = photo_plan(pixels[index], pixels, steps=steps)
+    originals = encode(run.targets.clamp(0, 1).permute(0, 2, 3, 1).contiguous())
+    if latent_format is None:
+        latent_format = latent_format_from(originals)
+    return make_plan(originals, originals[-1], run.sigmas, latent_format, where="stand-in plan")
+

@@ -176,3 +176,29 @@ def test_bad_inputs_are_refused(latents):
         photo_plan(latents[0] * float("nan"), latents[1:])
     with pytest.raises(PlanError, match="4 dimensions"):
         photo_plan(latents[0], latents[1])
+
+
+def test_a_reencoded_plan_is_the_pixel_run_encoded_and_decodes_without_the_grid(vae, latents, fmt, plan):
+    from latent_painter.painter.metrics import grid_energy, sharpness
+
+    photos = torch.cat([load_photos([name], 128) for name in PHOTOS])
+    reencoded = standin.reencoded_photo_plan(photos, 0, vae.encode, steps=12, latent_format=fmt)
+    assert reencoded.targets.shape == (12, 32, 16, 16) and reencoded.latent_format == fmt
+    assert torch.equal(reencoded.final, reencoded.targets[-1])
+    pixels = photos.permute(0, 3, 1, 2)
+    run = photo_plan(pixels[0], pixels, steps=12)
+    last = run.targets[-1].clamp(0, 1).permute(1, 2, 0)[None].contiguous()
+    assert torch.allclose(reencoded.final, vae.encode(last)[0], atol=1e-5)
+    decoded = vae.decode(reencoded.targets)
+    assert sharpness(decoded[:1]) < 0.5 * sharpness(decoded[-1:])  # blurry to sharp
+    # the early originals are images encoded, so they decode without the decoder's grid, unlike a
+    # latent-space stand-in's (a Wiener blur of a latent, which no encoder makes)
+    latent_space_early = grid_energy(vae.decode(plan.targets[:4])).mean()
+    assert grid_energy(decoded[:4]).mean() < 0.5 * latent_space_early
+
+
+def test_a_reencoded_plan_refuses_what_is_not_a_batch_of_images(vae):
+    with pytest.raises(PlanError, match=r"photos must be \[N,H,W,3\] images"):
+        standin.reencoded_photo_plan(torch.rand(2, 3, 64, 64), 0, vae.encode)
+    with pytest.raises(PlanError, match="photo index 2 is out of range for 2 photos"):
+        standin.reencoded_photo_plan(torch.rand(2, 64, 64, 3), 2, vae.encode)
