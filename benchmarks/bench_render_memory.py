@@ -25,12 +25,10 @@ a LATENT batch ComfyUI holds in its node cache whatever node reads it (float32: 
 32x64x64 are 0.5 GiB); the ``held`` cases materialise the whole batch first to show that cost on
 top (their "beyond idle" includes it).
 
-Decoders: ``taef2`` (the real TAESD weights for the FLUX.2 latent space, pure torch, 32 channels)
-for the cases the time allows on 2 shared CPU cores (a 512x512 decode costs ~1.3 s on an idle
-core pair); ``linear``: the latent -> RGB least-squares projection nearest-upsampled 8x (same
-frame sizes and chunk flow through compositing, quantisation and the encoders, no activations)
-for the long full-scale cases. The taef2 per-chunk activations are a constant per chunk, measured
-by the taef2 cases; the linear cases show what grows (or does not) with the frame count.
+Decoders: ``taef2`` (the real TAESD weights for the FLUX.2 latent space, pure torch, 32 channels),
+the default cases; ``linear`` (the latent -> RGB least-squares projection upsampled 8x: same frame
+sizes and chunk flow through compositing, quantisation and the encoders, no activations) for quick
+runs of the pipeline alone (``--quick``, the ``l*`` cases).
 
 How it is measured: each case runs in a fresh subprocess (this script with --case). The child
 imports, loads the decoder, decodes one chunk to warm up (oneDNN primitives, thread pools), then
@@ -243,12 +241,13 @@ def growth_steps(r: dict, most: int = 12) -> str:
         frames_done = sample[3] if len(sample) > 3 else None
         if size != last:
             at = f"{t:.0f} s" + (f" ({frames_done} fr)" if frames_done is not None else "")
-            steps.append(f"{at}: {size / 1024:,.0f}")
+            steps.append(f"{at}: {size:,} B" if size < 10240 else f"{at}: {size / 1024:,.0f} KiB")
             last = size
     if len(steps) > most:
         keep = [round(i * (len(steps) - 1) / (most - 1)) for i in range(most)]
         steps = [steps[i] for i in sorted(set(keep))]
     return ", ".join(steps) + f" -> final {r['file_bytes'] / 1024:,.0f} KiB"
+
 
 
 def table(results: dict[str, dict]) -> list[str]:
@@ -391,7 +390,7 @@ def main(argv=None) -> int:
             with open(report) as f:
                 for line in f:
                     r = json.loads(line)
-                    results[f"{r['case']} c{r.get('chunk', 16)}"] = r
+                    results[f"{r['case']} c{r.get('chunk', 16)} {r.get('decode', 'full')}"] = r
         names = []
     from concurrent.futures import ThreadPoolExecutor
 
@@ -407,7 +406,7 @@ def main(argv=None) -> int:
     print()
     print("\n".join(table(results)))
     print()
-    print("The output file while rendering (time since the render started, frames decoded: size in KiB):")
+    print("The output file while rendering (time since the render started, frames decoded: size):")
     for r in results.values():
         print(f"- {r['case']}: {growth_steps(r)}")
         if r.get("incremental"):
