@@ -1,13 +1,21 @@
 """Peak memory of rendering long paintings straight to MP4/WEBP (issue 11, DESIGN §5 "Memory").
 
-Run:  .venv/bin/python benchmarks/bench_render_memory.py [--quick] [--cases ...] [--plot out.png]
+Run:  .venv/bin/python benchmarks/bench_render_memory.py [--quick] [--cases ...] [--decode full|incremental]
+      [--jobs N] [--plot out.png] [--json runs.jsonl]
 
 Target (must show): 1,000 frames at 512x512 rendered to MP4 with peak RSS <= 1.25x the peak of a
 100-frame render of the same painting, and <= 1 GiB beyond the process's idle RSS; and the file
 grows while the render runs.
 
 What runs: ``painter.video.render`` over ``painter.output.decoded_chunks`` (the code the Render node
-calls), chunks of 4 latents at 256 px and 2 at 512 px (see CHUNKS), white canvas and a stroke map beside the frames off, holds 24 at the end.
+calls), chunks of 4 latents at 256 px and 2 at 512 px (see CHUNKS), white canvas and a stroke map beside
+the frames off, holds 24 at the end. Every case is ONE whole render in its own process, never pieced
+together from parts. ``--decode`` picks the Render node's ``decode`` for the taef2 cases:
+``incremental`` (the default here: taef2 decodes ~1-3.5 s per 256-512 px frame on 2 shared CPU
+cores, so 3,000 full decodes alone take over an hour; incremental decoding keeps the default run
+near the time budget) or ``full`` (every frame decoded whole, the slowest path and the one with the
+largest decoder activations per call). Incremental decoding holds one verified span of
+``check_every`` (32) decoded frames, so its memory is bounded by that, not by the frame count.
 
 The painting: a synthetic stroke painting made chunk by chunk (:class:`LazyPainting`): a final
 latent (seeded noise) is revealed disk by disk on a zero canvas; every latent pixel has the frame
@@ -17,12 +25,10 @@ a LATENT batch ComfyUI holds in its node cache whatever node reads it (float32: 
 32x64x64 are 0.5 GiB); the ``held`` cases materialise the whole batch first to show that cost on
 top (their "beyond idle" includes it).
 
-Decoders: ``taef2`` (the real TAESD weights for the FLUX.2 latent space, pure torch, 32 channels)
-for the cases the time allows on 2 shared CPU cores (a 512x512 decode costs ~1.3 s on an idle
-core pair); ``linear``: the latent -> RGB least-squares projection nearest-upsampled 8x (same
-frame sizes and chunk flow through compositing, quantisation and the encoders, no activations)
-for the long full-scale cases. The taef2 per-chunk activations are a constant per chunk, measured
-by the taef2 cases; the linear cases show what grows (or does not) with the frame count.
+Decoders: ``taef2`` (the real TAESD weights for the FLUX.2 latent space, pure torch, 32 channels),
+the default cases; ``linear`` (the latent -> RGB least-squares projection upsampled 8x: same frame
+sizes and chunk flow through compositing, quantisation and the encoders, no activations) for quick
+runs of the pipeline alone (``--quick``, the ``l*`` cases).
 
 How it is measured: each case runs in a fresh subprocess (this script with --case). The child
 imports, loads the decoder, decodes one chunk to warm up (oneDNN primitives, thread pools), then
@@ -73,19 +79,20 @@ CASES = {
     "t512x1000h": (1000, 512, "mp4", "taef2", True),
 }
 QUICK = ("t256x100", "l256x100", "l256x1000", "l512x100", "l512x1000", "l512x100w", "l512x1000w", "l512x1000h")
-DEFAULT = ("t256x100", "t512x100", "t256x1000", "l256x100", "l256x1000", "l256x3000", "l512x100", "l512x1000",
-           "l512x100w", "l512x1000w", "l512x1000h")
+# The issue's cases, all with the real taef2 decoder: 100, 1,000 and 3,000 frames at 256 px, 100 and
+# 1,000 at 512 px, MP4.
+DEFAULT = ("t256x100", "t256x1000", "t256x3000", "t512x100", "t512x1000")
 
 
 class LazyPainting:
     """Latent frames ``[N,C,h,w]`` made on demand (``shape``, ``dim()`` and slicing, which is all
     :func:`painter.output.decoded_chunks` uses): disks of final latent revealed one after another."""
 
-    def __init__(self, frames: int, side: int, seed: int = 0):
+    def __init__(self, frames: int, side: int, seed: int = 0, channels: int = CHANNELS):
         import torch
 
         generator = torch.Generator().manual_seed(seed)
-        self.final = torch.randn(CHANNELS, side, side, generator=generator)
+        self.final = torch.randn(channels, side, side, generator=generator)
         reveal = torch.full((side, side), frames - 1, dtype=torch.int64)
         ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
         strokes = max(1, frames - 1)
@@ -97,7 +104,7 @@ class LazyPainting:
             inside = (ys - y) ** 2 + (xs - x) ** 2 <= int(radii[index]) ** 2
             reveal[inside] = index + 1
         self.reveal = reveal
-        self.shape = (frames, CHANNELS, side, side)
+        self.shape = (frames, channels, side, side)
 
     def dim(self) -> int:
         return 4
@@ -137,24 +144,33 @@ def linear_decoder(channels: int, side: int):
     return decode
 
 
-def run_case(name: str, taesd: str, out_dir: str) -> dict:
+def run_case(name: str, taesd: str, out_dir: str, decode_mode: str = "incremental") -> dict:
     import gc
 
     import torch
 
-    from latent_painter.painter import output, video
+    from latent_painter.painter import incremental, output, video
 
     frames, pixels, fmt, decoder_name, held = CASES[name]
     torch.set_grad_enabled(False)
+    options = stats = None
     if decoder_name == "taef2":
         from latent_painter.painter.taesd import TinyAutoencoder
 
-        decode = TinyAutoencoder.from_folder(taesd).decode
+        vae = TinyAutoencoder.from_folder(taesd)
+        decode = vae.decode
+        if decode_mode == "incremental":
+            # What the Render node runs with decode=incremental (nodes/common.staged_decoding).
+            decoder = incremental.StagedDecoder.of_taesd(vae)
+            options, stats = incremental.IncrementalOptions(), incremental.IncrementalStats()
     else:
         decode = linear_decoder(CHANNELS, pixels // 8)
+        decode_mode = "full"
     painting = LazyPainting(frames, pixels // 8)
     chunk = CHUNKS[pixels]
     warm = decode(painting[0:chunk].contiguous())
+    if options is not None:
+        warm = decoder.tail(decoder.head(painting[0:1].contiguous()))
     del warm
     gc.collect()
     idle = status_kib("VmRSS")
@@ -168,15 +184,21 @@ def run_case(name: str, taesd: str, out_dir: str) -> dict:
     done = threading.Event()
     started = time.perf_counter()
 
+    decoded = [0]
+
     def sample():
         while not done.wait(0.25):
             size = os.path.getsize(partial) if os.path.exists(partial) else 0
-            samples.append((time.perf_counter() - started, size, status_kib("VmRSS")))
+            samples.append((time.perf_counter() - started, size, status_kib("VmRSS"), decoded[0]))
+
+    def progress(done_frames, _total):
+        decoded[0] = done_frames
 
     watcher = threading.Thread(target=sample, daemon=True)
     watcher.start()
     try:
-        chunks = output.decoded_chunks(decode, latents, chunk, where="bench")
+        chunks = output.decoded_chunks(decoder if options is not None else decode, latents, chunk, progress=progress,
+                                       incremental=options, incremental_stats=stats, where="bench")
         rendered = video.render([chunks], path, video.Encoding(fmt, 50.0, 80), hold_last=HOLD_LAST, where="bench")
     finally:
         done.set()
@@ -187,15 +209,16 @@ def run_case(name: str, taesd: str, out_dir: str) -> dict:
     os.remove(path)
     return {
         "case": name, "frames": frames, "pixels": pixels, "format": fmt, "decoder": decoder_name, "held": held,
-        "idle_bytes": idle * 1024, "peak_bytes": peak * 1024, "held_bytes": held_bytes, "seconds": seconds,
-        "played": rendered.frames, "chunk": chunk, "file_bytes": final_size,
-        "growth": [(round(t, 2), size, rss * 1024) for t, size, rss in samples],
+        "decode": decode_mode, "idle_bytes": idle * 1024, "peak_bytes": peak * 1024, "held_bytes": held_bytes,
+        "seconds": seconds, "played": rendered.frames, "chunk": chunk, "file_bytes": final_size,
+        "growth": [(round(t, 2), size, rss * 1024, frames_done) for t, size, rss, frames_done in samples],
+        "incremental": stats.summary() if stats is not None else None,
     }
 
 
 def spawn(name: str, args) -> dict:
     with tempfile.TemporaryDirectory(dir=args.out_dir) as scratch:
-        return spawn_case(__file__, name, ["--taesd", args.taesd, "--out-dir", scratch])
+        return spawn_case(__file__, name, ["--taesd", args.taesd, "--out-dir", scratch, "--decode", args.decode])
 
 
 def mib(value: float) -> float:
@@ -203,24 +226,55 @@ def mib(value: float) -> float:
 
 
 def growth_summary(r: dict) -> str:
-    sizes = [size for _, size, _ in r["growth"] if size > 0]
+    sizes = [sample[1] for sample in r["growth"] if sample[1] > 0]
     distinct = sorted(set(sizes))
     if not distinct:
         return "no sample"
     return f"{len(distinct)} sizes, {distinct[0] / 1024:,.0f}..{distinct[-1] / 1024:,.0f} KiB before the end"
 
 
+def growth_steps(r: dict, most: int = 12) -> str:
+    """The partial file's size each time it changed while rendering: ``t s (frames decoded): KiB``."""
+    steps, last = [], -1
+    for sample in r["growth"]:
+        t, size = sample[0], sample[1]
+        frames_done = sample[3] if len(sample) > 3 else None
+        if size != last:
+            at = f"{t:.0f} s" + (f" ({frames_done} fr)" if frames_done is not None else "")
+            steps.append(f"{at}: {size:,} B" if size < 10240 else f"{at}: {size / 1024:,.0f} KiB")
+            last = size
+    if len(steps) > most:
+        keep = [round(i * (len(steps) - 1) / (most - 1)) for i in range(most)]
+        steps = [steps[i] for i in sorted(set(keep))]
+    return ", ".join(steps) + f" -> final {r['file_bytes'] / 1024:,.0f} KiB"
+
+
+
 def table(results: dict[str, dict]) -> list[str]:
-    lines = ["| case | decoder | frames | px | chunk | format | input held | idle RSS MiB | peak RSS MiB | beyond idle MiB "
-             "| file KiB | file grew during the render | s |",
-             "|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|---|---:|"]
+    base = baselines(results)
+    lines = ["| case | decoder | decode | frames | px | chunk | format | input held | idle RSS MiB | peak RSS MiB "
+             "| peak / 100-frame peak | beyond idle MiB | file KiB | file grew during the render | s |",
+             "|---|---|---|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---|---:|"]
     for name, r in results.items():
+        reference = base.get(group(r))
+        ratio = f"{r['peak_bytes'] / reference['peak_bytes']:.3f}" if reference else "n/a"
         lines.append(
-            f"| {r['case']} | {r['decoder']} | {r['frames']:,} | {r['pixels']} | {r.get('chunk', 16)} | {r['format']} | "
+            f"| {r['case']} | {r['decoder']} | {r.get('decode', 'full')} | {r['frames']:,} | {r['pixels']} | "
+            f"{r.get('chunk', 16)} | {r['format']} | "
             f"{'%.0f MiB' % mib(r['held_bytes']) if r['held'] else 'no (lazy)'} | {mib(r['idle_bytes']):.0f} | "
-            f"{mib(r['peak_bytes']):.0f} | {mib(r['peak_bytes'] - r['idle_bytes']):.0f} | {r['file_bytes'] / 1024:,.0f} | "
-            f"{growth_summary(r)} | {r['seconds']:.0f} |")
+            f"{mib(r['peak_bytes']):.0f} | {ratio} | {mib(r['peak_bytes'] - r['idle_bytes']):.0f} | "
+            f"{r['file_bytes'] / 1024:,.0f} | {growth_summary(r)} | {r['seconds']:.0f} |")
     return lines
+
+
+def group(r: dict) -> tuple:
+    """Runs of the same painting and settings but for the frame count."""
+    return r["decoder"], r.get("decode", "full"), r["pixels"], r.get("chunk", 16), r["format"], r["held"]
+
+
+def baselines(results: dict[str, dict]) -> dict[tuple, dict]:
+    """The 100-frame run of each group."""
+    return {group(r): r for r in results.values() if r["frames"] == 100}
 
 
 def verdicts(results: dict[str, dict]) -> list[str]:
@@ -229,8 +283,8 @@ def verdicts(results: dict[str, dict]) -> list[str]:
     groups: dict[tuple, dict[int, dict]] = {}
     for r in results.values():
         if r["format"] == "mp4" and not r["held"]:
-            groups.setdefault((r["decoder"], r["pixels"], r.get("chunk", 16)), {})[r["frames"]] = r
-    for (decoder, pixels, chunk), by_frames in sorted(groups.items()):
+            groups.setdefault((r["decoder"], r.get("decode", "full"), r["pixels"], r.get("chunk", 16)), {})[r["frames"]] = r
+    for (decoder, decode, pixels, chunk), by_frames in sorted(groups.items()):
         if 100 not in by_frames:
             continue
         for frames in sorted(f for f in by_frames if f > 100):
@@ -238,54 +292,70 @@ def verdicts(results: dict[str, dict]) -> list[str]:
             ratio = b["peak_bytes"] / a["peak_bytes"]
             beyond = mib(b["peak_bytes"] - b["idle_bytes"])
             ok = ratio <= 1.25 and beyond <= 1024
-            out.append(f"{decoder} {pixels}px chunk {chunk} MP4: peak({frames:,}) / peak(100) = {ratio:.3f} (<= 1.25), "
+            out.append(f"{decoder} ({decode} decode) {pixels}px chunk {chunk} MP4: peak({frames:,}) / peak(100) = "
+                       f"{ratio:.3f} (<= 1.25), "
                        f"{beyond:.0f} MiB beyond idle (<= 1024) -> {'pass' if ok else 'FAIL'}")
     return out
 
 
 def plot(results: dict[str, dict], path: str) -> None:
-    """Two panels with Pillow: peak beyond idle per case (bars), file size and RSS over time for
-    the longest case."""
+    """Two panels, drawn with Pillow (matplotlib is not a dependency): each case's peak RSS split
+    into idle and beyond-idle, with its ratio to the 100-frame peak; and, for the longest case, the
+    partial file's size and the process's RSS over the render."""
     from PIL import Image, ImageDraw
 
-    width, height = 1200, 520
+    width, height = 1280, 560
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     names = list(results)
-    top = max(mib(r["peak_bytes"] - r["idle_bytes"]) for r in results.values()) * 1.15 or 1
-    left, base, panel = 60, 460, 540
-    draw.text((left, 10), "peak RSS beyond idle (MiB) per case", fill="black")
-    draw.line((left, 40, left, base), fill="black")
-    draw.line((left, base, left + panel, base), fill="black")
+    base = baselines(results)
+    top = max(mib(r["peak_bytes"]) for r in results.values()) * 1.15 or 1
+    left, ceiling, floor, panel = 70, 50, 470, 540
+    draw.text((left, 10), "peak RSS per render (MiB): grey = idle (imports, weights, warm-up), red = beyond idle", fill="black")
+    draw.text((left, 24), "label: peak / peak of the 100-frame render of the same painting", fill="black")
+    draw.line((left, ceiling, left, floor), fill="black")
+    draw.line((left, floor, left + panel, floor), fill="black")
+    for tick in range(0, int(top) + 1, 250):
+        y = floor - (floor - ceiling) * tick / top
+        draw.line((left - 4, y, left, y), fill="black")
+        draw.text((left - 40, y - 6), f"{tick}", fill="black")
     step = panel / max(1, len(names))
     for index, name in enumerate(names):
         r = results[name]
-        value = mib(r["peak_bytes"] - r["idle_bytes"])
-        x0 = left + index * step + 4
-        y = base - (base - 40) * value / top
-        colour = (200, 80, 60) if r["decoder"] == "taef2" else (60, 110, 200)
-        draw.rectangle((x0, y, x0 + step - 8, base), fill=colour)
-        draw.text((x0, y - 12), f"{value:.0f}", fill="black")
-        draw.text((x0, base + 4 + 12 * (index % 3)), name, fill="black")
-    draw.text((left, base + 44), "red: taef2, blue: linear decoder; h = whole input held, w = webp", fill="black")
+        x0, x1 = left + index * step + 6, left + (index + 1) * step - 6
+        idle_y = floor - (floor - ceiling) * mib(r["idle_bytes"]) / top
+        peak_y = floor - (floor - ceiling) * mib(r["peak_bytes"]) / top
+        draw.rectangle((x0, idle_y, x1, floor), fill=(190, 190, 190))
+        draw.rectangle((x0, peak_y, x1, idle_y), fill=(200, 70, 60))
+        reference = base.get(group(r))
+        label = f"{r['peak_bytes'] / reference['peak_bytes']:.2f}x" if reference else ""
+        draw.text((x0, peak_y - 26), f"{mib(r['peak_bytes']):.0f}", fill="black")
+        draw.text((x0, peak_y - 13), label, fill="black")
+        draw.text((x0, floor + 6), f"{r['frames']:,} fr", fill="black")
+        draw.text((x0, floor + 19), f"{r['pixels']} px {r['format']}", fill="black")
+        draw.text((x0, floor + 32), f"{r['decoder']} {r.get('decode', 'full')}", fill="black")
 
-    longest = max(results.values(), key=lambda r: (r["format"] == "mp4", not r["held"], r["frames"] >= 1000,
-                                                   r["frames"] * r["pixels"] ** 2, r["seconds"]))
-    growth = longest["growth"] or [(0.0, 0, longest["idle_bytes"])]
-    left2 = 660
-    draw.text((left2, 10), f"{longest['case']}: file size (green) and RSS (black) during the render", fill="black")
-    draw.line((left2, 40, left2, base), fill="black")
-    draw.line((left2, base, left2 + panel, base), fill="black")
+    longest = max(results.values(), key=lambda r: (r["format"] == "mp4", not r["held"], r["frames"] * r["pixels"] ** 2))
+    growth = [sample[:3] for sample in longest["growth"]] or [(0.0, 0, longest["idle_bytes"])]
+    left2 = 700
+    draw.text((left2, 10), f"{longest['case']} ({longest['frames']:,} frames, {longest['pixels']} px, "
+                           f"{longest['format']}) while rendering:", fill="black")
+    draw.text((left2, 24), "green = size of the partial output file, black = process RSS", fill="black")
+    draw.line((left2, ceiling, left2, floor), fill="black")
+    draw.line((left2, floor, left2 + panel, floor), fill="black")
     t_max = max(t for t, _, _ in growth) or 1
     size_max = max(longest["file_bytes"], max(s for _, s, _ in growth)) or 1
     rss_max = max(max(rss for _, _, rss in growth), longest["peak_bytes"]) or 1
-    size_points = [(left2 + panel * t / t_max, base - (base - 40) * s / size_max) for t, s, _ in growth]
-    rss_points = [(left2 + panel * t / t_max, base - (base - 40) * rss / rss_max) for t, _, rss in growth]
+    size_points = [(left2 + panel * t / t_max, floor - (floor - ceiling) * s / size_max) for t, s, _ in growth]
+    rss_points = [(left2 + panel * t / t_max, floor - (floor - ceiling) * rss / rss_max) for t, _, rss in growth]
     if len(size_points) > 1:
         draw.line(size_points, fill=(30, 150, 60), width=2)
         draw.line(rss_points, fill="black", width=2)
-    draw.text((left2, base + 8), f"0 .. {t_max:.0f} s; file 0 .. {mib(size_max):.1f} MiB; RSS 0 .. {mib(rss_max):.0f} MiB",
-              fill="black")
+    draw.text((left2, floor + 8), f"time 0 .. {t_max:.0f} s", fill="black")
+    draw.text((left2, floor + 21), f"file 0 .. {size_max / 1024:,.0f} KiB (final {longest['file_bytes'] / 1024:,.0f} KiB)",
+              fill=(30, 150, 60))
+    draw.text((left2, floor + 34), f"RSS 0 .. {mib(rss_max):.0f} MiB (idle {mib(longest['idle_bytes']):.0f}, "
+                                   f"peak {mib(longest['peak_bytes']):.0f})", fill="black")
     image.save(path)
 
 
@@ -298,6 +368,10 @@ def main(argv=None) -> int:
     parser.add_argument("--plot", default=None, help="write the PNG plot here")
     parser.add_argument("--json", default=None, help="append the results here as JSON lines")
     parser.add_argument("--out-dir", default=None, help="where the files are written (default: a temp dir)")
+    parser.add_argument("--decode", choices=("full", "incremental"), default="incremental",
+                        help="the Render node's decode for the taef2 cases (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="cases run at once, each in its own process (peaks are per process; times get noisier)")
     parser.add_argument("--report", nargs="*", default=None,
                         help="print the table (and --plot) of --json files, run nothing (runs of older versions "
                              "without a chunk figure used chunks of 16)")
@@ -306,7 +380,7 @@ def main(argv=None) -> int:
     args.taesd = os.path.abspath(args.taesd)
 
     if args.case:
-        emit_result(run_case(args.case, args.taesd, args.out_dir))
+        emit_result(run_case(args.case, args.taesd, args.out_dir, args.decode))
         return 0
 
     names = list(QUICK) if args.quick else args.cases
@@ -316,18 +390,27 @@ def main(argv=None) -> int:
             with open(report) as f:
                 for line in f:
                     r = json.loads(line)
-                    results[f"{r['case']} c{r.get('chunk', 16)}"] = r
+                    results[f"{r['case']} c{r.get('chunk', 16)} {r.get('decode', 'full')}"] = r
         names = []
-    for name in names:
-        results[name] = spawn(name, args)
-        r = results[name]
-        print(f"{name}: peak {mib(r['peak_bytes']):.0f} MiB, idle {mib(r['idle_bytes']):.0f} MiB, "
-              f"{r['seconds']:.0f} s, {growth_summary(r)}", flush=True)
-        if args.json:
-            with open(args.json, "a") as f:
-                f.write(json.dumps(r) + "\n")
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = {name: pool.submit(spawn, name, args) for name in names}
+        for name, future in futures.items():
+            results[name] = r = future.result()
+            print(f"{name}: peak {mib(r['peak_bytes']):.0f} MiB, idle {mib(r['idle_bytes']):.0f} MiB, "
+                  f"{r['seconds']:.0f} s, {growth_summary(r)}", flush=True)
+            if args.json:
+                with open(args.json, "a") as f:
+                    f.write(json.dumps(r) + "\n")
     print()
     print("\n".join(table(results)))
+    print()
+    print("The output file while rendering (time since the render started, frames decoded: size):")
+    for r in results.values():
+        print(f"- {r['case']}: {growth_steps(r)}")
+        if r.get("incremental"):
+            print(f"  incremental decoding: {r['incremental']}")
     print()
     print("\n".join(verdicts(results)))
     if args.plot:

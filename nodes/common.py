@@ -162,12 +162,16 @@ def paint_options(node, frames, pacing, cleanup_frames, seed) -> PaintOptions:
 
 
 # Decode Frames' and Render's decoding strategy (painter/incremental.py).
+_BOUND = incremental.IncrementalOptions()
 DECODE_INPUT = (list(incremental.DECODE_MODES), {
     "default": "full",
     "tooltip": "full: decode every frame whole. incremental: decode only where a frame changed and paste it into the "
-               f"previous one, every frame within {incremental.IncrementalOptions().min_psnr:g} dB PSNR of its full "
-               "decode (checked against full decodes; the last frame is one). Several times faster with TAESD VAEs; "
-               "other VAEs (global attention) decode in full."})
+               f"previous one, within {_BOUND.min_psnr:g} dB PSNR of the frame's full decode: one frame in "
+               f"every {_BOUND.check_every} is also decoded in full and compared, a span that misses is decoded "
+               "again in full (then crops are tightened, and after repeated misses dropped), and the last frame is a "
+               "full decode. TAESD VAEs (the pack's, ComfyUI's core taesd/taesdxl/taesd3/taef1) are split after "
+               "their latent-resolution stage. VAEs the pack cannot split (SD's KL-VAE and others with global "
+               "attention or norms) decode every frame in full: the same frames as full, no faster."})
 
 
 def staged_decoding(vae, decode, node):

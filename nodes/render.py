@@ -7,10 +7,22 @@ import os
 
 from ..painter import incremental, output, video
 from . import host
-from .common import CATEGORY, DECODE_INPUT, latent_samples, log_incremental, node_error, reporting, staged_decoding
+from .common import (
+    CATEGORY,
+    DECODE_INPUT,
+    STROKE_MAPS,
+    latent_samples,
+    log_incremental,
+    node_error,
+    reporting,
+    staged_decoding,
+)
 
 # Segments after the first: (frames input, stroke map input), in play order.
 MORE_SEGMENTS = (("frames_2", "stroke_map_2"), ("frames_3", "stroke_map_3"), ("frames_4", "stroke_map_4"))
+# Each segment's coloured stroke maps (STROKE_MAPS), added after 'decode': inputs are only ever
+# appended, so workflows saved before keep their links.
+SEGMENT_MAPS = ("stroke_maps", "stroke_maps_2", "stroke_maps_3", "stroke_maps_4")
 
 
 class LatentPainterRender:
@@ -78,41 +90,58 @@ class LatentPainterRender:
                 "stroke_map": ("MASK", {"tooltip": "Paint's stroke_map output for 'frames' (same frame count)."}),
                 **more,
                 "decode": DECODE_INPUT,
+                **{name: (STROKE_MAPS, {"tooltip": f"Paint's or Transition's stroke_maps output for {frames_name}: "
+                                                   "the side-by-side map with each stroke in the colour of its latent "
+                                                   f"channel (as in Decode Frames), and the white canvas. Used instead "
+                                                   f"of {map_name} when both are connected."})
+                   for name, (frames_name, map_name) in zip(SEGMENT_MAPS, (("frames", "stroke_map"), *MORE_SEGMENTS))},
             },
             "hidden": {"prompt": "PROMPT", "extra_pnginfo": "EXTRA_PNGINFO"},
         }
 
     def render(self, frames, vae, filename_prefix, format, fps, quality, hold_first, hold_last, pingpong,
                white_canvas, stroke_map_side_by_side, chunk_size, stroke_map=None, frames_2=None, stroke_map_2=None,
-               frames_3=None, stroke_map_3=None, frames_4=None, stroke_map_4=None, decode=None, prompt=None,
-               extra_pnginfo=None):
+               frames_3=None, stroke_map_3=None, frames_4=None, stroke_map_4=None, decode=None, stroke_maps=None,
+               stroke_maps_2=None, stroke_maps_3=None, stroke_maps_4=None, prompt=None, extra_pnginfo=None):
         node = type(self)
         more = {"frames_2": frames_2, "stroke_map_2": stroke_map_2, "frames_3": frames_3, "stroke_map_3": stroke_map_3,
                 "frames_4": frames_4, "stroke_map_4": stroke_map_4}
-        inputs = [("frames", "stroke_map", frames, stroke_map)]
-        inputs += [(f, m, more.get(f), more.get(m)) for f, m in MORE_SEGMENTS if more.get(f) is not None]
-        orphan = [m for f, m in MORE_SEGMENTS if more.get(m) is not None and more.get(f) is None]
+        coloured = dict(zip(SEGMENT_MAPS, (stroke_maps, stroke_maps_2, stroke_maps_3, stroke_maps_4)))
+        inputs = [("frames", "stroke_map", "stroke_maps", frames, stroke_map, stroke_maps)]
+        inputs += [(f, m, c, more.get(f), more.get(m), coloured[c])
+                   for (f, m), c in zip(MORE_SEGMENTS, SEGMENT_MAPS[1:]) if more.get(f) is not None]
+        orphan = [(m, f) for f, m in MORE_SEGMENTS if more.get(m) is not None and more.get(f) is None]
+        orphan += [(c, f) for (f, _), c in zip(MORE_SEGMENTS, SEGMENT_MAPS[1:])
+                   if coloured[c] is not None and more.get(f) is None]
         if orphan:
-            raise node_error(node, orphan[0], f"is connected but its frames are not; connect frames_{orphan[0][-1]} too")
+            raise node_error(node, orphan[0][0], f"is connected but its frames are not; connect {orphan[0][1]} too")
+        for name, value in coloured.items():
+            if value is not None and not isinstance(value, output.StrokeMaps):
+                raise node_error(node, name, "is not a painting's stroke maps; connect Paint's or Transition's "
+                                             "stroke_maps output")
         encoding = video.Encoding(format, float(fps), int(quality))
         with reporting(node):
             encoding.check(node.DISPLAY_NAME)
             video.require_encoder(encoding.format, node.DISPLAY_NAME)
 
         segments = []
-        for frames_name, map_name, value, mask in inputs:
+        for frames_name, map_name, maps_name, value, mask, maps in inputs:
             latents = latent_samples(value, node, frames_name)
-            if (white_canvas or stroke_map_side_by_side) and mask is None:
+            if (white_canvas or stroke_map_side_by_side) and mask is None and maps is None:
                 wanted = "white_canvas" if white_canvas else "stroke_map_side_by_side"
-                raise node_error(node, map_name, f"{wanted} needs it; connect the stroke_map output that came with "
-                                                 f"{frames_name}, or turn {wanted} off")
-            if (white_canvas or stroke_map_side_by_side) and tuple(getattr(mask, "shape", ())) != (
-                    latents.shape[0], *latents.shape[2:]):
-                want = (int(latents.shape[0]), *map(int, latents.shape[2:]))
-                raise node_error(node, map_name, f"has shape {tuple(getattr(mask, 'shape', ()))} but {frames_name} needs "
-                                                 f"{want} (one map per frame); connect the stroke_map that came with "
-                                                 f"{frames_name}")
-            segments.append((frames_name, latents, mask))
+                raise node_error(node, maps_name, f"{wanted} needs them; connect the stroke_maps output that came "
+                                                  f"with {frames_name} (or its stroke_map), or turn {wanted} off")
+            if not (white_canvas or stroke_map_side_by_side):
+                maps = None
+            elif maps is None:
+                # A MASK carries the coverage only: the map shows it in grey, without per-channel colours.
+                maps, maps_name = output.StrokeMaps.from_coverage(mask, latents.shape[1]), map_name
+            want = (int(latents.shape[0]), *map(int, latents.shape[2:]))
+            if maps is not None and tuple(getattr(maps.coverage, "shape", ())) != want:
+                raise node_error(node, maps_name, f"has shape {tuple(getattr(maps.coverage, 'shape', ()))} but "
+                                                  f"{frames_name} needs {want} (one map per frame); connect the "
+                                                  f"{maps_name.rstrip('_234')} that came with {frames_name}")
+            segments.append((frames_name, latents, maps))
         lengths = [int(latents.shape[0]) for _, latents, _ in segments]
         with reporting(node):
             total = video.planned_frames(lengths, int(hold_first), int(hold_last), bool(pingpong), node.DISPLAY_NAME)
@@ -134,14 +163,14 @@ class LatentPainterRender:
         offset = 0
         decoder, options, _ = staged_decoding(vae, decode, node)
         stats = []
-        for (frames_name, latents, mask), length in zip(segments, lengths):
+        for (frames_name, latents, maps), length in zip(segments, lengths):
             # Each segment starts on a full decode: its own stats, its own verified spans.
             stats.append(None if options is None else incremental.IncrementalStats())
-            maps = output.StrokeMaps.from_coverage(mask, latents.shape[1]) if stroke_map_side_by_side else False
             with reporting(node, frames_name):
                 chunks.append(output.decoded_chunks(
-                    decoder, latents, int(chunk_size), coverage=mask if white_canvas else None,
-                    white_canvas=bool(white_canvas), stroke_map=maps, progress=segment_progress(offset),
+                    decoder, latents, int(chunk_size), coverage=maps.coverage if white_canvas else None,
+                    white_canvas=bool(white_canvas), stroke_map=maps if stroke_map_side_by_side else False,
+                    progress=segment_progress(offset),
                     incremental=options, incremental_stats=stats[-1],
                     where=f"{node.DISPLAY_NAME}: {frames_name}",
                 ))

@@ -409,12 +409,36 @@ def _decoded_chunks(decode, latents: torch.Tensor, chunk_size: int, incremental,
         yield start, stop, decode(latents[start:stop].contiguous())
 
 
-def _whole(value, name: str, where: str) -> int:
+def hold_count(value, name: str, where: str) -> int:
+    """A hold (extra copies of a frame): a whole number >= 0, else a clear error."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{where}: {name} must be a whole number, got {value!r}")
     if value < 0:
         raise ValueError(f"{where}: {name} must be >= 0, got {value}; use 0 for no hold")
     return value
+
+
+def joined_frame_shape(images, number: int, frame_shape: tuple[int, ...] | None, where: str,
+                       noun: str = "sequence", rgb: bool = False) -> tuple[int, ...]:
+    """The frame shape ``(H, W, C)`` of the IMAGE batch ``images``, the ``number``-th of several
+    played one after another; refused when it is not an IMAGE (with ``rgb``: not 3 channels, what
+    the video encoders take) or differs from ``frame_shape`` (the first one's; None for the first)."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or (rgb and images.shape[-1] != 3):
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"{where}: {noun} {number} must be an IMAGE [N,H,W,{3 if rgb else 'C'}], got {shape}")
+    shape = tuple(images.shape[1:])
+    if frame_shape is not None and shape != frame_shape:
+        raise ValueError(
+            f"{where}: {noun} {number} has frames of {shape} but {noun} 1 has {frame_shape}; every {noun} must be "
+            "decoded at the same size (the same latent size, and all or none with a stroke map beside it)"
+        )
+    return shape
+
+
+def repeats_join(previous_last: torch.Tensor, first: torch.Tensor) -> bool:
+    """Whether a sequence starts on the exact frame the previous one ended on (a transition from a
+    painting's final image): that frame is then played once."""
+    return torch.equal(previous_last, first.to(previous_last.device))
 
 
 def assemble(
@@ -439,29 +463,17 @@ def assemble(
     sequences = list(sequences)
     if not sequences:
         raise ValueError(f"{where}: no sequences given; pass at least one IMAGE batch")
-    hold_first = _whole(hold_first, "hold_first", where)
-    hold_last = _whole(hold_last, "hold_last", where)
+    hold_first = hold_count(hold_first, "hold_first", where)
+    hold_last = hold_count(hold_last, "hold_last", where)
     frame_shape = None
     for index, seq in enumerate(sequences):
-        if not isinstance(seq, torch.Tensor) or seq.dim() != 4:
-            shape = tuple(seq.shape) if isinstance(seq, torch.Tensor) else type(seq).__name__
-            raise ValueError(f"{where}: sequence {index + 1} must be an IMAGE [N,H,W,C], got {shape}")
+        frame_shape = joined_frame_shape(seq, index + 1, frame_shape, where)
         if seq.shape[0] == 0:
             raise ValueError(f"{where}: sequence {index + 1} has no frames; remove it or decode it first")
-        if frame_shape is None:
-            frame_shape = tuple(seq.shape[1:])
-        elif tuple(seq.shape[1:]) != frame_shape:
-            raise ValueError(
-                f"{where}: sequence {index + 1} has frames of {tuple(seq.shape[1:])} but sequence 1 has {frame_shape}; "
-                "decode all sequences at the same size (and all with or all without stroke maps)"
-            )
 
     # Frames kept from each sequence, with its first frame dropped when it repeats the join.
-    first_kept = [0] * len(sequences)
-    for index in range(1, len(sequences)):
-        previous = sequences[index - 1][-1]
-        if torch.equal(previous, sequences[index][0].to(previous.device)):
-            first_kept[index] = 1
+    first_kept = [int(repeats_join(sequences[index - 1][-1], sequences[index][0])) for index in range(len(sequences))]
+    first_kept[0] = 0
     lengths = [seq.shape[0] - skip for seq, skip in zip(sequences, first_kept)]
     length = sum(lengths)
 
@@ -525,12 +537,15 @@ __all__ = [
     "MAX_IMAGE_BYTES",
     "StrokeMaps",
     "assemble",
+    "joined_frame_shape",
+    "repeats_join",
     "check_image_budget",
     "composite_white",
     "DecodedChunks",
     "decode_frames",
     "decoded_chunks",
     "fps_for_duration",
+    "hold_count",
     "hue_colours",
     "render_stroke_map",
     "soft_coverage",

@@ -32,21 +32,13 @@ from typing import BinaryIO, Callable, Iterable, Iterator, Sequence
 
 import torch
 
-from .output import MAX_ASSEMBLED_FRAMES, MAX_FPS
+from .output import MAX_ASSEMBLED_FRAMES, MAX_FPS, hold_count, joined_frame_shape, repeats_join
 
 FORMATS = ("webp", "mp4")
 Progress = Callable[[int, int], None]
 
 # Frames read back per block on the way back of a ping-pong.
 READ_BACK_FRAMES = 16
-
-
-def _whole(value, name: str, where: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{where}: {name} must be a whole number, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{where}: {name} must be >= 0, got {value}; use 0 for no hold")
-    return value
 
 
 @dataclass(frozen=True)
@@ -263,8 +255,8 @@ def planned_frames(lengths: Sequence[int], hold_first: int, hold_last: int, ping
                    where: str = "render") -> int:
     """An upper bound of the frames played (exact when no join frame repeats), refused above
     :data:`MAX_ASSEMBLED_FRAMES` before anything is decoded."""
-    hold_first = _whole(hold_first, "hold_first", where)
-    hold_last = _whole(hold_last, "hold_last", where)
+    hold_first = hold_count(hold_first, "hold_first", where)
+    hold_last = hold_count(hold_last, "hold_last", where)
     length = sum(lengths)
     count = length + hold_first + hold_last + (max(length - 2, 0) if pingpong else 0)
     if count > MAX_ASSEMBLED_FRAMES:
@@ -294,8 +286,8 @@ def played_frames(
     forward frames go to an unnamed temporary file in ``spill_dir`` and are read back in blocks
     of :data:`READ_BACK_FRAMES`, reporting ``progress(frames)`` after each block.
     """
-    hold_first = _whole(hold_first, "hold_first", where)
-    hold_last = _whole(hold_last, "hold_last", where)
+    hold_first = hold_count(hold_first, "hold_first", where)
+    hold_last = hold_count(hold_last, "hold_last", where)
     spill = tempfile.TemporaryFile(dir=spill_dir) if pingpong else None
     try:
         shape = None
@@ -305,16 +297,8 @@ def played_frames(
         for number, chunks in enumerate(segments, start=1):
             first = True
             for chunk in chunks:
-                if chunk.dim() != 4 or chunk.shape[-1] != 3:
-                    raise ValueError(f"{where}: segment {number} decoded to {tuple(chunk.shape)}, not IMAGE [n,H,W,3]")
-                if shape is None:
-                    shape = tuple(chunk.shape[1:])
-                elif tuple(chunk.shape[1:]) != shape:
-                    raise ValueError(
-                        f"{where}: segment {number} has frames of {tuple(chunk.shape[1:])} but segment 1 has {shape}; "
-                        "every segment must have the same latent size (and all or none a stroke map beside it)"
-                    )
-                if first and join is not None and chunk.shape[0] and torch.equal(chunk[0], join.to(chunk.device)):
+                shape = joined_frame_shape(chunk, number, shape, where, noun="segment", rgb=True)
+                if first and join is not None and chunk.shape[0] and repeats_join(join, chunk[0]):
                     chunk = chunk[1:]
                 first = False
                 if chunk.shape[0] == 0:

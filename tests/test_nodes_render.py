@@ -36,6 +36,17 @@ def coverage(n=7):
     return output.coverage_mask(growing)
 
 
+def coloured(n=7):
+    """Stroke maps with per-frame strokes in several channels (what Paint's stroke_maps carries)."""
+    cover = coverage(n)
+    strokes = torch.zeros_like(cover)
+    channels = torch.full(cover.shape, -1, dtype=torch.int16)
+    for k in range(1, n):
+        strokes[k, :, (k - 1) % 6] = 1.0
+        channels[k, :, (k - 1) % 6] = k % 4
+    return output.StrokeMaps(cover, strokes, channels, 4)
+
+
 @pytest.fixture
 def handed_on(monkeypatch):
     """host.video_from_file and host.blocked_output recorded (core VIDEO needs ComfyUI)."""
@@ -74,6 +85,25 @@ def test_render_two_segments_to_webp_plays_what_decode_and_assemble_make(folders
     assert dones == sorted(dones) and vae.calls == [3, 3, 1, 3, 2]
 
 
+def test_coloured_stroke_maps_show_as_in_decode_frames(folders, handed_on, progress):
+    """stroke_maps (the last inputs) colour the side-by-side map by channel, as Decode Frames does,
+    and win over the grey stroke_map when both are connected."""
+    _, outputs = folders
+    first, second = frames(7), frames(5, seed=1)
+    maps, second_maps = coloured(7), coloured(5)
+    result = run("LatentPainterRender", frames=first, vae=LinearVAE(), stroke_map=coverage(7), stroke_maps=maps,
+                 frames_2=second, stroke_maps_2=second_maps,
+                 **settings(white_canvas=True, stroke_map_side_by_side=True))
+    decoded = [run("LatentPainterDecodeFrames", vae=LinearVAE(), frames=latent, chunk_size=3, white_canvas=True,
+                   stroke_map_side_by_side=True, stroke_maps=m)[0] for latent, m in ((first, maps), (second, second_maps))]
+    want = video.to_uint8(output.assemble(decoded, hold_last=2))
+    got, _ = read_webp(outputs / "lp" / result["ui"]["images"][0]["filename"])
+    assert torch.equal(got, want)
+    right = got[:, :, got.shape[2] // 2:].to(torch.int16)
+    # Coloured strokes: some map pixels are far from grey (a grey map has equal R, G and B).
+    assert int((right.amax(dim=-1) - right.amin(dim=-1)).max()) > 100
+
+
 def test_render_mp4_hands_the_file_to_core_video_nodes(folders, handed_on, progress):
     _, outputs = folders
     result = run("LatentPainterRender", frames=frames(9), vae=LinearVAE(), **settings(format="mp4", hold_last=3),
@@ -106,10 +136,14 @@ def test_cancel_leaves_no_file(folders, handed_on, monkeypatch, format):
 @pytest.mark.parametrize(
     "changes,inputs,words",
     [
-        ({"white_canvas": True}, {}, "Render: stroke_map: white_canvas needs it"),
+        ({"white_canvas": True}, {}, "Render: stroke_maps: white_canvas needs them"),
         ({"stroke_map_side_by_side": True}, {"stroke_map": coverage(7), "frames_3": frames(4)},
-         "Render: stroke_map_3: stroke_map_side_by_side needs it"),
-        ({}, {"stroke_map_2": coverage(7)}, "Render: stroke_map_2: is connected but its frames are not"),
+         "Render: stroke_maps_3: stroke_map_side_by_side needs them"),
+        ({}, {"stroke_map_2": coverage(7)}, "Render: stroke_map_2: is connected but its frames are not; connect frames_2"),
+        ({}, {"stroke_maps_4": coloured(7)}, "Render: stroke_maps_4: is connected but its frames are not; connect frames_4"),
+        ({}, {"stroke_maps": coverage(7)}, "Render: stroke_maps: is not a painting's stroke maps"),
+        ({"stroke_map_side_by_side": True}, {"stroke_maps": coloured(5)},
+         "Render: stroke_maps: has shape (5, 4, 6) but frames needs (7, 4, 6)"),
         ({"fps": 0.0}, {}, "Render: fps must be a number above 0"),
         ({"format": "gif"}, {}, "Render: format must be one of webp, mp4"),
         ({"hold_last": 100_000}, {}, "more than 100000"),

@@ -771,7 +771,7 @@ RENDER (long paintings straight to a file)
 Render decodes the painted frames chunk by chunk and encodes each chunk into the file at once, so memory stays at one chunk whatever the frame count (Decode Frames + Assemble Frames hold every frame as images: 1,000 frames at 512x512 are 3 GiB).
 format: mp4 (H.264, small, for players and core video nodes: its 'video' output goes to Save Video, Get Video Components...) or webp (animated, plays in any browser).
 quality: webp lossy quality (100 = lossless); mp4 CRF = 51 - 0.4 x quality (80 -> 19).
-hold_first / hold_last, pingpong, white_canvas and stroke_map_side_by_side work as in Decode Frames + Assemble Frames. frames_2..frames_4 play after 'frames' (e.g. a Transition from the final image) without joining decoded images.
+hold_first / hold_last, pingpong, white_canvas and stroke_map_side_by_side work as in Decode Frames + Assemble Frames; connect Paint's stroke_maps for a map with each stroke in the colour of its channel. frames_2..frames_4 play after 'frames' (e.g. a Transition from the final image) without joining decoded images.
 The file appears in the output folder only when complete: Cancel leaves none. The node plays it when done.
 Here: 1,000 frames (20 s at 50 fps, as in the author's demos) to MP4, and the same painting on white paper with its stroke map to WEBP.
 """
@@ -784,7 +784,8 @@ def render(wf: Workflow, vae_src, frames_src, prefix, format="mp4", fps=50.0, ho
     wf.connect(frames_src, "frames", node, "frames")
     wf.connect(vae_src, "VAE", node, "vae")
     if white or side:
-        wf.connect(frames_src, "stroke_map", node, "stroke_map")
+        # The coloured maps (strokes in the colour of their channel), as Decode Frames shows them.
+        wf.connect(frames_src, "stroke_maps", node, "stroke_maps")
     return node
 
 

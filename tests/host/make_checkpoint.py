@@ -114,10 +114,28 @@ def _meta_modules_sd3():
     return [("", mmdit, None)]
 
 
+def _meta_modules_vaes(family: str):
+    """``kl_vae``: SD's AutoencoderKL alone (keys as in a VAE file, for ``comfy.sd.VAE(sd=...)``);
+    ``taesd``: core TAESD's encoder and decoder for SD1 latents (keys ``taesd_encoder.*`` and
+    ``taesd_decoder.*``, as ``nodes.VAELoader.load_taesd`` assembles them from vae_approx files)."""
+    _comfy_cpu()
+    if family == "kl_vae":
+        from comfy.ldm.models.autoencoder import AutoencoderKL
+
+        with torch.device("meta"):
+            return [("", AutoencoderKL(ddconfig=dict(VAE_DDCONFIG), embed_dim=4), None)]
+    from comfy.taesd.taesd import Decoder, Encoder
+
+    with torch.device("meta"):
+        return [("taesd_encoder.", Encoder(latent_channels=4), None), ("taesd_decoder.", Decoder(latent_channels=4), None)]
+
+
 def _meta_modules(family: str = "sd15"):
     """(prefix, module) pairs built on the meta device with ComfyUI's own classes."""
     if family == "sd3":
         return _meta_modules_sd3()
+    if family in ("kl_vae", "taesd"):
+        return _meta_modules_vaes(family)
     _comfy_cpu()
     import comfy.ops
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
@@ -150,8 +168,15 @@ def _init_kind(module: torch.nn.Module, pname: str) -> str:
     return "fan_in"
 
 
+# Weight std = GAIN / sqrt(fan_in). TAESD is a plain ReLU stack without norms: with gain 1 its
+# signal halves in variance at every layer and the random decoder paints flat grey; He's gain
+# sqrt(2) keeps images with texture, so comparisons of decodes mean something.
+GAIN = {"taesd": math.sqrt(2.0)}
+
+
 def build_state_dict(seed: int, family: str = "sd15") -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
+    gain = GAIN.get(family, 1.0)
     specs = []  # (key, shape, kind)
     for prefix, root, keep in _meta_modules(family):
         for mname, module in root.named_modules():
@@ -178,7 +203,7 @@ def build_state_dict(seed: int, family: str = "sd15") -> dict[str, torch.Tensor]
                 std = 0.02
             else:
                 fan_in = math.prod(shape[1:]) if len(shape) > 1 else shape[0]
-                std = 1.0 / math.sqrt(max(fan_in, 1))
+                std = gain / math.sqrt(max(fan_in, 1))
             t = torch.randn(shape, generator=gen, dtype=torch.float32).mul_(std).to(torch.float16)
         sd[key] = t
     return sd

@@ -138,3 +138,20 @@ def test_frontend_shows_both_renders_animated(frontend, comfy, checkpoint_a, che
     assert "video-preview" in mp4["widgets"], report
     assert mp4["outputs"]["animated"] == [True] and webp["outputs"]["animated"] == [True], report
     print(f"\n{RENDER_WORKFLOW}: {seconds:.1f} s; shown: {report[:600]}")
+
+
+def test_incremental_render_with_the_kl_vae_is_its_full_render(comfy, checkpoint_a):
+    """SD1.5's KL-VAE (global attention: the pack cannot split it) with decode=incremental decodes
+    every frame in full, as the tooltip says: the lossless WEBP shows exactly the frames of
+    decode=full (both one frame per VAE call), and the log says why no crops were made."""
+    prompt = _painting_prompt()
+    prompt["1"]["inputs"]["ckpt_name"] = checkpoint_a
+    for node_id, decode in (("8", "incremental"), ("9", "full")):
+        prompt[node_id] = _render(["7", 0], "webp", f"lp_render/kl_{decode}", quality=100, chunk_size=1,
+                                  decode=decode)
+    history = comfy.queue(prompt)
+    incremental_file, full_file = (comfy.output_files({"outputs": {n: history["outputs"][n]}})[0] for n in ("8", "9"))
+    shown = comfy.decoded_frames(incremental_file)
+    assert len(shown) > 1 and shown == comfy.decoded_frames(full_file)
+    log = comfy.log_text()
+    assert "Render: incremental decoding:" in log and "is opaque" in log, comfy.log_tail()

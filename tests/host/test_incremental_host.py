@@ -1,0 +1,62 @@
+"""Incremental decoding with ComfyUI's own VAEs (skipped without COMFYUI_PATH).
+
+Runs ``benchmarks/bench_host_incremental.py --quick`` with the host's Python: ComfyUI 0.8.0 builds
+SD1.5's KL-VAE (``comfy.sd.VAE``) and core TAESD (core ``VAELoader`` 'taesd' from random
+vae_approx files), ``nodes.host.staged_decoder`` wraps them as the nodes do, and every frame of
+the incremental decode is compared with that frame's own full decode. What must hold:
+
+- core TAESD is split (the staged path), crops are actually made, every frame is within the
+  bound, the last frame is the full decode bit for bit;
+- the KL-VAE is not split; ``decode: incremental`` as the nodes run it decodes every frame in full
+  (identical frames, no crops); the opt-in crop mode (``opaque="learn"``) never hands over a frame
+  below the bound and ends on the full decode.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from comfy_host import PROJECT_ROOT, comfy_path_or_skip, comfy_python
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = PROJECT_ROOT / "benchmarks" / "bench_host_incremental.py"
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory) -> dict[tuple[str, str], dict]:
+    path = comfy_path_or_skip()
+    out = tmp_path_factory.mktemp("incremental") / "rows.json"
+    env = dict(os.environ, COMFYUI_PATH=str(path))
+    res = subprocess.run([comfy_python(path), str(SCRIPT), "--quick", "--json", str(out)], capture_output=True,
+                         text=True, env=env, timeout=3600)
+    assert res.returncode == 0, f"{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    print("\n" + "\n".join(line for line in res.stdout.splitlines() if line.startswith(("|", "-"))))
+    return {(r["vae"], r["mode"]): r for r in json.loads(out.read_text())}
+
+
+def test_core_taesd_is_split_and_stays_within_the_bound(rows):
+    r = rows[("core TAESD", "incremental")]
+    assert r["staged"], r
+    assert r["crop_decodes"] > 0, r  # the staged path really cropped
+    assert r["frames_below_bound"] == 0 and r["min_psnr"] >= r["bound_db"], r
+    assert r["last_identical"], r
+
+
+def test_kl_vae_incremental_decodes_every_frame_in_full(rows):
+    r = rows[("SD1.5 KL-VAE", "incremental")]
+    assert not r["staged"] and r["crop_decodes"] == 0 and "opaque" in r["fallback"], r
+    assert math.isinf(r["min_psnr"]) and r["last_identical"], r
+    assert r["full_decodes"] == r["frames"], r
+
+
+def test_kl_vae_opt_in_crops_never_hand_over_a_frame_below_the_bound(rows):
+    r = rows[("SD1.5 KL-VAE", "learn (opt-in crops)")]
+    assert not r["staged"], r
+    assert r["frames_below_bound"] == 0 and r["min_psnr"] >= r["bound_db"], r
+    assert r["last_identical"], r
