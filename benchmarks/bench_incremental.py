@@ -1,7 +1,7 @@
 """Incremental against full decoding: speed and error with the real taef2 decoder (issue 11, DESIGN §5).
 
 Run:  .venv/bin/python benchmarks/bench_incremental.py [--taesd ../shared/data/taesd] [--sizes 256 512 1024]
-      [--frames 1000] [--windows 4] [--window 64] [--plot incremental.png] [--quick]
+      [--frames 1000] [--windows 4] [--window 64] [--threads N] [--plot incremental.png] [--quick]
 
 For each pixel size a stroke painting of a photo (the stand-in plan of painter/standin.py, as
 benchmarks/bench_painter.py builds it, painted to ``--frames`` frames) is decoded two ways in the
@@ -9,7 +9,10 @@ same process: every frame in full (one frame per call: the reference each frame 
 incrementally (painter/incremental.py, default options). Time ratios are measured on ``--windows``
 runs of ``--window`` consecutive frames spread evenly over the painting, the last run ending on
 the painting's last frame; the two ways alternate run by run (which goes first alternates too),
-so the machine's load hits both alike. Every measured frame is compared with its full decode
+so the machine's load hits both alike; the speed is the ratio of the summed times, and the median
+of the per-run ratios is printed beside it. ``--threads`` sets torch's CPU threads for both ways
+(on a loaded machine two threads make every small operation wait for a time slice, which hits
+the many small crop decodes far harder than full decodes). Every measured frame is compared with its full decode
 (PSNR, whole frame); the last frame must be bit-identical. Prints a table and draws a PNG
 (per-frame PSNR over the painting, and the speed ratios).
 """
@@ -70,18 +73,20 @@ def measure(vae: TinyAutoencoder, size: int, frames: int, count: int, length: in
     painting = stroke_painting(vae, size, frames)
     decoder = StagedDecoder.of_taesd(vae)
     row = {"size": size, "frames": painting.shape[0], "measured": 0, "full": 0.0, "incremental": 0.0,
-           "psnr": [], "positions": [], "stats": IncrementalStats()}
+           "psnr": [], "positions": [], "stats": IncrementalStats(), "ratios": [], "runs": []}
     runs = windows(painting.shape[0], count, length)
     for index, (start, stop) in enumerate(runs):
         latents = painting[start:stop].contiguous()
         order = ("full", "incremental") if index % 2 == 0 else ("incremental", "full")
+        seconds = {}
         for way in order:
             if way == "full":
-                reference, seconds = full_run(vae, latents)
-                row["full"] += seconds
+                reference, seconds[way] = full_run(vae, latents)
             else:
-                images, seconds = incremental_run(decoder, latents, options, row["stats"])
-                row["incremental"] += seconds
+                images, seconds[way] = incremental_run(decoder, latents, options, row["stats"])
+            row[way] += seconds[way]
+        row["ratios"].append(seconds["full"] / seconds["incremental"])
+        row["runs"].append((start, stop - 1))
         row["psnr"] += [psnr(images[i], reference[i]) for i in range(len(latents))]
         row["positions"] += list(range(start, stop))
         row["measured"] += len(latents)
@@ -95,7 +100,7 @@ def measure(vae: TinyAutoencoder, size: int, frames: int, count: int, length: in
 def report(rows: list[dict], options: IncrementalOptions) -> None:
     print(f"\n== incremental vs full decodes, taef2, bound {options.min_psnr:g} dB (threshold {options.threshold}, "
           f"halo {options.halo}, context {options.context}, check every {options.check_every}) ==")
-    print(f"{'size':>6} {'frames':>7} {'measured':>9} {'full s/f':>9} {'incr s/f':>9} {'speed':>7} "
+    print(f"{'size':>6} {'frames':>7} {'measured':>9} {'full s/f':>9} {'incr s/f':>9} {'speed':>7} {'median':>7} "
           f"{'min dB':>7} {'mean dB':>8} {'exact':>6} {'last':>9}  decodes")
     for row in rows:
         scores = row["psnr"]
@@ -107,15 +112,18 @@ def report(rows: list[dict], options: IncrementalOptions) -> None:
         stats = row["stats"]
         print(
             f"{row['size']:>5}² {row['frames']:>7} {row['measured']:>9} {row['full'] / row['measured']:>9.3f} "
-            f"{row['incremental'] / row['measured']:>9.3f} {ratio:>6.2f}x {min(scores):>7.1f} "
+            f"{row['incremental'] / row['measured']:>9.3f} {ratio:>6.2f}x {statistics.median(row['ratios']):>6.2f}x "
+            f"{min(scores):>7.1f} "
             f"{statistics.fmean(finite) if finite else math.inf:>8.1f} {exact:>6} "
             f"{'identical' if row.get('last_identical') else 'DIFFERS':>9}  "
             f"{stats.full_decodes} full, {stats.crop_decodes} crop ({stats.crop_area / max(stats.frames, 1):.0%} avg), "
             f"{stats.failed_checks}/{stats.checks} checks missed{verdict}"
         )
+        print(f"       runs (frames): {', '.join(f'{a}-{b}' for a, b in row['runs'])}; "
+              f"per-run speed: {', '.join(f'{r:.2f}x' for r in row['ratios'])}")
         if min(scores) < options.min_psnr:
             print(f"       !! a frame is below the {options.min_psnr:g} dB bound")
-    print("(min/mean dB: PSNR of each measured frame against its full decode, mean over frames that differ; "
+    print("(speed: summed full time / summed incremental time; median: of the per-run ratios; min/mean dB: PSNR of each measured frame against its full decode, mean over frames that differ; "
           "exact: frames bit-identical to their full decode)")
 
 
@@ -166,12 +174,15 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=1000, help="frames of the painting")
     parser.add_argument("--windows", type=int, default=4, help="runs of consecutive frames measured per size")
     parser.add_argument("--window", type=int, default=64, help="frames per run (all frames when windows*window >= frames)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads for both ways (0: torch's default)")
     parser.add_argument("--plot", default="incremental.png", help="PNG to draw (not committed)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 256 px, 200 frames, 2 runs of 24")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.frames, args.windows, args.window = [256], 200, 2, 24
     torch.set_grad_enabled(False)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     vae = TinyAutoencoder.from_folder(args.taesd)
     options = IncrementalOptions()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, decoder {vae.name}, load {os.getloadavg()[0]:.1f}")

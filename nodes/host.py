@@ -20,7 +20,7 @@ import os
 
 import torch
 
-from ..painter.incremental import StagedDecoder, sequential_stages
+from ..painter.incremental import Stage, StagedDecoder, sequential_stages
 from ..painter.plan import LatentFormat, is_plan_file
 from ..painter.projection import factors_through_affine
 from ..painter.taesd import TinyAutoencoder
@@ -161,13 +161,15 @@ def guider_model(guider):
 
 
 def staged_decoder(vae) -> StagedDecoder:
-    """A ComfyUI VAE for incremental decoding: split after its latent-resolution stage when its
-    ``first_stage_model`` is core TAESD (``comfy.taesd.taesd.TAESD``, an ``nn.Sequential``
-    decoder), opaque (``vae.decode`` only) otherwise.
+    """A ComfyUI VAE for incremental decoding: split at its upsamples (a head at latent
+    resolution, then local stages) when its ``first_stage_model`` is core TAESD
+    (``comfy.taesd.taesd.TAESD``, an ``nn.Sequential`` decoder), opaque (``vae.decode`` only)
+    otherwise.
 
-    The halves reproduce 0.8.0's ``TAESD.decode`` (``(x - vae_shift) * vae_scale`` in, ``2y - 1``
+    The pieces reproduce 0.8.0's ``TAESD.decode`` (``(x - vae_shift) * vae_scale`` in, ``2y - 1``
     out) and ``VAE.decode`` (dtype and device in, ``process_output``, float and channels-last
-    out). Whatever they get wrong, the checks against ``vae.decode`` catch.
+    out). Whatever they get wrong, the first frame (decoded both ways) and the checks against
+    ``vae.decode`` catch.
     """
     if isinstance(vae, TinyAutoencoder):  # the pack's own TAESD (tests, demo)
         return StagedDecoder.of_taesd(vae)
@@ -176,7 +178,7 @@ def staged_decoder(vae) -> StagedDecoder:
     if type(model).__name__ != "TAESD" or not all(hasattr(model, name) for name in ("vae_shift", "vae_scale")):
         return StagedDecoder.opaque(vae.decode, name=type(model).__name__)
     try:
-        head_layers, tail_layers = sequential_stages(decoder)
+        head_layers, stages = sequential_stages(decoder)
     except ValueError:
         return StagedDecoder.opaque(vae.decode, name="TAESD")
     management = _host("comfy.model_management")
@@ -186,11 +188,14 @@ def staged_decoder(vae) -> StagedDecoder:
         x = latents.to(vae.vae_dtype).to(vae.device)
         return head_layers((x - model.vae_shift) * model.vae_scale)
 
-    def tail(features: torch.Tensor) -> torch.Tensor:
-        images = tail_layers(features).sub(0.5).mul(2)
+    last = stages[-1]
+
+    def finish(features: torch.Tensor) -> torch.Tensor:
+        images = last.run(features).sub(0.5).mul(2)
         return vae.process_output(images.to(vae.output_device).float()).movedim(1, -1)
 
-    return StagedDecoder(decode=vae.decode, head=head, tail=tail, scale=8, reach=8, name="TAESD")
+    stages = stages[:-1] + (Stage(finish, last.scale, last.reach),)
+    return StagedDecoder(decode=vae.decode, head=head, tail=stages, scale=8, reach=8, name="TAESD")
 
 
 # --- sampling: the core nodes' own functions and the capture patch --------------------------------

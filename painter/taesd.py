@@ -56,6 +56,19 @@ WIDTH = 64
 # including taef2's global group norms. After it the decoder is local (a ~8 latent px
 # receptive radius), which is what incremental decoding (painter/incremental.py) builds on.
 LATENT_STAGE = DECODER_LAYOUT.index("up")
+# The decoder after its latent stage as upsampling stages ``[start, stop)``, each beginning at an
+# upsample: incremental decoding keeps every stage's input and decodes a changed region stage by
+# stage, each with exactly the context its layers need.
+UPSAMPLES = tuple(i for i, kind in enumerate(DECODER_LAYOUT) if kind == "up")
+TAIL_STAGES = tuple(zip(UPSAMPLES, UPSAMPLES[1:] + (len(DECODER_LAYOUT),)))
+
+
+def stage_reach(start: int, stop: int) -> int:
+    """How many pixels (at the stage's output resolution) on each side an output pixel of decoder
+    layers ``[start, stop)`` depends on: 1 per 3x3 conv, 3 per block (its pool branch is 1x1)."""
+    return sum({"conv": 1, "block": 3}.get(kind, 0) for kind in DECODER_LAYOUT[start:stop])
+
+
 # Group count of the taef2 pool branch's GroupNorm; eps is torch's default, which the weights were trained with.
 POOL_GROUPS = 4
 POOL_EPS = 1e-5
@@ -213,9 +226,11 @@ def _block(x: torch.Tensor, weights: dict[str, torch.Tensor], index: int) -> tor
     return F.relu(_conv(y, weights, f"{index}.conv.4") + x)
 
 
-def _run(layout: tuple[str, ...], weights: dict[str, torch.Tensor], x: torch.Tensor, start: int = 0) -> torch.Tensor:
-    """Run ``layout[start:]`` (weights keep their positions in the whole layout)."""
-    for index, kind in enumerate(layout[start:], start):
+def _run(
+    layout: tuple[str, ...], weights: dict[str, torch.Tensor], x: torch.Tensor, start: int = 0, stop: int | None = None
+) -> torch.Tensor:
+    """Run ``layout[start:stop]`` (weights keep their positions in the whole layout)."""
+    for index, kind in enumerate(layout[start:stop], start):
         if kind == "conv":
             x = _conv(x, weights, str(index))
         elif kind == "down":
@@ -408,6 +423,13 @@ class TinyAutoencoder:
     def decode_rest(self, features: torch.Tensor) -> torch.Tensor:
         """The decoder after its latent-resolution stage: ``[N,64,h,w]`` features (any crop of
         them) -> ``[N,8h,8w,3]`` images clamped to 0..1, on the features' device."""
+        return self.decode_layers(features, LATENT_STAGE, len(DECODER_LAYOUT))
+
+    def decode_layers(self, features: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        """Decoder layers ``[start, stop)`` (``start`` after the latent stage) on ``[N,64,h,w]``
+        features: ``[N,64,h',w']`` features (channels-last), or, when ``stop`` is the end, images
+        ``[N,H,W,3]`` clamped to 0..1; on the features' device. Chaining ranges is ``decode_rest``,
+        bit for bit."""
         if self.decoder_weights is None:
             raise TaesdError(
                 f"TAESD {self.name}: no decoder loaded; put {self.name}_decoder.pth beside the encoder or pass decoder_path"
@@ -415,9 +437,13 @@ class TinyAutoencoder:
         if not isinstance(features, torch.Tensor) or features.dim() != 4 or features.shape[1] != WIDTH:
             shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
             raise TaesdError(f"TAESD decode_rest: features must be [N,{WIDTH},h,w] from decode_latent_stage, got {shape}")
+        if not LATENT_STAGE <= start < stop <= len(DECODER_LAYOUT):
+            raise TaesdError(f"TAESD decode_layers: layers {start}..{stop} are not a range after the latent stage")
         with torch.inference_mode():
             x = features.to(self.device, torch.float32).contiguous(memory_format=MEMORY_FORMAT)
-            x = _run(DECODER_LAYOUT, self.decoder_weights, x, start=LATENT_STAGE)
+            x = _run(DECODER_LAYOUT, self.decoder_weights, x, start=start, stop=stop)
+            if stop < len(DECODER_LAYOUT):
+                return x.to(features.device)
             return x.clamp_(0.0, 1.0).permute(0, 2, 3, 1).to(features.device)
 
 

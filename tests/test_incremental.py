@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +15,7 @@ from latent_painter.painter.incremental import (
     IncrementalError,
     IncrementalOptions,
     IncrementalStats,
+    Stage,
     StagedDecoder,
     changed_boxes,
     decode_all,
@@ -24,18 +23,13 @@ from latent_painter.painter.incremental import (
     psnr,
 )
 
-TAESD_FOLDER = os.environ.get("LATENT_PAINTER_TAESD", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "taesd"))
-HAVE_WEIGHTS = (Path(TAESD_FOLDER) / "taef2_decoder.pth").is_file() and (Path(TAESD_FOLDER) / "taef2_encoder.pth").is_file()
-needs_weights = pytest.mark.skipif(
-    not HAVE_WEIGHTS, reason=f"no taef2 weights in {TAESD_FOLDER} (set LATENT_PAINTER_TAESD to their folder)"
-)
-
 
 @pytest.fixture(scope="module")
-def vae():
+def vae(taesd_folder):
+    """The real taef2 (skips with where it looked when the weights are absent)."""
     from latent_painter.painter.taesd import TinyAutoencoder
 
-    return TinyAutoencoder.from_folder(TAESD_FOLDER, "taef2")
+    return TinyAutoencoder.from_folder(taesd_folder, "taef2")
 
 
 def stroke_painting(vae, size: int, strokes: int, fade: int) -> torch.Tensor:
@@ -78,7 +72,6 @@ def reference(vae, painting):
     return full_decodes(vae, painting)
 
 
-@needs_weights
 def test_every_frame_within_the_bound_and_the_last_frame_identical(vae, painting, reference):
     options = IncrementalOptions(check_every=12)
     stats = IncrementalStats()
@@ -102,7 +95,6 @@ def test_every_frame_within_the_bound_and_the_last_frame_identical(vae, painting
     assert stats.frames == len(out) and "40 frames" in stats.summary()
 
 
-@needs_weights
 def test_chunks_in_give_the_same_frames_as_one_tensor(vae, painting):
     decoder = StagedDecoder.of_taesd(vae)
     options = IncrementalOptions(check_every=16)
@@ -111,12 +103,13 @@ def test_chunks_in_give_the_same_frames_as_one_tensor(vae, painting):
     assert torch.equal(whole, chunked)
 
 
-@needs_weights
 def test_missed_checks_redecode_the_span_then_fall_back(vae, painting, reference):
-    # A staged decoder whose tail is slightly off (an adapter that gets a scale wrong): only the
-    # checks against full decodes can tell, and they must.
-    off = StagedDecoder(decode=vae.decode, head=vae.decode_latent_stage, tail=lambda f: vae.decode_rest(f) * 0.97,
-                        scale=8, name="miscalibrated")
+    # A staged decoder whose tail is slightly off on crops only (an adapter that gets the borders
+    # wrong): only the checks against full decodes can tell, and they must.
+    def tail(features):
+        return vae.decode_rest(features) * (0.97 if features.shape[-2:] != painting.shape[-2:] else 1.0)
+
+    off = StagedDecoder(decode=vae.decode, head=vae.decode_latent_stage, tail=tail, scale=8, name="miscalibrated")
     options = IncrementalOptions(check_every=8)
     stats = IncrementalStats()
     out = decode_all(off, painting, options, stats=stats)
@@ -128,7 +121,80 @@ def test_missed_checks_redecode_the_span_then_fall_back(vae, painting, reference
     assert torch.equal(out, reference)  # every span that held crops was decoded again in full
 
 
-@needs_weights
+def test_stages_that_are_not_the_decode_mean_full_decodes(vae, painting, reference):
+    # Off everywhere (an adapter that gets a scale wrong): the first frame, decoded both ways, tells.
+    off = StagedDecoder(decode=vae.decode, head=vae.decode_latent_stage, tail=lambda f: vae.decode_rest(f) * 0.97,
+                        scale=8, name="miscalibrated")
+    stats = IncrementalStats()
+    out = decode_all(off, painting[:6], stats=stats)
+    assert torch.equal(out, reference[:6])
+    assert stats.crop_decodes == 0 and "stages run in full" in stats.fallback
+
+
+def test_stages_decode_a_region_exactly_from_their_kept_inputs(vae, painting, reference):
+    """Each stage reads exactly its reach around a region, so a region decoded stage by stage
+    from up-to-date kept inputs is the full decode there (to float rounding), borders included."""
+    from latent_painter.painter.incremental import _Canvas
+
+    decoder = StagedDecoder.of_taesd(vae)
+    canvas = _Canvas(decoder, "test")
+    canvas.scale, canvas.stages = 8, decoder.stages(8)
+    features = vae.decode_latent_stage(painting[25:26])
+    canvas.full(features)
+    assert torch.equal(canvas.image, reference[25])
+    for paste in ((5, 11, 7, 15), (0, 4, 18, 24), (0, 24, 0, 3)):
+        canvas.image = torch.zeros_like(canvas.image)
+        with torch.inference_mode():  # as decode_incremental runs it
+            canvas._decode_region(features, paste, context=0)
+        y0, y1, x0, x1 = (8 * v for v in paste)
+        torch.testing.assert_close(canvas.image[y0:y1, x0:x1], reference[25, y0:y1, x0:x1], rtol=0, atol=1e-5)
+        outside = canvas.image.clone()
+        outside[y0:y1, x0:x1] = 0
+        assert not outside.any()  # nothing written outside
+
+
+def test_sequential_decoders_split_into_stages_with_their_reaches():
+    """ComfyUI's TAESD decoder layout (an nn.Sequential) split at its upsamples: the pieces chained
+    are the decoder, each stage's reach is its 3x3 convolutions counted at its input resolution,
+    and incremental decoding through them meets the bound."""
+    from torch import nn
+
+    from latent_painter.painter.incremental import sequential_stages
+
+    torch.manual_seed(0)
+
+    def block():
+        return nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+
+    model = nn.Sequential(
+        nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), block(),
+        nn.Upsample(scale_factor=2), nn.Conv2d(8, 8, 3, padding=1), block(),
+        nn.Upsample(scale_factor=2), nn.Conv2d(8, 3, 3, padding=1), nn.Sigmoid(),
+    ).eval()  # fmt: skip
+    head, stages = sequential_stages(model)
+    assert [(stage.scale, stage.reach) for stage in stages] == [(2, 2), (2, 1)]  # 3 convs -> ceil(3/2); 1 -> 1
+    latents = torch.randn(12, 4, 20, 20)
+    latents[1:, :, :10, :10] = latents[:1, :, :10, :10]  # the top-left quarter stays put
+    with torch.no_grad():
+        chained = head(latents[:1])
+        for stage in stages:
+            chained = stage.run(chained)
+        torch.testing.assert_close(chained, model(latents[:1]), rtol=0, atol=1e-6)
+
+        def decode(x):
+            return model(x).movedim(1, -1)
+
+        last = stages[-1]
+        staged = StagedDecoder(decode=decode, head=head, tail=stages[:-1] + (Stage(lambda f: last.run(f).movedim(1, -1), 2, last.reach),),
+                               scale=4, name="sequential")
+        stats = IncrementalStats()
+        out = decode_all(staged, latents, IncrementalOptions(check_every=4, threshold=0.0, max_area=1.0), stats=stats)
+        reference = torch.cat([decode(latents[i : i + 1]) for i in range(len(latents))])
+    assert stats.fallback is None and stats.crop_decodes > 0
+    assert min(psnr(out[i], reference[i]) for i in range(len(out))) >= 45
+    assert torch.equal(out[-1], reference[-1])
+
+
 def test_opaque_decoders_decode_in_full_by_default(vae, painting, reference):
     stats = IncrementalStats()
     frames = painting[:6]
@@ -137,7 +203,6 @@ def test_opaque_decoders_decode_in_full_by_default(vae, painting, reference):
     assert stats.crop_decodes == 0 and stats.full_decodes == 6 and "opaque" in stats.fallback
 
 
-@needs_weights
 def test_learned_context_for_a_local_opaque_decoder(vae):
     from dataclasses import replace
 
@@ -158,7 +223,6 @@ def test_learned_context_for_a_local_opaque_decoder(vae):
     assert torch.equal(out[-1], reference[-1])
 
 
-@needs_weights
 def test_learning_falls_back_when_no_context_meets_the_bound(vae, painting):
     # A decoder whose every pixel depends on the whole latent (like global attention): its
     # brightness follows the latent's mean, which no crop sees.
@@ -174,7 +238,6 @@ def test_learning_falls_back_when_no_context_meets_the_bound(vae, painting):
     assert torch.equal(out[-1], reference[-1])
 
 
-@needs_weights
 def test_decode_frames_node_incremental(vae, painting, progress):
     frames = {"samples": painting}
     (full,) = run("LatentPainterDecodeFrames", vae=vae, frames=frames, chunk_size=16, white_canvas=False,
@@ -190,10 +253,16 @@ def test_decode_frames_node_incremental(vae, painting, progress):
             stroke_map_side_by_side=False, decode="fast")
 
 
-@needs_weights
 def test_latent_stage_split_is_the_decoder(vae, painting):
+    from latent_painter.painter.taesd import TAIL_STAGES
+
     x = painting[20:21]
     assert torch.equal(vae.decode_rest(vae.decode_latent_stage(x)), vae.decode(x))
+    # What StagedDecoder.of_taesd claims with exact_stages: its stages chained are the decode, bit for bit.
+    chained = vae.decode_latent_stage(x)
+    for stage in StagedDecoder.of_taesd(vae).tail:
+        chained = stage.run(chained)
+    assert torch.equal(chained, vae.decode(x)) and len(TAIL_STAGES) == 3
     with pytest.raises(ValueError, match="decode_rest: features must be"):
         vae.decode_rest(x)
 
@@ -235,7 +304,6 @@ def test_bad_inputs_are_named():
         decode_all(wrong, torch.zeros(2, 4, 8, 8))
 
 
-@needs_weights
 def test_render_node_incremental(vae, painting, folders, progress, monkeypatch):
     """Render's decode input runs the same incremental path as Decode Frames (decoded_chunks)."""
     _, outputs = folders
