@@ -169,8 +169,8 @@ def run_case(name: str, taesd: str, out_dir: str, decode_mode: str = "incrementa
     painting = LazyPainting(frames, pixels // 8)
     chunk = CHUNKS[pixels]
     warm = decode(painting[0:chunk].contiguous())
-    if options is not None:
-        warm = decoder.tail(decoder.head(painting[0:1].contiguous()))
+    if options is not None:  # the staged path's first allocations, as the render's first frames make them
+        warm = list(incremental.decode_incremental(decoder, painting[0:2].contiguous(), options))
     del warm
     gc.collect()
     idle = status_kib("VmRSS")
