@@ -18,7 +18,8 @@ handed to the pack through ``nodes.host.staged_decoder`` exactly as Decode Frame
 - **Core TAESD** (``comfy.taesd.taesd.TAESD``), loaded by core ``VAELoader`` as ``taesd`` from
   random ``taesd_encoder``/``taesd_decoder`` files written into a scratch ``vae_approx`` folder
   (0.8.0 ships TAESD variants taesd, taesdxl, taesd3 and taef1, no weights; taef2 is not among them).
-  ``staged_decoder`` splits it after its latent-resolution stage.
+  ``staged_decoder`` decodes it in full too: its split (after the latent-resolution stage) missed
+  the bound between checks and was slower than full decodes (README).
 
 Frames: a stroke painting (disks of a seeded random final latent revealed one per frame, as in
 bench_render_memory). Each frame's reference is its own full decode (``vae.decode`` of that latent

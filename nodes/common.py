@@ -169,9 +169,9 @@ DECODE_INPUT = (list(incremental.DECODE_MODES), {
                f"previous one, within {_BOUND.min_psnr:g} dB PSNR of the frame's full decode: one frame in "
                f"every {_BOUND.check_every} is also decoded in full and compared, a span that misses is decoded "
                "again in full (then crops are tightened, and after repeated misses dropped), and the last frame is a "
-               "full decode. TAESD VAEs (the pack's, ComfyUI's core taesd/taesdxl/taesd3/taef1) are split after "
-               "their latent-resolution stage. VAEs the pack cannot split (SD's KL-VAE and others with global "
-               "attention or norms) decode every frame in full: the same frames as full, no faster."})
+               "full decode. The pack's own TAESD is split after its latent-resolution stage. ComfyUI's VAEs (SD's "
+               "KL-VAE with its global attention and norms, and core TAESD, whose split missed the bound between "
+               "checks) decode every frame in full: the same frames as full, no faster."})
 
 
 def staged_decoding(vae, decode, node):

@@ -5,8 +5,8 @@ SD1.5's KL-VAE (``comfy.sd.VAE``) and core TAESD (core ``VAELoader`` 'taesd' fro
 vae_approx files), ``nodes.host.staged_decoder`` wraps them as the nodes do, and every frame of
 the incremental decode is compared with that frame's own full decode. What must hold:
 
-- core TAESD is split (the staged path), crops are actually made, every frame is within the
-  bound, the last frame is the full decode bit for bit;
+- core TAESD is not split (the staged path missed the bound on it between checks, and was
+  slower than full decodes): ``decode: incremental`` decodes every frame in full;
 - the KL-VAE is not split; ``decode: incremental`` as the nodes run it decodes every frame in full
   (identical frames, no crops); the opt-in crop mode (``opaque="learn"``) never hands over a frame
   below the bound and ends on the full decode.
@@ -40,12 +40,11 @@ def rows(tmp_path_factory) -> dict[tuple[str, str], dict]:
     return {(r["vae"], r["mode"]): r for r in json.loads(out.read_text())}
 
 
-def test_core_taesd_is_split_and_stays_within_the_bound(rows):
+def test_core_taesd_decodes_every_frame_in_full(rows):
     r = rows[("core TAESD", "incremental")]
-    assert r["staged"], r
-    assert r["crop_decodes"] > 0, r  # the staged path really cropped
-    assert r["frames_below_bound"] == 0 and r["min_psnr"] >= r["bound_db"], r
-    assert r["last_identical"], r
+    assert not r["staged"] and r["crop_decodes"] == 0, r
+    assert r["frames_below_bound"] == 0 and math.isinf(r["min_psnr"]) and r["last_identical"], r
+    assert r["full_decodes"] == r["frames"], r
 
 
 def test_kl_vae_incremental_decodes_every_frame_in_full(rows):
