@@ -110,9 +110,9 @@ def plan_input(value, node, input_name: str = "plan") -> Plan:
     return value
 
 
-def vae_input(value, node, input_name: str = "vae"):
-    """``value`` if it can encode and decode like a ComfyUI VAE, else a clear error."""
-    for method in ("encode", "decode"):
+def vae_input(value, node, input_name: str = "vae", methods: tuple[str, ...] = ("encode", "decode")):
+    """``value`` if it has the ComfyUI VAE ``methods`` the node uses, else a clear error."""
+    for method in methods:
         if not callable(getattr(value, method, None)):
             raise node_error(node, input_name, f"is not a VAE (it has no {method}); connect the VAE output of Load "
                                                "Checkpoint or Load VAE")
@@ -144,10 +144,7 @@ def pacing_decoder(node, pacing: str, vae):
     """The decoder that change pacing calibrates with: ``vae.decode``, or ``None`` for a pacing
     that needs none. A pacing that decodes refuses to run blind (README "Pacing")."""
     if vae is not None:
-        if not callable(getattr(vae, "decode", None)):
-            raise node_error(node, "vae", "is not a VAE (it has no decode); connect the VAE output of Load Checkpoint "
-                                          "or Load VAE")
-        return vae.decode
+        return vae_input(vae, node, methods=("decode",)).decode
     if pacing in PACINGS and PACINGS[pacing].decodes:
         raise node_error(node, "vae", f"is not connected, and pacing '{pacing}' needs it: connect the VAE output of "
                                       "Load Checkpoint or Load VAE (the one you decode with), or set pacing to "

@@ -164,8 +164,8 @@ def staged_decoder(vae) -> StagedDecoder:
     """A ComfyUI VAE for incremental decoding: split into stages for the pack's own TAESD, opaque
     (``vae.decode`` only: every frame decoded in full) for every host VAE.
 
-    Core TAESD (``comfy.taesd.taesd.TAESD``) splits into the same stages (``sequential_stages``
-    gives reaches 5, 5, 3 on 0.8.0's decoder), but on the real host with random weights two of 24
+    Core TAESD (``comfy.taesd.taesd.TAESD``) has the same layout and was split into stages at its
+    upsamples (reaches 5, 5, 3 on 0.8.0's decoder), but on the real host with random weights two of 24
     frames came out below the bound between checks (tests/host/test_incremental_host.py), and at
     256 px it was slower than full decodes anyway (0.68-0.80x): a stroke moves its
     latent-resolution stage ~10 latent px around it. Until the staged path holds the bound there,

@@ -181,40 +181,6 @@ class StagedDecoder:
 TAESD_REACH = 8
 
 
-def sequential_stages(modules) -> tuple[Callable, tuple[Stage, ...]]:
-    """Split a TAESD-style ``nn.Sequential`` decoder (ComfyUI's ``comfy.taesd.taesd.Decoder``) at
-    its ``nn.Upsample`` s: ``(head, stages)``, the head running the layers before the first
-    upsample, each stage an upsample and the layers up to the next one, with its reach counted
-    from its convolutions' kernels (an upper bound: a block's skip path adds nothing)."""
-    from torch import nn
-
-    if not isinstance(modules, nn.Sequential):
-        raise IncrementalError(f"incremental decoding: expected an nn.Sequential decoder, got {type(modules).__name__}")
-    layers = list(modules)
-    splits = [i for i, layer in enumerate(layers) if isinstance(layer, nn.Upsample)]
-    if not splits or splits[0] == 0:
-        raise IncrementalError(
-            "incremental decoding: the decoder has no nn.Upsample after a latent-resolution stage; "
-            "it is not a TAESD-style decoder, decode it as an opaque one"
-        )
-    stages = []
-    for start, stop in zip(splits, splits[1:] + [len(layers)]):
-        factor = layers[start].scale_factor
-        factor = factor[0] if isinstance(factor, tuple) else factor
-        if factor is None or float(factor) != int(factor) or any(
-            isinstance(module, nn.Upsample) for layer in layers[start + 1 : stop] for module in layer.modules()
-        ):
-            raise IncrementalError("incremental decoding: the decoder's upsamples are not whole-number scale factors")
-        reach = sum(
-            (module.kernel_size[0] // 2) * module.dilation[0]
-            for layer in layers[start + 1 : stop]
-            for module in layer.modules()
-            if isinstance(module, nn.Conv2d)
-        )
-        stages.append(Stage(nn.Sequential(*layers[start:stop]), int(factor), math.ceil(reach / int(factor))))
-    return nn.Sequential(*layers[: splits[0]]), tuple(stages)
-
-
 @dataclass(frozen=True)
 class IncrementalOptions:
     """How incremental decoding trades speed for error (see the module docstring).
@@ -797,5 +763,4 @@ __all__ = [
     "decode_all",
     "decode_incremental",
     "psnr",
-    "sequential_stages",
 ]
