@@ -618,6 +618,7 @@ def decode_incremental(
                 _next_frame(canvas, run, latent, features, last, closes_span, span, span_latents, stats)
             span.append(canvas.image.clone())
             span_latents.append(latent)
+            run.features = features
             stats.frames += 1
             if closes_span:
                 yield torch.stack(span)
@@ -654,6 +655,8 @@ class _Run:
     # Whether the image holds crop output no check has seen yet.
     unverified: bool = False
     tightenings: int = 0
+    # The previous frame's decoder input (head output), for a check of it without a second head run.
+    features: torch.Tensor | None = None
 
 
 def _next_frame(canvas: _Canvas, run: _Run, latent, features, last: bool, closes_span: bool, span: list,
@@ -661,23 +664,36 @@ def _next_frame(canvas: _Canvas, run: _Run, latent, features, last: bool, closes
     """Bring the canvas to a frame after the first: crops, or a full decode when they would cover
     too much, the frame's check when it closes a span, and what a missed check costs (the span
     decoded again in full, tighter settings)."""
-    decoder, options = canvas.decoder, run.options
+    decoder = canvas.decoder
     covered = 0.0
     done = False
     if decoder.staged:
         # The frame as it stands before this step, to measure what pending change costs.
         stale, moved = canvas.image.clone(), canvas.pending(features)
     if run.crops:
-        done, covered = canvas.step(features, options, run.context)
-    score = None
+        done, covered = canvas.step(features, run.options, run.context)
     if not done and run.unverified and span:
-        # A frame too large for crops ends the crops' run with a full decode; crops no check has
-        # seen lead up to it, so the last of them is checked against its own full decode. (Checking
-        # this frame cropped instead hid their error when its crops covered the whole frame: a
-        # whole-frame crop is a full decode, and a frame at 43 dB went through.)
-        exact = canvas.full(canvas.features(span_latents[-1]))
-        score = _psnr_of((_mse(span[-1], exact) ** 0.5 + canvas.stage_mse**0.5) ** 2)
+        # A frame too large for crops ends the crops' run; crops no check has seen lead up to it,
+        # so the last of them is checked against its own full decode. (Checking this frame cropped
+        # instead hid their error when its crops covered the whole frame: a whole-frame crop is a
+        # full decode, and a frame at 43 dB went through.)
+        previous = run.features
+        if decoder.staged:
+            moved = canvas.pending(previous)
+        exact = canvas.full(previous)
         stats.full_decodes += 1
+        if decoder.staged:
+            canvas.learn_gain(stale, exact, moved, run.options.threshold)
+        _record_check(canvas, run, _psnr_of((_mse(span[-1], exact) ** 0.5 + canvas.stage_mse**0.5) ** 2), span,
+                      span_latents, stats)
+        run.unverified = False
+        # Counted from that full decode, only this frame's own change is pending, which is often
+        # small enough for crops (what made the frame too large was change left behind before it).
+        if run.crops:
+            if decoder.staged:
+                stale, moved = canvas.image.clone(), canvas.pending(features)
+            done, covered = canvas.step(features, run.options, run.context)
+    score = None
     if done and closes_span:
         guess = canvas.image.clone()
         if last:
@@ -697,24 +713,33 @@ def _next_frame(canvas: _Canvas, run: _Run, latent, features, last: bool, closes
         stats.crop_area += covered
     run.unverified = score is None and done and (run.unverified or covered > 0)
     if decoder.staged and (score is not None or not done):
-        canvas.learn_gain(stale, exact, moved, options.threshold)
+        canvas.learn_gain(stale, exact, moved, run.options.threshold)
     if score is not None:
-        stats.checks += 1
-        stats.check_psnrs.append(score)
-        stats.min_check_psnr = min(stats.min_check_psnr, score)
-        if score < options.min_psnr:
-            stats.failed_checks += 1
-            # The span already decoded may be off by as much: decode it again in full.
-            span[:] = [decoder.decode(previous)[0] for previous in span_latents]
-            stats.full_decodes += len(span)
-            run.tightenings += 1
-            if run.tightenings > MAX_TIGHTENINGS:
-                run.crops = False
-                stats.fallback = f"crops missed {options.min_psnr:g} dB {run.tightenings} times (last {score:.1f} dB)"
-            else:
-                run.options = replace(options, threshold=options.threshold / 2, halo=options.halo + 1)
-                run.context += 2
-                stats.options = replace(run.options, context=run.context)
+        _record_check(canvas, run, score, span, span_latents, stats)
+
+
+def _record_check(canvas: _Canvas, run: _Run, score: float, span: list, span_latents: list,
+                  stats: IncrementalStats) -> None:
+    """Count a check of the span's frames so far; when it misses the bound, decode the span again
+    in full and tighten the settings (after repeated misses, full decodes from then on)."""
+    options = run.options
+    stats.checks += 1
+    stats.check_psnrs.append(score)
+    stats.min_check_psnr = min(stats.min_check_psnr, score)
+    if score >= options.min_psnr:
+        return
+    stats.failed_checks += 1
+    # The span already decoded may be off by as much: decode it again in full.
+    span[:] = [canvas.decoder.decode(previous)[0] for previous in span_latents]
+    stats.full_decodes += len(span)
+    run.tightenings += 1
+    if run.tightenings > MAX_TIGHTENINGS:
+        run.crops = False
+        stats.fallback = f"crops missed {options.min_psnr:g} dB {run.tightenings} times (last {score:.1f} dB)"
+    else:
+        run.options = replace(options, threshold=options.threshold / 2, halo=options.halo + 1)
+        run.context += 2
+        stats.options = replace(run.options, context=run.context)
 
 
 def _learn_context(canvas: _Canvas, latent, features, options: IncrementalOptions):
