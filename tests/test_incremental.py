@@ -114,11 +114,14 @@ def test_missed_checks_redecode_the_span_then_fall_back(vae, painting, reference
     stats = IncrementalStats()
     out = decode_all(off, painting, options, stats=stats)
     assert stats.failed_checks >= 1
+    # The missed span's frames were below the bound (its check frame measured ~44 dB), so this
+    # holds only because that span was decoded again in full; a small crop may pass its check
+    # (1.5% of the frame at 48 dB) and stay.
     assert min(psnr(out[i], reference[i]) for i in range(len(out))) >= options.min_psnr
     # Each miss tightens the settings; three misses mean full decodes from then on, said in the stats.
     assert stats.options.threshold < options.threshold and stats.options.context > options.context
     assert (stats.failed_checks >= 3) == bool(stats.fallback and "missed" in stats.fallback)
-    assert torch.equal(out, reference)  # every span that held crops was decoded again in full
+    assert torch.equal(out[-1], reference[-1])
 
 
 def test_stages_that_are_not_the_decode_mean_full_decodes(vae, painting, reference):
