@@ -17,8 +17,9 @@ measured on a few hundred consecutive frames sampled across the painting, so the
 stays affordable"). ``--threads`` sets torch's CPU threads for both ways
 (on a loaded machine two threads make every small operation wait for a time slice, which hits
 the many small crop decodes far harder than full decodes). Every frame of the runs is compared with its full
-decode (PSNR, whole frame); the last frame must be bit-identical; the incremental decoder's own
-checks (a full decode per span of 32 frames) cover the rest of the painting. Prints a table and draws a PNG
+decode (PSNR, whole frame); the last frame must be bit-identical; the rest of the painting is sampled
+only by the incremental decoder's own checks (a full decode per span of 32 frames, and one before
+each frame too large for crops), whose count and worst PSNR are printed. Prints a table and draws a PNG
 (per-frame PSNR over the painting, and the speed ratios).
 """
 
