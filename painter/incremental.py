@@ -382,6 +382,11 @@ class _Canvas:
         self.shown = features[0].clone()
         return self.image
 
+    def check_score(self, cropped: torch.Tensor, staged_full: torch.Tensor) -> float:
+        """PSNR of a cropped frame against ``decode``, judged from its stages run in full: their
+        difference plus the stages' own error against ``decode``, at worst adding up."""
+        return _psnr_of((_mse(cropped, staged_full) ** 0.5 + self.stage_mse**0.5) ** 2)
+
     def pending(self, features: torch.Tensor) -> torch.Tensor:
         """``[h,w]``: how far each position's input moved since the image last showed it."""
         return (features[0] - self.shown).abs().amax(dim=0)
@@ -687,8 +692,7 @@ def _next_frame(canvas: _Canvas, run: _Run, latent, features, last: bool, closes
         stats.full_decodes += 1
         if decoder.staged:
             canvas.learn_gain(stale, exact, moved, run.options.threshold)
-        _record_check(canvas, run, _psnr_of((_mse(span[-1], exact) ** 0.5 + canvas.stage_mse**0.5) ** 2), span,
-                      span_latents, stats)
+        _record_check(canvas, run, canvas.check_score(span[-1], exact), span, span_latents, stats)
         run.unverified = False
         # Counted from that full decode, only this frame's own change is pending, which is often
         # small enough for crops (what made the frame too large was change left behind before it).
@@ -703,10 +707,9 @@ def _next_frame(canvas: _Canvas, run: _Run, latent, features, last: bool, closes
             exact = canvas.exact(latent, features)
             score = psnr(guess, exact)
         else:
-            # Against the stages run in full (which also renews every stage's input), plus their
-            # own error against decode, at worst adding up.
+            # Against the stages run in full, which also renews every stage's input.
             exact = canvas.full(features)
-            score = _psnr_of((_mse(guess, exact) ** 0.5 + canvas.stage_mse**0.5) ** 2)
+            score = canvas.check_score(guess, exact)
         stats.full_decodes += 1
     elif not done:
         exact = canvas.exact(latent, features) if last or not run.crops else canvas.full(features)

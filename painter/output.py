@@ -472,8 +472,7 @@ def assemble(
             raise ValueError(f"{where}: sequence {index + 1} has no frames; remove it or decode it first")
 
     # Frames kept from each sequence, with its first frame dropped when it repeats the join.
-    first_kept = [int(repeats_join(sequences[index - 1][-1], sequences[index][0])) for index in range(len(sequences))]
-    first_kept[0] = 0
+    first_kept = [0] + [int(repeats_join(before[-1], after[0])) for before, after in zip(sequences, sequences[1:])]
     lengths = [seq.shape[0] - skip for seq, skip in zip(sequences, first_kept)]
     length = sum(lengths)
 
