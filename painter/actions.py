@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .decisions import best
 from .gain import information_gain, motivated
 from .stages import Workbench, register_stage
 from .timeline import Event, make_event
@@ -140,7 +141,7 @@ def glow(action, bench, target, allowed, count, schedule):
     _, height, width = canvas.shape
     gain = information_gain(target, canvas)[allowed].sum(0)
     blurred = F.avg_pool2d(gain[None, None], 5, stride=1, padding=2, count_include_pad=False)[0, 0]
-    cy, cx = divmod(int(blurred.flatten().argmax()), width)
+    cy, cx = divmod(best(blurred, "glow centre"), width)
     rows = torch.arange(height, device=canvas.device, dtype=torch.float32)[:, None]
     cols = torch.arange(width, device=canvas.device, dtype=torch.float32)[None, :]
     distance = ((rows - cy) ** 2 + (cols - cx) ** 2).sqrt()
@@ -175,7 +176,7 @@ def flip(action, bench, target, allowed, count, schedule):
             open_scores = scores.masked_fill(flipped.cpu(), -1.0)
             if float(open_scores.max()) <= 0:
                 break
-            candidate = divmod(int(open_scores.flatten().argmax()), cols_b)
+            candidate = divmod(best(open_scores, "flip block"), cols_b)
         flipped[candidate] = True
         position = candidate
         top, left = candidate[0] * side, candidate[1] * side

@@ -14,6 +14,8 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from .decisions import above
+
 BRUSHES = ("disk", "square", "soft")
 
 
@@ -88,7 +90,7 @@ def eligible(motivation: torch.Tensor, level: float | None, allowed: torch.Tenso
         keep = allowed.to(motivation.dtype).view(-1, *([1] * (motivation.dim() - 1))).expand_as(motivation)
     if level is None:
         return keep
-    return keep * (motivation > level)
+    return keep * above(motivation, level, "motivated places")
 
 
 def motivated(motivation: torch.Tensor, threshold: float, allowed: torch.Tensor) -> torch.Tensor:

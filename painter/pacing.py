@@ -18,6 +18,7 @@ from typing import Callable
 
 import torch
 
+from .decisions import locate
 from .timeline import Event, frame_points, render, visible_change
 
 FramePoints = list[tuple[int, float]]
@@ -132,7 +133,7 @@ def calibrated_goals(
     estimate = torch.cat([torch.zeros(1, dtype=torch.float64), knots])
     shown = torch.cat([torch.zeros(1, dtype=torch.float64), (gain * path).cumsum(0)])
     wanted = torch.linspace(0, float(shown[-1]), frames, dtype=torch.float64)[1:]
-    upper = torch.searchsorted(shown, wanted).clamp(1, probes)
+    upper = locate(shown, wanted, "calibrated frame").clamp(1, probes)
     lower = upper - 1
     span = (shown[upper] - shown[lower]).clamp_min(1e-300)
     share = ((wanted - shown[lower]) / span).clamp(0, 1)

@@ -40,6 +40,7 @@ from .gain import (
     motivation_level,
     pooled_gain,
 )
+from .decisions import best, ranked
 from .stages import Workbench, register_stage
 from .timeline import Event, make_event
 
@@ -152,7 +153,7 @@ def stroke_group(window_gain: torch.Tensor, mask: torch.Tensor, lead: int, size:
         return torch.tensor([lead], device=window_gain.device)
     under = (window_gain * mask).sum((1, 2))
     under[lead] = math.inf
-    order = torch.sort(under, descending=True, stable=True).indices[:size]
+    order = ranked(under, size, "stroke group")
     return order[under[order] > 0]
 
 
@@ -185,7 +186,7 @@ def paint_schedule(
             penalty = torch.full_like(channel_gain, settings.switch_cost) * channel_gain.max()
             penalty[bench.channel] = 0
             choice = channel_gain - penalty
-        channel = int(choice.argmax())
+        channel = best(choice, "painting channel")
         if channel_gain[channel] <= 0:
             break  # nothing motivated left to paint: the budget carries over
         radius = radius_for(settings, stroke, budget, schedule_share, math.sqrt(height * width))
@@ -194,7 +195,7 @@ def paint_schedule(
         if bench.position is not None and settings.move_cost > 0:
             distance = ((rows - bench.position[0]) ** 2 + (cols - bench.position[1]) ** 2).sqrt()
             score = score - settings.move_cost * score.max() * distance / diagonal
-        centre = divmod(int(score.flatten().argmax()), width)
+        centre = divmod(best(score, "stroke centre"), width)
         top, left, mask = footprint(kernel, centre, (height, width))
         rows_window, cols_window = slice(top, top + mask.shape[0]), slice(left, left + mask.shape[1])
         channels = stroke_group(gain[:, rows_window, cols_window], mask, channel, group)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .decisions import locate
+
 
 @dataclass(frozen=True, eq=False)
 class Painting:
@@ -155,7 +157,7 @@ def frame_points(weights: torch.Tensor, goals: torch.Tensor) -> list[tuple[int, 
     event. The last frame always completes the last event: the final canvas is reached.
     """
     cumulative = weights.cumsum(0)
-    indices = torch.searchsorted(cumulative, goals).clamp_max(len(weights) - 1)
+    indices = locate(cumulative, goals, "frame").clamp_max(len(weights) - 1)
     points = []
     for goal, index in zip(goals.tolist(), indices.tolist()):
         start = float(cumulative[index] - weights[index])
