@@ -322,11 +322,15 @@ def test_a_header_claiming_a_huge_tensor_is_refused_without_allocating(tmp_path)
     }
     for name, blob in claims.items():
         (tmp_path / name).write_bytes(blob)
-    # A fresh process, so its peak resident memory is this loader's alone.
+    # A fresh process, so its peak resident memory is this loader's alone. ru_maxrss counts KiB on
+    # Linux and bytes on macOS; Windows has no resource module.
+    pytest.importorskip("resource")
     script = f"""
 import resource, sys
 from latent_painter.painter.plan import PlanError, load_plan
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_kib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // (1024 if sys.platform == "darwin" else 1)
+before = peak_kib()
 for name in {sorted(claims)!r}:
     try:
         load_plan({str(tmp_path)!r} + "/" + name)
@@ -334,7 +338,7 @@ for name in {sorted(claims)!r}:
         print("refused", name, error)
     else:
         print("LOADED", name)
-print("peak growth KiB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+print("peak growth KiB", peak_kib() - before)
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
