@@ -7,7 +7,7 @@ image's mean colour, encoded), and the Canvas node's white and black: the first 
 colour, its texture (mean |difference| between neighbouring pixels, 0 for a flat image) as a
 ratio to the zero latent's texture measured in the same run, and whether a stroke24 painting on
 it still ends bit for bit on the final latent. The plan is the stand-in run of a real photo
-(painter/standin.py) in the taef2 latent space. How the early frames look while the strokes go
+(painter/tools/standin.py) in the taef2 latent space. How the early frames look while the strokes go
 down (grid energy, pacing) is the look benchmark's subject, not this one's.
 """
 
@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
-from latent_painter.painter.canvas import default_canvas, make_canvas
-from latent_painter.painter.demo import PHOTOS, load_photos
-from latent_painter.painter.paint import PaintOptions, paint
-from latent_painter.painter.standin import latent_format_from, photo_plan
-from latent_painter.painter.strokes import Strokes
-from latent_painter.painter.taesd import TinyAutoencoder
+from latent_painter.painter.engine.canvas import default_canvas, make_canvas
+from latent_painter.painter.tools.demo import PHOTOS, load_photos
+from latent_painter.painter.engine.paint import PaintOptions, paint
+from latent_painter.painter.tools.standin import latent_format_from, photo_plan
+from latent_painter.painter.engine.strokes import Strokes
+from latent_painter.painter.tools.taesd import TinyAutoencoder
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TAESD = os.environ.get("LATENT_PAINTER_TAESD", str(ROOT.parent / "shared" / "data" / "taesd"))

@@ -29,7 +29,7 @@ a step of the random SD1.5 UNet takes seconds on this CPU (the capture costs the
 any step count: it is per step, plus a run's bookkeeping once).
 
 ``--memory`` (no ComfyUI needed) measures what a 1,000-step run at 1024 px (a 4x128x128 SD
-latent) holds: the x0 reports go through the pack's run record (painter/capture.py) as the
+latent) holds: the x0 reports go through the pack's run record (painter/engine/capture.py) as the
 capture wrapper feeds them, then the plan is taken; printed are the process's peak RSS growth and
 the bytes the record holds, each against the plan's own size (target <= 1x beyond transients).
 """
@@ -161,8 +161,8 @@ def memory(steps: int = 1000, side: int = 1024) -> int:
     sys.path.insert(0, str(ROOT.parent))
     import torch
 
-    from latent_painter.painter.capture import RunStore, plan_of_run
-    from latent_painter.painter.plan import LatentFormat
+    from latent_painter.painter.engine.capture import RunStore, plan_of_run
+    from latent_painter.painter.engine.plan import LatentFormat
 
     shape = (1, 4, side // 8, side // 8)
     sampler_buffer = torch.randn(shape)  # the sampler's own x0 buffer, reused every step

@@ -49,8 +49,8 @@ def run_case(case: str, taesd: str, frames: int, latent: int, chunk: int) -> dic
 
     import torch
 
-    from latent_painter.painter.output import decode_frames
-    from latent_painter.painter.taesd import TinyAutoencoder
+    from latent_painter.painter.render.output import decode_frames
+    from latent_painter.painter.tools.taesd import TinyAutoencoder
 
     torch.set_grad_enabled(False)
     decoder = TinyAutoencoder.from_folder(taesd)
@@ -96,7 +96,7 @@ def mib(value: float) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--taesd", help="folder with taef2_decoder.pth (default: the lookup of painter/weights.py)")
+    parser.add_argument("--taesd", help="folder with taef2_decoder.pth (default: the lookup of painter/tools/weights.py)")
     parser.add_argument("--quick", action="store_true", help="250 frames instead of 1,000 (a smoke run)")
     parser.add_argument("--frames", type=int, default=None, help="frames to decode (default 1000, --quick 250)")
     parser.add_argument("--latent", type=int, default=8, help="latent side (8 -> 64x64 px)")
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         emit_result(run_case(args.case, args.taesd, args.frames, args.latent, args.chunk))
         return 0
     # Resolved here, not in the children: importing the lookup there would weigh on what they measure.
-    from latent_painter.painter.weights import find_or_exit
+    from latent_painter.painter.tools.weights import find_or_exit
 
     found = find_or_exit(args.taesd, families=("taef2",), parts=("decoder",), program="bench_decode_memory")
     args.taesd = str(found.folder)

@@ -117,7 +117,7 @@ def painting(pixels: int, frames: int):
 def measure(vae, name: str, source: str, latents, modes: dict) -> list[dict]:
     import torch
     from latent_painter.nodes import host
-    from latent_painter.painter import incremental
+    from latent_painter.painter.render import incremental
 
     decoder = host.staged_decoder(vae)
     started = time.perf_counter()
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         setup(scratch)
         import torch
-        from latent_painter.painter.incremental import IncrementalOptions
+        from latent_painter.painter.render.incremental import IncrementalOptions
 
         torch.set_grad_enabled(False)
         rows = []

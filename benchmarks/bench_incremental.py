@@ -3,10 +3,10 @@
 Run:  .venv/bin/python benchmarks/bench_incremental.py [--taesd ../shared/data/taesd] [--sizes 256 512 1024]
       [--frames 1000] [--windows 4] [--window 64] [--threads N] [--plot incremental.png] [--quick]
 
-For each pixel size a stroke painting of a photo (the stand-in plan of painter/standin.py, as
+For each pixel size a stroke painting of a photo (the stand-in plan of painter/tools/standin.py, as
 benchmarks/bench_painter.py builds it, painted to ``--frames`` frames) is decoded two ways in the
 same process: incrementally, every frame of the painting in one run as Render and Decode Frames
-run it (painter/incremental.py, default options), and in full (one frame per call: the reference
+run it (painter/render/incremental.py, default options), and in full (one frame per call: the reference
 each frame is held to) on ``--windows`` runs of ``--window`` consecutive frames spread evenly over
 the painting, the last run ending on the painting's last frame. Each run is decoded in full as
 soon as the incremental decode has handed its frames over, so both ways meet the machine's load
@@ -35,12 +35,12 @@ from pathlib import Path
 
 import torch
 
-from latent_painter.painter.demo import PHOTOS, load_photos
-from latent_painter.painter.incremental import IncrementalOptions, IncrementalStats, StagedDecoder, decode_incremental, psnr
-from latent_painter.painter.paint import PaintOptions, paint
-from latent_painter.painter.standin import latent_format_from, photo_plan
-from latent_painter.painter.strokes import Strokes
-from latent_painter.painter.taesd import TinyAutoencoder
+from latent_painter.painter.tools.demo import PHOTOS, load_photos
+from latent_painter.painter.render.incremental import IncrementalOptions, IncrementalStats, StagedDecoder, decode_incremental, psnr
+from latent_painter.painter.engine.paint import PaintOptions, paint
+from latent_painter.painter.tools.standin import latent_format_from, photo_plan
+from latent_painter.painter.engine.strokes import Strokes
+from latent_painter.painter.tools.taesd import TinyAutoencoder
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TAESD = os.environ.get("LATENT_PAINTER_TAESD", str(ROOT.parent / "shared" / "data" / "taesd"))

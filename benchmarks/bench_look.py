@@ -43,16 +43,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from latent_painter.painter.canvas import default_canvas
-from latent_painter.painter.demo import load_photos
-from latent_painter.painter.metrics import active_range, early_grid_ratio_from_energy, grid_energy, is_exact, pacing
-from latent_painter.painter.output import decode_frames
-from latent_painter.painter.paint import PaintOptions, paint
-from latent_painter.painter.plan import Plan, make_plan
-from latent_painter.painter.standin import latent_format_from, reencoded_photo_plan
-from latent_painter.painter.strokes import Strokes
-from latent_painter.painter.taesd import TinyAutoencoder
-from latent_painter.painter.transition import Route, transition
+from latent_painter.painter.engine.canvas import default_canvas
+from latent_painter.painter.tools.demo import load_photos
+from latent_painter.painter.tools.metrics import active_range, early_grid_ratio_from_energy, grid_energy, is_exact, pacing
+from latent_painter.painter.render.output import decode_frames
+from latent_painter.painter.engine.paint import PaintOptions, paint
+from latent_painter.painter.engine.plan import Plan, make_plan
+from latent_painter.painter.tools.standin import latent_format_from, reencoded_photo_plan
+from latent_painter.painter.engine.strokes import Strokes
+from latent_painter.painter.tools.taesd import TinyAutoencoder
+from latent_painter.painter.engine.transition import Route, transition
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TAESD = os.environ.get("LATENT_PAINTER_TAESD", str(ROOT.parent / "shared" / "data" / "taesd"))

@@ -22,16 +22,16 @@ import time
 
 import torch
 
-from latent_painter.painter.demo import PHOTOS, load_photos
-from latent_painter.painter.output import decode_frames
-from latent_painter.painter.metrics import pacing, x0_preview_latents
-from latent_painter.painter.paint import PaintOptions, paint
-from latent_painter.painter.plan import make_plan
-from latent_painter.painter.standin import latent_format_from, photo_plan
-from latent_painter.painter.strokes import Strokes
-from latent_painter.painter.taesd import TinyAutoencoder
-from latent_painter.painter.pacing import calibration_probes
-from latent_painter.painter.weights import find_or_exit
+from latent_painter.painter.tools.demo import PHOTOS, load_photos
+from latent_painter.painter.render.output import decode_frames
+from latent_painter.painter.tools.metrics import pacing, x0_preview_latents
+from latent_painter.painter.engine.paint import PaintOptions, paint
+from latent_painter.painter.engine.plan import make_plan
+from latent_painter.painter.tools.standin import latent_format_from, photo_plan
+from latent_painter.painter.engine.strokes import Strokes
+from latent_painter.painter.tools.taesd import TinyAutoencoder
+from latent_painter.painter.engine.pacing import calibration_probes
+from latent_painter.painter.tools.weights import find_or_exit
 
 
 
@@ -111,7 +111,7 @@ def pacing_run(decoder: TinyAutoencoder, size: int, steps: int, frames: int) -> 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--taesd", help="folder with taef2_encoder.pth and taef2_decoder.pth (default: the lookup of painter/weights.py)")
+    parser.add_argument("--taesd", help="folder with taef2_encoder.pth and taef2_decoder.pth (default: the lookup of painter/tools/weights.py)")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and frames (a smoke run)")
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)

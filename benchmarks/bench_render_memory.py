@@ -149,13 +149,13 @@ def run_case(name: str, taesd: str, out_dir: str, decode_mode: str = "incrementa
 
     import torch
 
-    from latent_painter.painter import incremental, output, video
+    from latent_painter.painter.render import incremental, output, video
 
     frames, pixels, fmt, decoder_name, held = CASES[name]
     torch.set_grad_enabled(False)
     options = stats = None
     if decoder_name == "taef2":
-        from latent_painter.painter.taesd import TinyAutoencoder
+        from latent_painter.painter.tools.taesd import TinyAutoencoder
 
         vae = TinyAutoencoder.from_folder(taesd)
         decode = vae.decode

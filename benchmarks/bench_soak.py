@@ -139,7 +139,7 @@ def check_outputs(host: ComfyHost, history: dict, run: Run) -> list[str]:
     from PIL import Image, ImageSequence
     from safetensors.torch import load_file
 
-    from latent_painter.painter.plan import load_plan
+    from latent_painter.painter.engine.plan import load_plan
 
     def only(node_id: str) -> Path:
         (path,) = host.output_files({"outputs": {node_id: history["outputs"][node_id]}})

@@ -40,16 +40,16 @@ import time
 
 import torch
 
-from latent_painter.painter.demo import load_photos
-from latent_painter.painter.output import decode_frames
-from latent_painter.painter.metrics import active_range, crispness, lerp_latents, pacing, slerp_latents
-from latent_painter.painter.paint import PaintOptions
-from latent_painter.painter.standin import latent_format_from, photo_plan
-from latent_painter.painter.strokes import Strokes
-from latent_painter.painter.taesd import TinyAutoencoder
-from latent_painter.painter.pacing import calibration_probes
-from latent_painter.painter.weights import find_or_exit
-from latent_painter.painter.transition import Route, route_targets, transition
+from latent_painter.painter.tools.demo import load_photos
+from latent_painter.painter.render.output import decode_frames
+from latent_painter.painter.tools.metrics import active_range, crispness, lerp_latents, pacing, slerp_latents
+from latent_painter.painter.engine.paint import PaintOptions
+from latent_painter.painter.tools.standin import latent_format_from, photo_plan
+from latent_painter.painter.engine.strokes import Strokes
+from latent_painter.painter.tools.taesd import TinyAutoencoder
+from latent_painter.painter.engine.pacing import calibration_probes
+from latent_painter.painter.tools.weights import find_or_exit
+from latent_painter.painter.engine.transition import Route, route_targets, transition
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")  # prior of the stand-in: all four
 PACING_TARGET = 0.10
@@ -92,7 +92,7 @@ def mark(ok: bool) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--taesd", help="folder with taef2_encoder.pth and taef2_decoder.pth (default: the lookup of painter/weights.py)")
+    parser.add_argument("--taesd", help="folder with taef2_encoder.pth and taef2_decoder.pth (default: the lookup of painter/tools/weights.py)")
     parser.add_argument("--quick", action="store_true", help="smaller photos, fewer steps/frames/depths (a smoke run)")
     parser.add_argument("--size", type=int, default=None, help="photo side in px (default 256, --quick 128)")
     parser.add_argument("--steps", type=int, default=None, help="stand-in sampler steps per plan (default 16, --quick 10)")

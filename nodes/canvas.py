@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..painter.canvas import CANVAS_KINDS, make_canvas, parse_colour
+from ..painter.engine.canvas import CANVAS_KINDS, make_canvas, parse_colour
 from . import host
 from .common import CATEGORY, PLAN, node_error, plan_input, reporting, vae_input
 

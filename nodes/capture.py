@@ -5,7 +5,7 @@ every sampling run made with that model (KSampler, KSampler Advanced, SamplerCus
 SamplerCustomAdvanced, other packs' samplers that use ComfyUI's sampling). The wrapper adds an
 observer in front of the run's own callback (previews, progress bar and Cancel keep working) and
 changes nothing else, so the sampler's result is bit for bit what it is without the patch.
-Get Plan takes the sampler's output latent, finds the recorded run that made it (painter/capture.py)
+Get Plan takes the sampler's output latent, finds the recorded run that made it (painter/engine/capture.py)
 and returns its plan.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import weakref
 
-from ..painter.capture import RunOrigin, RunStore, newest_continued, plan_of_run
+from ..painter.engine.capture import RunOrigin, RunStore, newest_continued, plan_of_run
 from . import host
 from .common import CATEGORY, PLAN, latent_samples, node_error, reporting
 

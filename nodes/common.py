@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 
-from ..painter import gain, incremental
-from ..painter.pacing import PACINGS
-from ..painter.paint import PaintOptions
-from ..painter.plan import Plan, check_latent
-from ..painter.stages import is_stage
-from ..painter.timeline import MAX_FRAMES
+from ..painter.engine import gain
+from ..painter.render import incremental
+from ..painter.engine.pacing import PACINGS
+from ..painter.engine.paint import PaintOptions
+from ..painter.engine.plan import Plan, check_latent
+from ..painter.engine.stages import is_stage
+from ..painter.engine.timeline import MAX_FRAMES
 from . import host
 
 CATEGORY = "latent painter"
@@ -158,7 +159,7 @@ def paint_options(node, frames, pacing, cleanup_frames, seed) -> PaintOptions:
         return PaintOptions(frames=int(frames), pacing=pacing, cleanup_frames=int(cleanup_frames), seed=int(seed))
 
 
-# Decode Frames' and Render's decoding strategy (painter/incremental.py).
+# Decode Frames' and Render's decoding strategy (painter/render/incremental.py).
 _BOUND = incremental.IncrementalOptions()
 DECODE_INPUT = (list(incremental.DECODE_MODES), {
     "default": "full",

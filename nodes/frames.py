@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..painter import output
+from ..painter.render import output
 from . import host
 from .common import CATEGORY, DECODE_INPUT, STROKE_MAPS, latent_samples, log_incremental, node_error, reporting, staged_decoding
 

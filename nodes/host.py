@@ -20,10 +20,10 @@ import os
 
 import torch
 
-from ..painter.incremental import StagedDecoder
-from ..painter.plan import LatentFormat, is_plan_file
-from ..painter.projection import factors_through_affine
-from ..painter.taesd import TinyAutoencoder
+from ..painter.render.incremental import StagedDecoder
+from ..painter.engine.plan import LatentFormat, is_plan_file
+from ..painter.engine.projection import factors_through_affine
+from ..painter.tools.taesd import TinyAutoencoder
 
 PLAN_SUFFIX = ".safetensors"
 OUTPUT_TAG = " [output]"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..painter.canvas import default_canvas
-from ..painter.output import StrokeMaps, coverage_mask
-from ..painter.paint import PROGRESS_STEPS, paint
+from ..painter.engine.canvas import default_canvas
+from ..painter.render.output import StrokeMaps, coverage_mask
+from ..painter.engine.paint import PROGRESS_STEPS, paint
 from . import host
 from .common import (
     CALIBRATION_VAE,

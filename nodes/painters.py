@@ -7,10 +7,10 @@ in chain order (``schedules`` per stage, 0 = a share of the rest).
 
 from __future__ import annotations
 
-from ..painter.actions import REVEALS, Action
-from ..painter.gain import BRUSHES
-from ..painter.plan import MAX_PLAN_STEPS
-from ..painter.strokes import MAX_CHANNELS_PER_STROKE, STROKE_PRESETS, Strokes
+from ..painter.engine.actions import REVEALS, Action
+from ..painter.engine.gain import BRUSHES
+from ..painter.engine.plan import MAX_PLAN_STEPS
+from ..painter.engine.strokes import MAX_CHANNELS_PER_STROKE, STROKE_PRESETS, Strokes
 from .common import CATEGORY, PAINTER, field_default, node_error, painter_chain, parse_channels, reporting
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..painter.plan import load_plan, make_plan, save_plan
+from ..painter.engine.plan import load_plan, make_plan, save_plan
 from . import host
 from .common import CATEGORY, PLAN, latent_samples, node_error, plan_input, reporting
 

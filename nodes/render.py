@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from ..painter import incremental, output, video
+from ..painter.render import incremental, output, video
 from . import host
 from .common import (
     CATEGORY,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..painter.output import StrokeMaps, coverage_mask
-from ..painter.interpolate import INTERPOLATIONS, lerp_latents, slerp_latents
-from ..painter.paint import PROGRESS_STEPS
-from ..painter.timeline import MAX_FRAMES, check_frame_budget
-from ..painter.transition import Route, transition
+from ..painter.render.output import StrokeMaps, coverage_mask
+from ..painter.engine.interpolate import INTERPOLATIONS, lerp_latents, slerp_latents
+from ..painter.engine.paint import PROGRESS_STEPS
+from ..painter.engine.timeline import MAX_FRAMES, check_frame_budget
+from ..painter.engine.transition import Route, transition
 from . import host
 from .common import (
     CALIBRATION_VAE,

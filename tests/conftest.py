@@ -8,7 +8,7 @@ from hypothesis import settings
 from nodes_support import Progress
 
 from latent_painter.nodes import host
-from latent_painter.painter.weights import WeightsNotFound, find_weights
+from latent_painter.painter.tools.weights import WeightsNotFound, find_weights
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def taesd_folder(request) -> Path:
-    """The folder of the real taef2 weights, found by the pack's one lookup (painter/weights.py:
+    """The folder of the real taef2 weights, found by the pack's one lookup (painter/tools/weights.py:
     --taesd, LATENT_PAINTER_TAESD, ComfyUI's vae_approx, ../shared/data/taesd, the user cache;
     never a download); skips with the files and the places looked in when absent."""
     try:

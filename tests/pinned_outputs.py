@@ -65,7 +65,7 @@ MAPS = ("frames", "strokes", "coverage", "channels")
 def synthetic_plan(seed=0, channels=4, size=16, steps=6):
     """A small plan with a linear latent->RGB estimate, so the visible-change path is taken."""
     from plans import blurry_to_sharp_plan
-    from latent_painter.painter.plan import LatentFormat
+    from latent_painter.painter.engine.plan import LatentFormat
 
     generator = torch.Generator().manual_seed(100 + channels)
     factors = torch.randn(channels, 3, generator=generator) * 0.3
@@ -82,10 +82,10 @@ def fake_decode(latents: torch.Tensor) -> torch.Tensor:
 def synthetic_cases() -> dict:
     """name -> () -> (painting, the latent its last frame must equal bit for bit)."""
     from plans import blurry_to_sharp_plan
-    from latent_painter.painter.actions import Action
-    from latent_painter.painter.paint import PaintOptions, paint
-    from latent_painter.painter.strokes import STROKE_PRESETS, Strokes
-    from latent_painter.painter.transition import Route, transition
+    from latent_painter.painter.engine.actions import Action
+    from latent_painter.painter.engine.paint import PaintOptions, paint
+    from latent_painter.painter.engine.strokes import STROKE_PRESETS, Strokes
+    from latent_painter.painter.engine.transition import Route, transition
 
     chain = (
         Strokes(radii=STROKE_PRESETS["stroke8"], channels=(0, 1), switch_cost=0.5, motivation=0.3, schedules=2),
@@ -126,7 +126,7 @@ def synthetic_cases() -> dict:
 
 def interpolation_cases() -> dict:
     """name -> () -> latents between two random latents (stored whole: they are small)."""
-    from latent_painter.painter.interpolate import interpolate, lerp_latents, slerp_latents
+    from latent_painter.painter.engine.interpolate import interpolate, lerp_latents, slerp_latents
 
     generator = torch.Generator().manual_seed(11)
     a, b = torch.randn(2, 4, 8, 8, generator=generator)
@@ -141,9 +141,9 @@ def interpolation_cases() -> dict:
 
 def photo_setup(taesd_folder):
     """The real taef2 pair and two stand-in plans of real photos at 64 px (the demo's path)."""
-    from latent_painter.painter.demo import PHOTOS, load_photos
-    from latent_painter.painter.standin import latent_format_from, photo_plan
-    from latent_painter.painter.taesd import TinyAutoencoder
+    from latent_painter.painter.tools.demo import PHOTOS, load_photos
+    from latent_painter.painter.tools.standin import latent_format_from, photo_plan
+    from latent_painter.painter.tools.taesd import TinyAutoencoder
 
     vae = TinyAutoencoder.from_folder(taesd_folder)
     latents = vae.encode(load_photos(PHOTOS, 64))
@@ -154,10 +154,10 @@ def photo_setup(taesd_folder):
 
 def real_cases(vae, plans) -> dict:
     """The demo's and the benchmarks' call paths at a small size, with the real taef2 weights."""
-    from latent_painter.painter.actions import Action
-    from latent_painter.painter.paint import PaintOptions, paint
-    from latent_painter.painter.strokes import STROKE_PRESETS, Strokes
-    from latent_painter.painter.transition import Route, transition
+    from latent_painter.painter.engine.actions import Action
+    from latent_painter.painter.engine.paint import PaintOptions, paint
+    from latent_painter.painter.engine.strokes import STROKE_PRESETS, Strokes
+    from latent_painter.painter.engine.transition import Route, transition
 
     a, b = plans
 
@@ -169,7 +169,7 @@ def real_cases(vae, plans) -> dict:
 
     stroke24 = STROKE_PRESETS["stroke24"]
     return {
-        # painter/demo.py: stroke24 or an action, change pacing calibrated by the real decoder
+        # painter/tools/demo.py: stroke24 or an action, change pacing calibrated by the real decoder
         "demo stroke24": painted((Strokes(radii=stroke24),), PaintOptions(frames=24, pacing="change"), calibrated=True),
         "demo glow": painted((Action("glow"),), PaintOptions(frames=24, pacing="change"), calibrated=True),
         # benchmarks/bench_painter.py
@@ -208,7 +208,7 @@ def sample_indices(count: int) -> list[int]:
 
 
 def record_painting(make) -> Record:
-    from latent_painter.painter.decisions import recorded
+    from latent_painter.painter.engine.decisions import recorded
 
     with torch.no_grad(), recorded() as choices:
         painting, final = make()
@@ -442,7 +442,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     folder = args.taesd
     if folder is None:
-        from latent_painter.painter.weights import WeightsNotFound, find_weights
+        from latent_painter.painter.tools.weights import WeightsNotFound, find_weights
 
         try:
             folder = find_weights(None, families=("taef2",)).folder

@@ -2,9 +2,9 @@
 
 import torch
 
-from latent_painter.painter.paint import PaintOptions, generate_events
-from latent_painter.painter.plan import LatentFormat, make_plan
-from latent_painter.painter.timeline import apply_event
+from latent_painter.painter.engine.paint import PaintOptions, generate_events
+from latent_painter.painter.engine.plan import LatentFormat, make_plan
+from latent_painter.painter.engine.timeline import apply_event
 
 
 def blurry_to_sharp_plan(channels=4, size=16, steps=6, seed=0, device="cpu", latent_format: LatentFormat | None = None):

@@ -1,11 +1,11 @@
-"""Reveal actions (painter/actions.py): the one registry, and what each reveal does to a schedule."""
+"""Reveal actions (painter/engine/actions.py): the one registry, and what each reveal does to a schedule."""
 
 import pytest
 import torch
 from plans import blurry_to_sharp_plan
 
-from latent_painter.painter.actions import REVEALS, Action, run_action
-from latent_painter.painter.stages import Workbench
+from latent_painter.painter.engine.actions import REVEALS, Action, run_action
+from latent_painter.painter.engine.stages import Workbench
 
 
 def one_schedule(action, plan, seed=0):

@@ -16,19 +16,19 @@ import torch.nn.functional as F
 from nodes_support import run
 from plans import blurry_to_sharp_plan
 
-from latent_painter.painter import output
-from latent_painter.painter.canvas import default_canvas, flat_canvas, make_canvas, mean_colour, parse_colour
-from latent_painter.painter.gain import brush_kernel
-from latent_painter.painter.paint import PaintOptions, paint
-from latent_painter.painter.plan import make_plan
-from latent_painter.painter.strokes import Strokes
+from latent_painter.painter.render import output
+from latent_painter.painter.engine.canvas import default_canvas, flat_canvas, make_canvas, mean_colour, parse_colour
+from latent_painter.painter.engine.gain import brush_kernel
+from latent_painter.painter.engine.paint import PaintOptions, paint
+from latent_painter.painter.engine.plan import make_plan
+from latent_painter.painter.engine.strokes import Strokes
 
 SIZE = 64  # pixels; 8x8 latents keep the real encoder and decoder fast
 
 
 @pytest.fixture(scope="module")
 def taef2(taesd_folder):
-    from latent_painter.painter.taesd import TinyAutoencoder
+    from latent_painter.painter.tools.taesd import TinyAutoencoder
 
     return TinyAutoencoder.from_folder(taesd_folder, "taef2")
 
@@ -36,7 +36,7 @@ def taef2(taesd_folder):
 @pytest.fixture(scope="module")
 def photo_plan(taef2):
     """A plan in taef2's space from a real photo: its latent blurred less and less, ending on it."""
-    from latent_painter.painter.demo import load_photos
+    from latent_painter.painter.tools.demo import load_photos
 
     final = taef2.encode(load_photos(["astronaut"], SIZE))[0]
     originals = [F.avg_pool2d(final[None], k, 1, k // 2, count_include_pad=False)[0] for k in (7, 5, 3)]

@@ -1,4 +1,4 @@
-"""Recording sampling runs and picking the plan of the run that made a latent (painter/capture.py).
+"""Recording sampling runs and picking the plan of the run that made a latent (painter/engine/capture.py).
 
 No host: runs are fed the way the capture wrapper feeds them (x0 reports in LATENT space, often
 through one reused buffer, then the result)."""
@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latent_painter.painter.capture import Run, RunOrigin, RunStore, newest_continued, plan_of_run
-from latent_painter.painter.plan import LatentFormat, PlanError
+from latent_painter.painter.engine.capture import Run, RunOrigin, RunStore, newest_continued, plan_of_run
+from latent_painter.painter.engine.plan import LatentFormat, PlanError
 
 SD15 = LatentFormat("SD15", 4, 0.18215)
 SDXL = LatentFormat("SDXL", 4, 0.13025)

@@ -8,10 +8,10 @@ import torch
 from plans import blurry_to_sharp_plan, replay
 
 from latent_painter.nodes.painters import LatentPainterStrokes
-from latent_painter.painter import metrics
-from latent_painter.painter.paint import PaintOptions, paint
-from latent_painter.painter.strokes import Strokes, stroke_group
-from latent_painter.painter.timeline import NO_CHANNEL
+from latent_painter.painter.tools import metrics
+from latent_painter.painter.engine.paint import PaintOptions, paint
+from latent_painter.painter.engine.strokes import Strokes, stroke_group
+from latent_painter.painter.engine.timeline import NO_CHANNEL
 
 
 @pytest.mark.parametrize("channels, expected", [(1, 1), (3, 1), (4, 1), (8, 8), (16, 16), (32, 32), (128, 128)])

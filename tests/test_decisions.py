@@ -1,4 +1,4 @@
-"""The painter's choices (painter/decisions.py): ties go to the lowest index on every CPU, and a
+"""The painter's choices (painter/engine/decisions.py): ties go to the lowest index on every CPU, and a
 recorded choice carries its margin to the runner-up."""
 
 import math
@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from latent_painter.painter import decisions
-from latent_painter.painter.paint import PaintOptions, generate_events
-from latent_painter.painter.strokes import Strokes
+from latent_painter.painter.engine import decisions
+from latent_painter.painter.engine.paint import PaintOptions, generate_events
+from latent_painter.painter.engine.strokes import Strokes
 
 
 def test_best_breaks_ties_towards_the_lowest_index_and_records_the_margin():

@@ -10,8 +10,8 @@ from nodes_support import run
 from plans import blurry_to_sharp_plan
 
 from latent_painter.nodes import NODE_CLASS_MAPPINGS as NODES
-from latent_painter.painter import actions, pacing
-from latent_painter.painter.paint import stages_from_json, stages_to_json
+from latent_painter.painter.engine import actions, pacing
+from latent_painter.painter.engine.paint import stages_from_json, stages_to_json
 
 
 def stripes(action, bench, target, allowed, count, schedule):

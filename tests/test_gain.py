@@ -1,9 +1,9 @@
-"""Information gain and brushes (painter/gain.py)."""
+"""Information gain and brushes (painter/engine/gain.py)."""
 
 import pytest
 import torch
 
-from latent_painter.painter.gain import brush_kernel, channel_mask, information_gain
+from latent_painter.painter.engine.gain import brush_kernel, channel_mask, information_gain
 
 
 def test_brush_footprints():

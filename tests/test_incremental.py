@@ -1,4 +1,4 @@
-"""Incremental decoding (painter/incremental.py) against full decodes with the real taef2 decoder."""
+"""Incremental decoding (painter/render/incremental.py) against full decodes with the real taef2 decoder."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from nodes_support import run
 from test_nodes_run import folders  # noqa: F401 - a fixture
 
 from latent_painter.nodes import host
-from latent_painter.painter import output, video
-from latent_painter.painter.incremental import (
+from latent_painter.painter.render import output, video
+from latent_painter.painter.render.incremental import (
     IncrementalError,
     IncrementalOptions,
     IncrementalStats,
@@ -27,7 +27,7 @@ from latent_painter.painter.incremental import (
 @pytest.fixture(scope="module")
 def vae(taesd_folder):
     """The real taef2 (skips with where it looked when the weights are absent)."""
-    from latent_painter.painter.taesd import TinyAutoencoder
+    from latent_painter.painter.tools.taesd import TinyAutoencoder
 
     return TinyAutoencoder.from_folder(taesd_folder, "taef2")
 
@@ -35,7 +35,7 @@ def vae(taesd_folder):
 def stroke_painting(vae, size: int, strokes: int, fade: int) -> torch.Tensor:
     """Round strokes (radius 2-3 latent px) putting a photo's latent into a flat canvas, then a
     fade of the rest toward the photo: ``[1 + strokes + fade, C, size/8, size/8]``."""
-    from latent_painter.painter.demo import load_photos
+    from latent_painter.painter.tools.demo import load_photos
 
     final = vae.encode(load_photos(["astronaut"], size))[0]
     side = size // 8
@@ -137,7 +137,7 @@ def test_stages_that_are_not_the_decode_mean_full_decodes(vae, painting, referen
 def test_stages_decode_a_region_exactly_from_their_kept_inputs(vae, painting, reference):
     """Each stage reads exactly its reach around a region, so a region decoded stage by stage
     from up-to-date kept inputs is the full decode there (to float rounding), borders included."""
-    from latent_painter.painter.incremental import _Canvas
+    from latent_painter.painter.render.incremental import _Canvas
 
     decoder = StagedDecoder.of_taesd(vae)
     canvas = _Canvas(decoder, "test")
@@ -293,7 +293,7 @@ def test_decode_frames_node_incremental(vae, painting, progress):
 
 
 def test_latent_stage_split_is_the_decoder(vae, painting):
-    from latent_painter.painter.taesd import TAIL_STAGES
+    from latent_painter.painter.tools.taesd import TAIL_STAGES
 
     x = painting[20:21]
     assert torch.equal(vae.decode_rest(vae.decode_latent_stage(x)), vae.decode(x))

@@ -1,12 +1,12 @@
-"""Latents between two latents (painter/interpolate.py): lerp, slerp, one endpoint and one degenerate rule."""
+"""Latents between two latents (painter/engine/interpolate.py): lerp, slerp, one endpoint and one degenerate rule."""
 
 import math
 
 import pytest
 import torch
 
-from latent_painter.painter import metrics
-from latent_painter.painter.interpolate import interpolate
+from latent_painter.painter.tools import metrics
+from latent_painter.painter.engine.interpolate import interpolate
 
 
 def latent_pair(seed: int = 0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latent_painter.painter import metrics
+from latent_painter.painter.tools import metrics
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from latent_painter.painter import metrics
-from latent_painter.painter.plan import make_plan
-from latent_painter.painter.timeline import Painting
+from latent_painter.painter.tools import metrics
+from latent_painter.painter.engine.plan import make_plan
+from latent_painter.painter.engine.timeline import Painting
 
 
 def constant_frames(*levels: float, size: int = 4) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 from nodes_support import FakeFormat, FakeGuider, FakeModel, Interrupted, Previews, run
 
 from latent_painter.nodes import host
-from latent_painter.painter.projection import project_rgb
+from latent_painter.painter.engine.projection import project_rgb
 
 SIGMAS = torch.tensor([14.6, 5.0, 2.0, 0.5, 0.0])
 FORMAT = FakeFormat()

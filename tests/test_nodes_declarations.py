@@ -19,7 +19,7 @@ import torch
 
 import latent_painter
 from latent_painter.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, host
-from latent_painter.painter.plan import make_plan, save_plan
+from latent_painter.painter.engine.plan import make_plan, save_plan
 
 CORE_TYPES = {
     "MODEL", "CONDITIONING", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN", "IMAGE", "MASK", "VAE",

@@ -19,9 +19,9 @@ from plans import blurry_to_sharp_plan
 
 from latent_painter.nodes import NODE_CLASS_MAPPINGS as NODES
 from latent_painter.nodes import host
-from latent_painter.painter.output import MAX_FPS
-from latent_painter.painter.plan import LatentFormat, Plan, make_plan
-from latent_painter.painter.timeline import MAX_FRAMES
+from latent_painter.painter.render.output import MAX_FPS
+from latent_painter.painter.engine.plan import LatentFormat, Plan, make_plan
+from latent_painter.painter.engine.timeline import MAX_FRAMES
 from nodes_support import Progress, run
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -13,7 +13,7 @@ from test_nodes_run import LinearVAE, folders  # noqa: F401 - folders is a fixtu
 from test_video import FPS, read_mp4, read_webp
 
 from latent_painter.nodes import host
-from latent_painter.painter import output, video
+from latent_painter.painter.render import output, video
 
 pytest.importorskip("av")
 

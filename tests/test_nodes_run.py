@@ -14,8 +14,8 @@ from plans import blurry_to_sharp_plan
 from latent_painter.nodes import NODE_CLASS_MAPPINGS as NODES
 from latent_painter.nodes import host
 from latent_painter.nodes.common import parse_channels
-from latent_painter.painter.paint import PROGRESS_STEPS, PaintOptions, paint, stages_from_json, stages_to_json
-from latent_painter.painter.plan import LatentFormat, Plan, make_plan, save_plan
+from latent_painter.painter.engine.paint import PROGRESS_STEPS, PaintOptions, paint, stages_from_json, stages_to_json
+from latent_painter.painter.engine.plan import LatentFormat, Plan, make_plan, save_plan
 
 
 def node(node_id):
@@ -208,7 +208,7 @@ def test_load_refuses_missing_foreign_and_outside_files(folders):
 
 
 def test_decode_frames_with_real_taesd(progress, taesd_folder):
-    from latent_painter.painter.taesd import TinyAutoencoder
+    from latent_painter.painter.tools.taesd import TinyAutoencoder
 
     vae = TinyAutoencoder.from_folder(taesd_folder, name="taef2")
     originals, final = trajectory(steps=4, channels=vae.latent_channels, size=8, seed=1)
@@ -231,7 +231,7 @@ def test_decode_frames_with_real_taesd(progress, taesd_folder):
 
 
 def test_paint_calibrates_change_pacing_with_a_connected_vae(progress, taesd_folder):
-    from latent_painter.painter.taesd import TinyAutoencoder
+    from latent_painter.painter.tools.taesd import TinyAutoencoder
 
     vae = TinyAutoencoder.from_folder(taesd_folder, name="taef2")
     decoded = []

@@ -10,9 +10,9 @@ from plans import blurry_to_sharp_plan
 from nodes_support import Interrupted, Progress, run
 
 from latent_painter.nodes import host
-from latent_painter.painter.metrics import lerp_latents, slerp_latents
-from latent_painter.painter.paint import PROGRESS_STEPS
-from latent_painter.painter.plan import LatentFormat
+from latent_painter.painter.tools.metrics import lerp_latents, slerp_latents
+from latent_painter.painter.engine.paint import PROGRESS_STEPS
+from latent_painter.painter.engine.plan import LatentFormat
 
 SD15 = LatentFormat("SD15", 4, 0.18215, 0.0)
 SDXL = LatentFormat("SDXL", 4, 0.13025, 0.0)

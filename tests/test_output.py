@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latent_painter.painter import output
-from latent_painter.painter.timeline import Painting
+from latent_painter.painter.render import output
+from latent_painter.painter.engine.timeline import Painting
 
 C, h, w = 4, 6, 5
 
@@ -345,7 +345,7 @@ def test_fps_for_duration():
 
 def test_decode_frames_with_real_taesd(taesd_folder):
     folder = taesd_folder
-    taesd = pytest.importorskip("latent_painter.painter.taesd")
+    taesd = pytest.importorskip("latent_painter.painter.tools.taesd")
     from skimage import data
 
     tae = taesd.TinyAutoencoder.from_folder(folder, "taef2")

@@ -1,12 +1,12 @@
-"""Pacing methods (painter/pacing.py): the registry, frame counts, even change, decoder calibration."""
+"""Pacing methods (painter/engine/pacing.py): the registry, frame counts, even change, decoder calibration."""
 
 import pytest
 import torch
 from plans import blurry_to_sharp_plan
 
-from latent_painter.painter import pacing
-from latent_painter.painter.paint import PaintOptions, paint
-from latent_painter.painter.strokes import Strokes
+from latent_painter.painter.engine import pacing
+from latent_painter.painter.engine.paint import PaintOptions, paint
+from latent_painter.painter.engine.strokes import Strokes
 
 
 @pytest.mark.parametrize("frames", [2, 3, 17, 250])
@@ -59,7 +59,7 @@ def test_the_registry_names_each_method_and_refuses_unknown_ones():
 
 
 def test_weights_fall_back_to_frame_weights_without_visible_change():
-    from latent_painter.painter.timeline import Event
+    from latent_painter.painter.engine.timeline import Event
 
     still = [Event(0, torch.tensor([0]), 0, 0, torch.ones(1, 1), change=0.0, weight=w) for w in (1.0, 0.5)]
     assert pacing.pacing_weights(still, by_change=True).tolist() == [1.0, 0.5]

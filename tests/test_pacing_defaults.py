@@ -9,9 +9,9 @@ import pytest
 import torch
 from plans import blurry_to_sharp_plan
 
-from latent_painter.painter.paint import PaintOptions, paint
-from latent_painter.painter.projection import explained_variance, fit_rgb_to_decoder, principal_projection
-from latent_painter.painter.strokes import Strokes
+from latent_painter.painter.engine.paint import PaintOptions, paint
+from latent_painter.painter.engine.projection import explained_variance, fit_rgb_to_decoder, principal_projection
+from latent_painter.painter.engine.strokes import Strokes
 
 
 def nonlinear_decode(latents: torch.Tensor) -> torch.Tensor:

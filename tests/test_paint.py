@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
-from latent_painter.painter.actions import REVEALS, Action
-from latent_painter.painter.paint import PaintOptions, paint, paint_targets
-from latent_painter.painter.plan import PlanError, make_plan
-from latent_painter.painter.strokes import Strokes
-from latent_painter.painter.timeline import MAX_FRAMES
+from latent_painter.painter.engine.actions import REVEALS, Action
+from latent_painter.painter.engine.paint import PaintOptions, paint, paint_targets
+from latent_painter.painter.engine.plan import PlanError, make_plan
+from latent_painter.painter.engine.strokes import Strokes
+from latent_painter.painter.engine.timeline import MAX_FRAMES
 from plans import blurry_to_sharp_plan, replay
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (

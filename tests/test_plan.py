@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 
-from latent_painter.painter.plan import (
+from latent_painter.painter.engine.plan import (
     LatentFormat,
     PlanError,
     load_plan,
@@ -327,7 +327,7 @@ def test_a_header_claiming_a_huge_tensor_is_refused_without_allocating(tmp_path)
     pytest.importorskip("resource")
     script = f"""
 import resource, sys
-from latent_painter.painter.plan import PlanError, load_plan
+from latent_painter.painter.engine.plan import PlanError, load_plan
 def peak_kib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // (1024 if sys.platform == "darwin" else 1)
 before = peak_kib()
@@ -353,7 +353,7 @@ def test_refused_by_the_header_before_any_data_is_read(tmp_path, monkeypatch):
     """The size limit and the dtype check look at the header; get_tensor is never reached."""
     import safetensors
 
-    from latent_painter.painter import plan as plan_module
+    from latent_painter.painter.engine import plan as plan_module
 
     reads = []
     real_open = safetensors.safe_open

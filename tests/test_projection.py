@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from latent_painter.painter.projection import explained_variance, fit_rgb_factors, pool_to_latent, project_rgb
+from latent_painter.painter.engine.projection import explained_variance, fit_rgb_factors, pool_to_latent, project_rgb
 
 
 
@@ -80,7 +80,7 @@ def test_bad_shapes_are_refused():
 def test_fit_on_real_taesd_decodes_explains_most_variance(taesd_folder):
     from skimage import data
 
-    from latent_painter.painter.taesd import TinyAutoencoder
+    from latent_painter.painter.tools.taesd import TinyAutoencoder
 
     vae = TinyAutoencoder.from_folder(taesd_folder)
     photos = []
@@ -100,7 +100,7 @@ def test_fit_on_real_taesd_decodes_explains_most_variance(taesd_folder):
 
 
 def test_factors_carried_through_a_per_channel_affine_map():
-    from latent_painter.painter.projection import factors_through_affine, project_rgb
+    from latent_painter.painter.engine.projection import factors_through_affine, project_rgb
 
     generator = torch.Generator().manual_seed(3)
     factors, bias = torch.randn(4, 3, generator=generator), torch.randn(3, generator=generator)

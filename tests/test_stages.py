@@ -1,13 +1,13 @@
-"""The stage protocol and registry (painter/stages.py): chains, schedules per stage, JSON."""
+"""The stage protocol and registry (painter/engine/stages.py): chains, schedules per stage, JSON."""
 
 import pytest
 import torch
 from plans import blurry_to_sharp_plan
 
-from latent_painter.painter.actions import Action
-from latent_painter.painter.paint import assign_schedules
-from latent_painter.painter.stages import STAGES, Stage, Workbench, is_stage, stages_from_json, stages_to_json
-from latent_painter.painter.strokes import Strokes
+from latent_painter.painter.engine.actions import Action
+from latent_painter.painter.engine.paint import assign_schedules
+from latent_painter.painter.engine.stages import STAGES, Stage, Workbench, is_stage, stages_from_json, stages_to_json
+from latent_painter.painter.engine.strokes import Strokes
 
 
 def test_chains_assign_schedules_and_serialise():

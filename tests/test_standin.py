@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latent_painter.painter import standin
-from latent_painter.painter.demo import load_photos
-from latent_painter.painter.plan import LatentFormat, PlanError, load_plan, save_plan
-from latent_painter.painter.standin import GaussianPrior, WienerDenoiser, euler_sample, karras_sigmas, photo_plan
+from latent_painter.painter.tools import standin
+from latent_painter.painter.tools.demo import load_photos
+from latent_painter.painter.engine.plan import LatentFormat, PlanError, load_plan, save_plan
+from latent_painter.painter.tools.standin import GaussianPrior, WienerDenoiser, euler_sample, karras_sigmas, photo_plan
 
 
 STEPS = 30
@@ -17,7 +17,7 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
 
 @pytest.fixture(scope="module")
 def vae(taesd_folder):
-    from latent_painter.painter.taesd import TinyAutoencoder
+    from latent_painter.painter.tools.taesd import TinyAutoencoder
 
     return TinyAutoencoder.from_folder(taesd_folder)
 
@@ -134,7 +134,7 @@ def test_deterministic_and_seeded_noise(plan, latents, fmt):
 
 
 def test_default_format_other_sizes_and_round_trip(tmp_path, latents, vae):
-    from latent_painter.painter.projection import explained_variance
+    from latent_painter.painter.engine.projection import explained_variance
 
     images = vae.decode(latents)
     fmt = standin.latent_format_from(latents, images)
@@ -179,7 +179,7 @@ def test_bad_inputs_are_refused(latents):
 
 
 def test_a_reencoded_plan_is_the_pixel_run_encoded_and_decodes_without_the_grid(vae, latents, fmt, plan):
-    from latent_painter.painter.metrics import grid_energy, sharpness
+    from latent_painter.painter.tools.metrics import grid_energy, sharpness
 
     photos = torch.cat([load_photos([name], 128) for name in PHOTOS])
     reencoded = standin.reencoded_photo_plan(photos, 0, vae.encode, steps=12, latent_format=fmt)

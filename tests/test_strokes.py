@@ -1,12 +1,12 @@
-"""The stroke painter (painter/strokes.py): where a stroke lands, what it may touch, its budget and motivation."""
+"""The stroke painter (painter/engine/strokes.py): where a stroke lands, what it may touch, its budget and motivation."""
 
 import torch
 from plans import blurry_to_sharp_plan, replay
 
-from latent_painter.painter.paint import PaintOptions, generate_events
-from latent_painter.painter.plan import make_plan
-from latent_painter.painter.stages import Workbench
-from latent_painter.painter.strokes import Strokes, paint_schedule
+from latent_painter.painter.engine.paint import PaintOptions, generate_events
+from latent_painter.painter.engine.plan import make_plan
+from latent_painter.painter.engine.stages import Workbench
+from latent_painter.painter.engine.strokes import Strokes, paint_schedule
 
 
 def test_a_stroke_changes_only_its_channel_inside_its_footprint():

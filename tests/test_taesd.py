@@ -8,9 +8,9 @@ import shutil
 import pytest
 import torch
 
-from latent_painter.painter import taesd
-from latent_painter.painter.demo import load_photos
-from latent_painter.painter.taesd import TaesdError, TinyAutoencoder, pack_2x2, unpack_2x2
+from latent_painter.painter.tools import taesd
+from latent_painter.painter.tools.demo import load_photos
+from latent_painter.painter.tools.taesd import TaesdError, TinyAutoencoder, pack_2x2, unpack_2x2
 
 
 # Measured at 128 px (area-downscaled centre crops): chelsea 30.9 dB, coffee 30.3, astronaut 25.8;

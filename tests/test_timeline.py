@@ -1,12 +1,12 @@
-"""Events and rendering (painter/timeline.py): what an event writes, frame points, stroke maps."""
+"""Events and rendering (painter/engine/timeline.py): what an event writes, frame points, stroke maps."""
 
 import pytest
 import torch
 from plans import blurry_to_sharp_plan
 
-from latent_painter.painter.paint import PaintOptions, paint
-from latent_painter.painter.strokes import Strokes
-from latent_painter.painter.timeline import frame_points, make_event, render
+from latent_painter.painter.engine.paint import PaintOptions, paint
+from latent_painter.painter.engine.strokes import Strokes
+from latent_painter.painter.engine.timeline import frame_points, make_event, render
 
 
 def test_stroke_maps_record_where_and_which_channel():

@@ -4,11 +4,11 @@ import pytest
 import torch
 from plans import blurry_to_sharp_plan
 
-from latent_painter.painter.actions import Action
-from latent_painter.painter.paint import PaintOptions
-from latent_painter.painter.plan import LatentFormat, PlanError, make_plan
-from latent_painter.painter.strokes import Strokes
-from latent_painter.painter.transition import Route, interpolate, route_targets, transition
+from latent_painter.painter.engine.actions import Action
+from latent_painter.painter.engine.paint import PaintOptions
+from latent_painter.painter.engine.plan import LatentFormat, PlanError, make_plan
+from latent_painter.painter.engine.strokes import Strokes
+from latent_painter.painter.engine.transition import Route, interpolate, route_targets, transition
 
 
 def with_format(plan, fmt):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_output import Decoder, latents, painting
 
-from latent_painter.painter import output, video
+from latent_painter.painter.render import output, video
 
 av = pytest.importorskip("av", reason="the MP4 writer needs PyAV (ComfyUI ships it)")
 Image = pytest.importorskip("PIL.Image")

@@ -1,4 +1,4 @@
-"""Finding the TAESD weights (painter/weights.py): the order of the places, ComfyUI's vae_approx,
+"""Finding the TAESD weights (painter/tools/weights.py): the order of the places, ComfyUI's vae_approx,
 the cache, the pinned download (against a local HTTP server; never the real URL) and the demo's
 one-line message on a machine that has nothing."""
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from latent_painter.painter import taesd, weights
-from latent_painter.painter.weights import WeightsNotFound, find_or_download, find_weights
+from latent_painter.painter.tools import taesd, weights
+from latent_painter.painter.tools.weights import WeightsNotFound, find_or_download, find_weights
 
 PACK = Path(__file__).resolve().parents[1]
 
@@ -256,7 +256,7 @@ def copy_of_the_pack(tmp_path: Path) -> Path:
 def run_demo(site: Path, tmp_path: Path, *args: str, **env) -> subprocess.CompletedProcess:
     environ = {key: value for key, value in os.environ.items() if not key.startswith("LATENT_PAINTER")}
     environ.update(PYTHONPATH=str(site), XDG_CACHE_HOME=str(tmp_path / "cache"), **env)
-    command = [sys.executable, "-c", "import sys; from latent_painter.painter.demo import main; sys.exit(main())", *args]
+    command = [sys.executable, "-c", "import sys; from latent_painter.painter.tools.demo import main; sys.exit(main())", *args]
     return subprocess.run(command, env=environ, cwd=tmp_path, capture_output=True, text=True, timeout=120)
 
 
@@ -288,7 +288,7 @@ def test_demo_paints_in_the_latent_space_of_the_weights_it_finds(tmp_path, comfy
     write_pair(comfy.parents[1] / "models" / "vae_approx", "taesd", 4)
     from PIL import Image
 
-    from latent_painter.painter import demo
+    from latent_painter.painter.tools import demo
 
     found = find_weights(environ=no_env(tmp_path), pack_root=comfy)
     out = tmp_path / "demo.webp"

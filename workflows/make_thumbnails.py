@@ -2,12 +2,12 @@
 
 Not part of the pack; a developer tool. Inside ComfyUI the plans come from a diffusion model;
 here each thumbnail is painted from a *real photo* (scikit-image's sample images) through the
-analytic stand-in run (``painter/standin.py``) in the taef2 latent space and decoded with the
-real TAESD weights (``painter/taesd.py``): the same painters, actions, transitions, white canvas
+analytic stand-in run (``painter/tools/standin.py``) in the taef2 latent space and decoded with the
+real TAESD weights (``painter/tools/taesd.py``): the same painters, actions, transitions, white canvas
 and stroke map settings as the workflow, shown at one frame mid-way. Needs the demo extras
 (scikit-image, pillow) and the taef2 weights:
 
-    python workflows/make_thumbnails.py [TAESD_FOLDER]   # default: the lookup of painter/weights.py
+    python workflows/make_thumbnails.py [TAESD_FOLDER]   # default: the lookup of painter/tools/weights.py
     python workflows/make_thumbnails.py --icon [TAESD_FOLDER]   # only the registry icon (pyproject's Icon)
     python workflows/make_thumbnails.py TAESD_FOLDER WORKFLOW_NAME...   # only these thumbnails
 """
@@ -29,9 +29,9 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
 
 class Studio:
     def __init__(self, weights: str):
-        from latent_painter.painter import standin
-        from latent_painter.painter.demo import load_photos
-        from latent_painter.painter.weights import find_or_exit
+        from latent_painter.painter.tools import standin
+        from latent_painter.painter.tools.demo import load_photos
+        from latent_painter.painter.tools.weights import find_or_exit
 
         self.vae = find_or_exit(weights, families=("taef2",), program="make_thumbnails").load()
         self.latents = {name: self.vae.encode(load_photos([name], SIZE))[0] for name in PHOTOS}
@@ -41,7 +41,7 @@ class Studio:
         self.plans = {}
 
     def plan(self, name: str):
-        from latent_painter.painter.standin import photo_plan
+        from latent_painter.painter.tools.standin import photo_plan
 
         if name not in self.plans:
             self.plans[name] = photo_plan(self.latents[name], self.prior, steps=STEPS, latent_format=self.fmt)
@@ -65,8 +65,8 @@ def frame_at(painting, share: float) -> int:
 def painted(studio, name, stages, share, frames=60, pacing="change", cleanup=12, canvas=None):
     """``canvas``: a Canvas node kind ('white', ...) encoded with the studio's VAE, or None for Paint's default
     without a VAE (the zero latent)."""
-    from latent_painter.painter.canvas import make_canvas
-    from latent_painter.painter.paint import PaintOptions, paint
+    from latent_painter.painter.engine.canvas import make_canvas
+    from latent_painter.painter.engine.paint import PaintOptions, paint
 
     plan = studio.plan(name)
     start = None if canvas is None else make_canvas(canvas, plan.final, studio.vae.encode, studio.decode)
@@ -75,7 +75,7 @@ def painted(studio, name, stages, share, frames=60, pacing="change", cleanup=12,
 
 
 def strokes(**over):
-    from latent_painter.painter.strokes import STROKE_PRESETS, Strokes
+    from latent_painter.painter.engine.strokes import STROKE_PRESETS, Strokes
 
     preset = over.pop("preset", "stroke24")
     return Strokes(radii=STROKE_PRESETS[preset], **over)
@@ -100,7 +100,7 @@ def thumb_custom_sampling(studio):
 def thumb_white_canvas(studio):
     """Two output frames on a white Canvas (the first strokes on paper, then the image forming), each with the
     coloured stroke map that Paint's stroke_maps output gives Decode Frames."""
-    from latent_painter.painter.output import StrokeMaps, decode_frames
+    from latent_painter.painter.render.output import StrokeMaps, decode_frames
 
     painting, _ = painted(studio, "chelsea", (strokes(brush="soft"),), 0.0, canvas="white")
     picks = [frame_at(painting, 0.05), frame_at(painting, 0.3)]
@@ -111,7 +111,7 @@ def thumb_white_canvas(studio):
 
 
 def thumb_reveal_chain(studio):
-    from latent_painter.painter.actions import Action
+    from latent_painter.painter.engine.actions import Action
 
     chain = (strokes(preset="stroke12", schedules=6), Action(kind="glow", schedules=4), Action(kind="flip", schedules=4),
              Action(kind="dissolve", schedules=3, block=4.0, fraction=0.5), Action(kind="fade"))
@@ -120,8 +120,8 @@ def thumb_reveal_chain(studio):
 
 
 def _transition(studio, names, share, pingpong=False, **route):
-    from latent_painter.painter.paint import PaintOptions
-    from latent_painter.painter.transition import Route, transition
+    from latent_painter.painter.engine.paint import PaintOptions
+    from latent_painter.painter.engine.transition import Route, transition
 
     painting = transition([studio.plan(n) for n in names], (strokes(),), Route(**route),
                           PaintOptions(frames=60, pacing="change", cleanup_frames=12), pingpong=pingpong)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from comfy_host import HostError, txt2img_prompt
 
-from latent_painter.painter.plan import load_plan
+from latent_painter.painter.engine.plan import load_plan
 
 pytestmark = pytest.mark.slow
 

@@ -54,7 +54,7 @@ SCALE = 8
 WIDTH = 64
 # The decoder layers before the first upsample: everything that runs at latent resolution,
 # including taef2's global group norms. After it the decoder is local (a ~8 latent px
-# receptive radius), which is what incremental decoding (painter/incremental.py) builds on.
+# receptive radius), which is what incremental decoding (painter/render/incremental.py) builds on.
 LATENT_STAGE = DECODER_LAYOUT.index("up")
 # The decoder after its latent stage as upsampling stages ``[start, stop)``, each beginning at an
 # upsample: incremental decoding keeps every stage's input and decodes a changed region stage by

@@ -27,7 +27,7 @@ from typing import Callable, Mapping
 
 from .taesd import WEIGHT_SUFFIXES, TaesdError, TinyAutoencoder
 
-PACK_ROOT = Path(__file__).resolve().parents[1]
+PACK_ROOT = Path(__file__).resolve().parents[2]  # painter/tools/weights.py -> the pack
 ENV_FOLDER = "LATENT_PAINTER_TAESD"
 ENV_DOWNLOAD_BASE = "LATENT_PAINTER_TAESD_URL"
 # The 8x families this pack decodes, in the order a ComfyUI folder is searched: the FLUX.2

@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .actions import REVEALS, Action
-from .canvas import CANVAS_KINDS, default_canvas, make_canvas
-from .output import assemble, decode_frames
-from .paint import PaintOptions, paint
+from ..engine.actions import REVEALS, Action
+from ..engine.canvas import CANVAS_KINDS, default_canvas, make_canvas
+from ..render.output import assemble, decode_frames
+from ..engine.paint import PaintOptions, paint
 from .standin import latent_format_from, reencoded_photo_plan
-from .strokes import STROKE_PRESETS, Strokes
+from ..engine.strokes import STROKE_PRESETS, Strokes
 from .taesd import TaesdError
 from .weights import find_or_download
 

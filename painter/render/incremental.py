@@ -164,7 +164,7 @@ class StagedDecoder:
     def of_taesd(cls, vae) -> "StagedDecoder":
         """The pack's :class:`~.taesd.TinyAutoencoder`: its latent-resolution stage, then its
         upsampling stages with the reaches its layers give."""
-        from .taesd import SCALE, TAIL_STAGES, stage_reach
+        from ..tools.taesd import SCALE, TAIL_STAGES, stage_reach
 
         stages = tuple(
             Stage(lambda x, start=start, stop=stop: vae.decode_layers(x, start, stop), 2, math.ceil(stage_reach(start, stop) / 2))

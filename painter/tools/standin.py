@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .plan import MAX_PLAN_STEPS, LatentFormat, Plan, PlanError, check_latent, make_plan
+from ..engine.plan import MAX_PLAN_STEPS, LatentFormat, Plan, PlanError, check_latent, make_plan
 
 SIGMA_MAX = 14.6
 SIGMA_MIN = 0.03
@@ -81,7 +81,7 @@ def latent_format_from(latents: torch.Tensor, images: torch.Tensor | None = None
         raise PlanError("latent format: the photo latents are constant; give real photo latents")
     factors = bias = None
     if images is not None:
-        from .projection import fit_rgb_factors
+        from ..engine.projection import fit_rgb_factors
 
         fitted, fitted_bias = fit_rgb_factors(latents, images)
         factors = tuple(tuple(float(v) for v in row) for row in fitted.cpu().tolist())

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .incremental import IncrementalOptions, IncrementalStats, StagedDecoder, decode_incremental
-from .timeline import Painting
+from ..engine.timeline import Painting
 
 # Refuse before allocating: 100k frames is over half an hour at 50 fps, far beyond any painting.
 MAX_ASSEMBLED_FRAMES = 100_000
@@ -262,7 +262,7 @@ class DecodedChunks:
 
     ``total`` is the number of frames it yields in all. Built (and its inputs checked) by
     :func:`decoded_chunks`; every consumer (:func:`decode_frames`, the streaming render in
-    ``painter/video.py``) decodes through it, so another decoding strategy plugs in here.
+    ``painter/render/video.py``) decodes through it, so another decoding strategy plugs in here.
     """
 
     def __init__(self, chunks, total: int):

@@ -12,9 +12,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .interpolate import lerp_latents, slerp_latents  # noqa: F401 - the baselines measured here
-from .plan import Plan
-from .timeline import Painting
+from ..engine.interpolate import lerp_latents, slerp_latents  # noqa: F401 - the baselines measured here
+from ..engine.plan import Plan
+from ..engine.timeline import Painting
 
 CHUNK = 16
 # Rec. 709 luma weights: the primaries of sRGB, which is what decoded images are.
