@@ -174,7 +174,7 @@ def memory(steps: int = 1000, side: int = 1024) -> int:
         sampler_buffer.mul_(0.999).add_(0.001)
         run.record(step, sampler_buffer.to("cpu") / 0.18215)
     run.finish(sampler_buffer / 0.18215)
-    plan = plan_of_run(run, run.result, 0, where="bench")
+    plan = plan_of_run(run, run.result, 0)
     seconds = time.perf_counter() - start
     plan_bytes = plan.originals.numel() * plan.originals.element_size() + plan.final.numel() * 4
     grown = max(peak_rss_bytes(), rss_bytes()) - max(before, peak_before)

@@ -6,19 +6,17 @@ Run with the ComfyUI host's Python (it imports ``comfy`` and ``nodes`` from the 
         /work/comfyui/.venv/bin/python benchmarks/bench_host_incremental.py [--quick] [--json out.json]
 
 Two VAEs, both built by ComfyUI 0.8.0 itself with seeded random weights (no download), both
-handed to the pack through ``nodes.host.staged_decoder`` exactly as Decode Frames and Render do:
+handed to the pack through ``nodes.host.decoder_view`` exactly as Decode Frames and Render do:
 
 - **SD1.5's KL-VAE** (``comfy.sd.VAE`` from AutoencoderKL weights: the ``first_stage_model.*`` of
   the host tests' random checkpoint when LATENT_PAINTER_CKPT_CACHE holds it, else built alike).
   Its mid-block attention and group norms see the whole latent, so the pack cannot split it:
-  ``staged_decoder`` returns an opaque decoder. Measured: ``decode: incremental`` as the nodes run
-  it (opaque VAEs decode every frame in full) and the engine's opt-in crop mode
-  ``opaque="learn"`` (crops of the latent with a context learned against full decodes; falls
-  back to full decodes when no context meets the bound).
+  ``decoder_view`` gives only its decode. Measured: ``decode: incremental`` as the nodes run it
+  (a VAE of unknown structure decodes every frame in full).
 - **Core TAESD** (``comfy.taesd.taesd.TAESD``), loaded by core ``VAELoader`` as ``taesd`` from
   random ``taesd_encoder``/``taesd_decoder`` files written into a scratch ``vae_approx`` folder
   (0.8.0 ships TAESD variants taesd, taesdxl, taesd3 and taef1, no weights; taef2 is not among them).
-  ``staged_decoder`` decodes it in full too: its split (after the latent-resolution stage) missed
+  ``decoder_view`` gives its decode only too: its split (after the latent-resolution stage) missed
   the bound between checks and was slower than full decodes (README).
 
 Frames: a stroke painting (disks of a seeded random final latent revealed one per frame, as in
@@ -114,24 +112,26 @@ def painting(pixels: int, frames: int):
     return LazyPainting(frames, pixels // 8, seed=3, channels=4).materialise()
 
 
-def measure(vae, name: str, source: str, latents, modes: dict) -> list[dict]:
+def measure(vae, name: str, source: str, latents, modes: tuple[str, ...]) -> list[dict]:
     import torch
     from latent_painter.nodes import host
-    from latent_painter.painter.render import incremental
+    from latent_painter.painter.render.decoding import decode_frames
+    from latent_painter.painter.render.spans import IncrementalOptions, IncrementalStats, psnr
 
-    decoder = host.staged_decoder(vae)
+    view = host.decoder_view(vae)
+    options = IncrementalOptions()
     started = time.perf_counter()
     reference = torch.cat([vae.decode(latents[i : i + 1]).float() for i in range(latents.shape[0])])
     full_seconds = time.perf_counter() - started
     rows = []
-    for mode, options in modes.items():
-        stats = incremental.IncrementalStats()
+    for mode in modes:
+        stats = IncrementalStats()
         started = time.perf_counter()
-        images = incremental.decode_all(decoder, latents, options, stats=stats, where=name)
+        images = decode_frames(view, latents, 1, mode=mode, options=options, stats=stats)
         seconds = time.perf_counter() - started
-        psnrs = [incremental.psnr(images[i], reference[i]) for i in range(latents.shape[0])]
+        psnrs = [psnr(images[i], reference[i]) for i in range(latents.shape[0])]
         rows.append({
-            "vae": name, "source": source, "staged": decoder.staged, "pixels": int(latents.shape[-1]) * 8,
+            "vae": name, "source": source, "staged": stats.strategy != "full", "pixels": int(latents.shape[-1]) * 8,
             "frames": int(latents.shape[0]), "mode": mode, "bound_db": options.min_psnr,
             "full_seconds": full_seconds, "incremental_seconds": seconds, "speedup": full_seconds / seconds,
             "min_psnr": min(psnrs), "frames_below_bound": sum(p < options.min_psnr for p in psnrs),
@@ -172,20 +172,16 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         setup(scratch)
         import torch
-        from latent_painter.painter.render.incremental import IncrementalOptions
-
         torch.set_grad_enabled(False)
         rows = []
         if args.only in (None, "taesd"):
             folder = os.path.join(scratch, "vae_approx")
             os.makedirs(folder)
             vae, source = core_taesd(folder)
-            rows += measure(vae, "core TAESD", source, painting(*sizes["taesd"]),
-                            {"incremental": IncrementalOptions()})
+            rows += measure(vae, "core TAESD", source, painting(*sizes["taesd"]), ("incremental",))
         if args.only in (None, "kl"):
             vae, source = kl_vae()
-            rows += measure(vae, "SD1.5 KL-VAE", source, painting(*sizes["kl"]),
-                            {"incremental": IncrementalOptions(), "learn (opt-in crops)": IncrementalOptions(opaque="learn")})
+            rows += measure(vae, "SD1.5 KL-VAE", source, painting(*sizes["kl"]), ("incremental",))
     print()
     print("\n".join(table(rows)))
     for r in rows:

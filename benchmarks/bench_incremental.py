@@ -36,7 +36,8 @@ from pathlib import Path
 import torch
 
 from latent_painter.painter.tools.demo import PHOTOS, load_photos
-from latent_painter.painter.render.incremental import IncrementalOptions, IncrementalStats, StagedDecoder, decode_incremental, psnr
+from latent_painter.painter.render.spans import IncrementalOptions, IncrementalStats, psnr
+from latent_painter.painter.render.staged import staged_strategy
 from latent_painter.painter.engine.paint import PaintOptions, paint
 from latent_painter.painter.tools.standin import latent_format_from, photo_plan
 from latent_painter.painter.engine.strokes import Strokes
@@ -75,14 +76,14 @@ def measure(vae: TinyAutoencoder, size: int, frames: int, count: int, length: in
     share the machine's load through the run), timed, and compared frame by frame."""
     painting = stroke_painting(vae, size, frames)
     total = painting.shape[0]
-    decoder = StagedDecoder.of_taesd(vae)
+    run = staged_strategy().start(vae.decoder_view(), options, tuple(painting.shape[1:]))
     runs = windows(total, count, length)
     row = {"size": size, "frames": total, "measured": 0, "full": 0.0, "incremental": 0.0, "psnr": [],
            "positions": [], "stats": IncrementalStats(), "full_per_run": [], "runs": runs}
     sampled = {index for start, stop in runs for index in range(start, stop)}
     kept: dict[int, torch.Tensor] = {}
     waiting = list(runs)
-    stream = decode_incremental(decoder, painting, options, stats=row["stats"])
+    stream = run([painting], row["stats"])
     handed = 0
     while True:
         start = time.perf_counter()

@@ -46,7 +46,8 @@ import torch.nn.functional as F
 from latent_painter.painter.engine.canvas import default_canvas
 from latent_painter.painter.tools.demo import load_photos
 from latent_painter.painter.tools.metrics import active_range, early_grid_ratio_from_energy, grid_energy, is_exact, pacing
-from latent_painter.painter.render.output import decode_frames
+from latent_painter.painter.render.decoding import decode_frames
+from latent_painter.painter.render.writers import to_uint8
 from latent_painter.painter.engine.paint import PaintOptions, paint
 from latent_painter.painter.engine.plan import Plan, make_plan
 from latent_painter.painter.tools.standin import latent_format_from, reencoded_photo_plan
@@ -126,7 +127,7 @@ def write_sheet(path: Path, rows: list[tuple[str, torch.Tensor]]) -> None:
     strips = []
     for label, frames in rows:
         strip = torch.cat(list(frames.clamp(0, 1)), dim=1)
-        picture = Image.fromarray((strip * 255).round().to(torch.uint8).cpu().numpy())
+        picture = Image.fromarray(to_uint8(strip).numpy())
         labelled = Image.new("RGB", (picture.width, picture.height + label_height), "white")
         labelled.paste(picture, (0, label_height))
         ImageDraw.Draw(labelled).text((2, 1), label, fill="black")

@@ -23,7 +23,7 @@ import time
 import torch
 
 from latent_painter.painter.tools.demo import PHOTOS, load_photos
-from latent_painter.painter.render.output import decode_frames
+from latent_painter.painter.render.decoding import decode_frames
 from latent_painter.painter.tools.metrics import pacing, x0_preview_latents
 from latent_painter.painter.engine.paint import PaintOptions, paint
 from latent_painter.painter.engine.plan import make_plan

@@ -7,7 +7,7 @@ Target (must show): 1,000 frames at 512x512 rendered to MP4 with peak RSS <= 1.2
 100-frame render of the same painting, and <= 1 GiB beyond the process's idle RSS; and the file
 grows while the render runs.
 
-What runs: ``painter.video.render`` over ``painter.output.decoded_chunks`` (the code the Render node
+What runs: ``painter.sink.render`` over ``painter.decoding.decoded_chunks`` (the code the Render node
 calls), chunks of 4 latents at 256 px and 2 at 512 px (see CHUNKS), white canvas and a stroke map beside
 the frames off, holds 24 at the end. Every case is ONE whole render in its own process, never pieced
 together from parts. ``--decode`` picks the Render node's ``decode`` for the taef2 cases:
@@ -86,7 +86,7 @@ DEFAULT = ("t256x100", "t256x1000", "t256x3000", "t512x100", "t512x1000")
 
 class LazyPainting:
     """Latent frames ``[N,C,h,w]`` made on demand (``shape``, ``dim()`` and slicing, which is all
-    :func:`painter.output.decoded_chunks` uses): disks of final latent revealed one after another."""
+    :func:`painter.decoding.decoded_chunks` uses): disks of final latent revealed one after another."""
 
     def __init__(self, frames: int, side: int, seed: int = 0, channels: int = CHANNELS):
         import torch
@@ -149,28 +149,23 @@ def run_case(name: str, taesd: str, out_dir: str, decode_mode: str = "incrementa
 
     import torch
 
-    from latent_painter.painter.render import incremental, output, video
+    from latent_painter.painter.render import decoding, sink, writers
+    from latent_painter.painter.render.spans import IncrementalStats
 
     frames, pixels, fmt, decoder_name, held = CASES[name]
     torch.set_grad_enabled(False)
-    options = stats = None
     if decoder_name == "taef2":
         from latent_painter.painter.tools.taesd import TinyAutoencoder
 
         vae = TinyAutoencoder.from_folder(taesd)
-        decode = vae.decode
-        if decode_mode == "incremental":
-            # What the Render node runs with decode=incremental (nodes/common.staged_decoding).
-            decoder = incremental.StagedDecoder.of_taesd(vae)
-            options, stats = incremental.IncrementalOptions(), incremental.IncrementalStats()
+        decoder = vae.decoder_view()  # what the Render node decodes the pack's TAESD with
     else:
-        decode = linear_decoder(CHANNELS, pixels // 8)
+        decoder = linear_decoder(CHANNELS, pixels // 8)
         decode_mode = "full"
     painting = LazyPainting(frames, pixels // 8)
     chunk = CHUNKS[pixels]
-    warm = decode(painting[0:chunk].contiguous())
-    if options is not None:  # the staged path's first allocations, as the render's first frames make them
-        warm = list(incremental.decode_incremental(decoder, painting[0:2].contiguous(), options))
+    # The decoder's first allocations (and the staged path's, as the render's first frames make them).
+    warm = list(decoding.decoded_chunks(decoder, painting[0:2].contiguous(), chunk, mode=decode_mode))
     del warm
     gc.collect()
     idle = status_kib("VmRSS")
@@ -179,7 +174,7 @@ def run_case(name: str, taesd: str, out_dir: str, decode_mode: str = "incrementa
     held_bytes = latents.numel() * latents.element_size() if held else 0
 
     path = os.path.join(out_dir, f"{name}.{fmt}")
-    partial = video.temporary_path(path)
+    partial = sink.temporary_path(path)
     samples: list[tuple[float, int, int]] = []
     done = threading.Event()
     started = time.perf_counter()
@@ -197,9 +192,9 @@ def run_case(name: str, taesd: str, out_dir: str, decode_mode: str = "incrementa
     watcher = threading.Thread(target=sample, daemon=True)
     watcher.start()
     try:
-        chunks = output.decoded_chunks(decoder if options is not None else decode, latents, chunk, progress=progress,
-                                       incremental=options, incremental_stats=stats, where="bench")
-        rendered = video.render([chunks], path, video.Encoding(fmt, 50.0, 80), hold_last=HOLD_LAST, where="bench")
+        stats = IncrementalStats()
+        chunks = decoding.decoded_chunks(decoder, latents, chunk, progress=progress, mode=decode_mode, stats=stats)
+        rendered = sink.render([chunks], path, writers.Encoding(fmt, 50.0, 80), hold_last=HOLD_LAST)
     finally:
         done.set()
         watcher.join()
@@ -212,7 +207,7 @@ def run_case(name: str, taesd: str, out_dir: str, decode_mode: str = "incrementa
         "decode": decode_mode, "idle_bytes": idle * 1024, "peak_bytes": peak * 1024, "held_bytes": held_bytes,
         "seconds": seconds, "played": rendered.frames, "chunk": chunk, "file_bytes": final_size,
         "growth": [(round(t, 2), size, rss * 1024, frames_done) for t, size, rss, frames_done in samples],
-        "incremental": stats.summary() if stats is not None else None,
+        "incremental": stats.summary(),
     }
 
 

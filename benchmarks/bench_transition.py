@@ -41,7 +41,7 @@ import time
 import torch
 
 from latent_painter.painter.tools.demo import load_photos
-from latent_painter.painter.render.output import decode_frames
+from latent_painter.painter.render.decoding import decode_frames
 from latent_painter.painter.tools.metrics import active_range, crispness, lerp_latents, pacing, slerp_latents
 from latent_painter.painter.engine.paint import PaintOptions
 from latent_painter.painter.tools.standin import latent_format_from, photo_plan

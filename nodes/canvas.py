@@ -47,10 +47,9 @@ class LatentPainterCanvas:
         rgb = None
         if kind == "colour":
             with reporting(node, "colour"):
-                rgb = parse_colour(colour, where=f"{node.DISPLAY_NAME}: colour")
+                rgb = parse_colour(colour)
         with reporting(node, "vae"):
-            latent = make_canvas(kind, plan.final, vae.encode, vae.decode, colour=rgb, scale=host.vae_scale(vae),
-                                 where=f"{node.DISPLAY_NAME}: vae")
+            latent = make_canvas(kind, plan.final, vae.encode, vae.decode, colour=rgb, scale=host.vae_scale(vae))
         return ({"samples": latent[None]},)
 
 

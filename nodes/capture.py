@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import weakref
 
+from ..painter.engine.limits import widget
 from ..painter.engine.capture import RunOrigin, RunStore, newest_continued, plan_of_run
 from . import host
 from .common import CATEGORY, PLAN, latent_samples, node_error, reporting
@@ -95,8 +96,8 @@ def plan_from_capture(wrapper: CaptureWrapper, latent, batch_index: int, node, i
     if not 0 <= batch_index < batch:
         raise node_error(node, "batch_index", f"{batch_index} is outside the batch of {batch} (0..{batch - 1}); "
                                               "pick an image of the batch")
-    with reporting(node, input_name):
-        return plan_of_run(run, samples, batch_index, where=node.DISPLAY_NAME)
+    with reporting(node):  # the run made no plan (no steps): not one input's fault
+        return plan_of_run(run, samples, batch_index)
 
 
 def captured_wrapper(model, node):
@@ -161,8 +162,8 @@ class LatentPainterGetPlan:
                                                  "to take and ends the plan."}),
             },
             "optional": {
-                "batch_index": ("INT", {"default": 0, "min": 0, "max": 4095,
-                                        "tooltip": "Which image of the sampled batch to paint (0 = the first)."}),
+                "batch_index": ("INT", widget("batch_index", default=0,
+                                              tooltip="Which image of the sampled batch to paint (0 = the first).")),
             },
         }
 

@@ -11,12 +11,13 @@ import logging
 from contextlib import contextmanager
 
 from ..painter.engine import gain
-from ..painter.render import incremental
+from ..painter.engine.limits import widget
 from ..painter.engine.pacing import PACINGS
 from ..painter.engine.paint import PaintOptions
 from ..painter.engine.plan import Plan, check_latent
 from ..painter.engine.stages import is_stage
-from ..painter.engine.timeline import MAX_FRAMES
+from ..painter.render.spans import IncrementalOptions
+from ..painter.render.strategies import DECODE_MODES
 from . import host
 
 CATEGORY = "latent painter"
@@ -85,7 +86,7 @@ def latent_samples(latent, node, input_name: str):
     # Floating point, not empty, no NaN/inf: what every painter function and VAE needs. Checked here
     # so a diverged sampler's NaNs are named at the node that received them, not decoded into black frames.
     with reporting(node, input_name):
-        check_latent(samples, "the latent", dims=4, where=f"{node.DISPLAY_NAME}: {input_name}")
+        check_latent(samples, "the latent", dims=4)
     return samples
 
 
@@ -124,12 +125,12 @@ def paint_option_inputs(frames_tooltip: str, cleanup_tooltip: str) -> dict:
     """The widgets of :class:`PaintOptions` that Paint and Transition share, in widget order."""
     d = lambda name: field_default(PaintOptions, name)  # noqa: E731 - the engine's defaults
     return {
-        "frames": ("INT", {"default": d("frames"), "min": 0, "max": MAX_FRAMES, "tooltip": frames_tooltip}),
+        "frames": ("INT", widget("frames", default=d("frames"), tooltip=frames_tooltip)),
         "pacing": (list(PACINGS), {"default": d("pacing"),
                                    "tooltip": "; ".join(f"{p.name}: {p.description}" for p in PACINGS.values()) + "."}),
-        "cleanup_frames": ("INT", {"default": d("cleanup_frames"), "min": 0, "max": 10000, "tooltip": cleanup_tooltip}),
-        "seed": ("INT", {"default": d("seed"), "min": 0, "max": 0xFFFFFFFF, "control_after_generate": False,
-                         "tooltip": "Seed of the random actions (dissolve); painting is otherwise deterministic."}),
+        "cleanup_frames": ("INT", widget("cleanup_frames", default=d("cleanup_frames"), tooltip=cleanup_tooltip)),
+        "seed": ("INT", widget("seed", default=d("seed"), control_after_generate=False,
+                               tooltip="Seed of the random actions (dissolve); painting is otherwise deterministic.")),
     }
 
 
@@ -159,31 +160,26 @@ def paint_options(node, frames, pacing, cleanup_frames, seed) -> PaintOptions:
         return PaintOptions(frames=int(frames), pacing=pacing, cleanup_frames=int(cleanup_frames), seed=int(seed))
 
 
-# Decode Frames' and Render's decoding strategy (painter/render/incremental.py).
-_BOUND = incremental.IncrementalOptions()
-DECODE_INPUT = (list(incremental.DECODE_MODES), {
-    "default": "full",
-    "tooltip": "full: decode every frame whole. incremental: decode only where a frame changed and paste it into the "
-               f"previous one, within {_BOUND.min_psnr:g} dB PSNR of the frame's full decode: one frame in "
-               f"every {_BOUND.check_every} is also decoded in full and compared, a span that misses is decoded "
-               "again in full (then crops are tightened, and after repeated misses dropped), and the last frame is a "
-               "full decode. The pack's own TAESD is split after its latent-resolution stage. ComfyUI's VAEs (SD's "
-               "KL-VAE with its global attention and norms, and core TAESD, whose split missed the bound between "
-               "checks) decode every frame in full: the same frames as full, no faster."})
+# Decode Frames' and Render's decode mode (painter/render/strategies.py).
+_BOUND = IncrementalOptions()
+DECODE_INPUT = (list(DECODE_MODES), {
+    "default": "auto",
+    "tooltip": "auto: decode only what changed where the pack promises the bound for this VAE (the TAESD family: "
+               f"every frame within {_BOUND.min_psnr:g} dB PSNR of its full decode, the last frame exact; README "
+               "'Incremental decoding'), every frame in full otherwise. full: every frame whole. incremental: decode "
+               "only what changed with whatever strategy fits this VAE, promised or not. Incremental decoding checks "
+               f"one frame in every {_BOUND.check_every} against its full decode and decodes a span that misses again "
+               "in full. The node says which way it decoded and how much faster it was."})
 
 
-def staged_decoding(vae, decode, node):
-    """``(decoder, options, stats)`` for ``output.decoded_chunks``: ``vae.decode`` and no options
-    for ``full``; a staged decoder and :class:`IncrementalOptions` for ``incremental``."""
-    decode = "full" if decode is None else decode  # workflows saved before the widget existed
-    if decode not in incremental.DECODE_MODES:
-        raise node_error(node, "decode", f"unknown mode {decode!r}; use one of {', '.join(incremental.DECODE_MODES)}")
-    if decode == "full":
-        return vae.decode, None, None
-    return host.staged_decoder(vae), incremental.IncrementalOptions(), incremental.IncrementalStats()
+def decoding(decode):
+    """The decode mode of a Decode Frames or Render input (``auto`` for workflows saved before the
+    widget existed; their nodes then decoded in full, and auto gives the same frames within the bound)."""
+    return "auto" if decode is None else decode
 
 
-def log_incremental(node, stats) -> None:
-    """Log what incremental decoding did (nothing after a full decode)."""
-    if stats is not None:
-        logging.info("%s: incremental decoding: %s", node.DISPLAY_NAME, stats.summary())
+def report_decoding(node, stats) -> str:
+    """One line saying how the frames were decoded and how fast, logged and shown in the node."""
+    text = f"{node.DISPLAY_NAME}: decoded {stats.summary()}"
+    logging.info("%s", text)
+    return text

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from ..painter.render import output
+from ..painter.engine.limits import checked, widget
+from ..painter.render.composite import StrokeMaps
+from ..painter.render.decoding import decode_frames
+from ..painter.render.play import assemble, fps_for_duration
+from ..painter.render.spans import IncrementalStats
 from . import host
-from .common import CATEGORY, DECODE_INPUT, STROKE_MAPS, latent_samples, log_incremental, node_error, reporting, staged_decoding
-
-MAX_SECONDS = 3600.0
+from .common import CATEGORY, DECODE_INPUT, STROKE_MAPS, decoding, latent_samples, node_error, report_decoding, reporting
 
 
 class LatentPainterDecodeFrames:
@@ -27,8 +29,8 @@ class LatentPainterDecodeFrames:
             "required": {
                 "vae": ("VAE", {"tooltip": "The VAE of the model that made the plan (same latent space)."}),
                 "frames": ("LATENT", {"tooltip": "The painted frames from Paint."}),
-                "chunk_size": ("INT", {"default": 16, "min": 1, "max": 4096,
-                                       "tooltip": "Frames per VAE call; lower uses less memory, higher may be faster."}),
+                "chunk_size": ("INT", widget("chunk_size", default=16,
+                                             tooltip="Frames per VAE call; lower uses less memory, higher may be faster.")),
                 "white_canvas": ("BOOLEAN", {"default": False,
                                              "tooltip": "Show areas no stroke has touched yet as white paper, with soft round "
                                                         "edges (needs stroke_maps or stroke_map). The final frame is always "
@@ -54,7 +56,7 @@ class LatentPainterDecodeFrames:
                decode=None):
         node = type(self)
         latents = latent_samples(frames, node, "frames")
-        if stroke_maps is not None and not isinstance(stroke_maps, output.StrokeMaps):
+        if stroke_maps is not None and not isinstance(stroke_maps, StrokeMaps):
             raise node_error(node, "stroke_maps", "is not a painting's stroke maps; connect Paint's or Transition's "
                                                   "stroke_maps output")
         if (white_canvas or stroke_map_side_by_side) and stroke_map is None and stroke_maps is None:
@@ -63,18 +65,16 @@ class LatentPainterDecodeFrames:
                                                   f"stroke_map) or turn {wanted} off")
         if stroke_maps is None and stroke_map is not None and (white_canvas or stroke_map_side_by_side):
             # A MASK carries the coverage only: the map shows it in grey, without per-channel stroke colours.
-            stroke_maps = output.StrokeMaps.from_coverage(stroke_map, latents.shape[1])
-        decoder, options, stats = staged_decoding(vae, decode, node)
-        report = host.progress(latents.shape[0])
+            stroke_maps = StrokeMaps.from_coverage(stroke_map, latents.shape[1])
+        report, stats = host.progress(latents.shape[0]), IncrementalStats()
         with reporting(node):
-            images = output.decode_frames(
-                decoder, latents, int(chunk_size),
+            images = decode_frames(
+                host.decoder_view(vae), latents, int(chunk_size),
                 coverage=stroke_maps.coverage if white_canvas else None, white_canvas=bool(white_canvas),
                 stroke_map=stroke_maps if stroke_map_side_by_side else False, progress=report,
-                incremental=options, incremental_stats=stats, where=node.DISPLAY_NAME,
+                mode=decoding(decode), stats=stats,
             )
-        log_incremental(node, stats)
-        return (images,)
+        return {"ui": {"text": [report_decoding(node, stats)]}, "result": (images,)}
 
 
 class LatentPainterAssembleFrames:
@@ -97,17 +97,16 @@ class LatentPainterAssembleFrames:
         return {
             "required": {
                 "images": ("IMAGE", {"tooltip": "The frames (e.g. from Decode Frames)."}),
-                "hold_first": ("INT", {"default": 0, "min": 0, "max": output.MAX_ASSEMBLED_FRAMES,
-                                       "tooltip": "Extra copies of the first frame (a pause before painting starts)."}),
-                "hold_last": ("INT", {"default": 24, "min": 0, "max": output.MAX_ASSEMBLED_FRAMES,
-                                      "tooltip": "Extra copies of the last frame (a pause on the finished image)."}),
+                "hold_first": ("INT", widget("hold", default=0,
+                                             tooltip="Extra copies of the first frame (a pause before painting starts).")),
+                "hold_last": ("INT", widget("hold", default=24,
+                                            tooltip="Extra copies of the last frame (a pause on the finished image).")),
                 "pingpong": ("BOOLEAN", {"default": False,
                                          "tooltip": "Play forward, then backward to the start, for a seamless loop."}),
-                "fps": ("FLOAT", {"default": 24.0, "min": 0.01, "max": output.MAX_FPS, "step": 0.01,
-                                  "tooltip": "Frame rate, used when duration_seconds is 0."}),
-                "duration_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": MAX_SECONDS, "step": 0.1,
-                                               "tooltip": "Play all frames (holds included) in this many seconds; "
-                                                          "0 = use fps. The author's demos run 20 s."}),
+                "fps": ("FLOAT", widget("fps", default=24.0, step=0.01, tooltip="Frame rate, used when duration_seconds is 0.")),
+                "duration_seconds": ("FLOAT", widget("duration_seconds", default=0.0, step=0.1,
+                                                     tooltip="Play all frames (holds included) in this many seconds; "
+                                                             "0 = use fps. The author's demos run 20 s.")),
             },
             "optional": {
                 "more_images": ("IMAGE", {"tooltip": "Frames appended after 'images' (same size), e.g. a transition or "
@@ -120,18 +119,13 @@ class LatentPainterAssembleFrames:
         node = type(self)
         sequences = [images] if more_images is None else [images, more_images]
         with reporting(node):
-            out = output.assemble(
-                sequences, hold_first=int(hold_first), hold_last=int(hold_last), pingpong=bool(pingpong),
-                where=node.DISPLAY_NAME,
-            )
+            out = assemble(sequences, hold_first=int(hold_first), hold_last=int(hold_last), pingpong=bool(pingpong))
         if duration_seconds and duration_seconds > 0:
             with reporting(node, "duration_seconds"):
-                rate = output.fps_for_duration(out.shape[0], float(duration_seconds))
+                rate = fps_for_duration(out.shape[0], float(duration_seconds))
         else:
-            rate = float(fps)
-            if not 0 < rate <= output.MAX_FPS:  # NaN fails too
-                raise node_error(node, "fps", f"must be above 0 and at most {output.MAX_FPS:g}, got {fps}; use e.g. 24, "
-                                              "or set duration_seconds")
+            with reporting(node):
+                rate = checked("fps", float(fps))
         return (out, rate)
 
 

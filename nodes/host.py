@@ -20,7 +20,7 @@ import os
 
 import torch
 
-from ..painter.render.incremental import StagedDecoder
+from ..painter.render.strategies import DecoderView
 from ..painter.engine.plan import LatentFormat, is_plan_file
 from ..painter.engine.projection import factors_through_affine
 from ..painter.tools.taesd import TinyAutoencoder
@@ -160,21 +160,13 @@ def guider_model(guider):
 # --- decoders ---------------------------------------------------------------------------------
 
 
-def staged_decoder(vae) -> StagedDecoder:
-    """A ComfyUI VAE for incremental decoding: split into stages for the pack's own TAESD, opaque
-    (``vae.decode`` only: every frame decoded in full) for every host VAE.
-
-    Core TAESD (``comfy.taesd.taesd.TAESD``) has the same layout and was split into stages at its
-    upsamples (reaches 5, 5, 3 on 0.8.0's decoder), but on the real host with random weights two of 24
-    frames came out below the bound between checks (tests/host/test_incremental_host.py), and at
-    256 px it was slower than full decodes anyway (0.68-0.80x): a stroke moves its
-    latent-resolution stage ~10 latent px around it. Until the staged path holds the bound there,
-    host VAEs decode in full, which cannot miss it.
-    """
+def decoder_view(vae) -> DecoderView:
+    """What the renderer can see of a VAE: the pack's own TAESD gives its layers; a ComfyUI VAE
+    its ``decode`` only, so every frame is decoded in full."""
     if isinstance(vae, TinyAutoencoder):  # the pack's own TAESD (tests, demo)
-        return StagedDecoder.of_taesd(vae)
+        return vae.decoder_view()
     model = getattr(vae, "first_stage_model", None)
-    return StagedDecoder.opaque(vae.decode, name=type(model).__name__ if model is not None else type(vae).__name__)
+    return DecoderView(decode=vae.decode, name=type(model).__name__ if model is not None else type(vae).__name__)
 
 
 # --- sampling: the core nodes' own functions and the capture patch --------------------------------

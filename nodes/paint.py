@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..painter.engine.canvas import default_canvas
-from ..painter.render.output import StrokeMaps, coverage_mask
 from ..painter.engine.paint import PROGRESS_STEPS, paint
+from ..painter.render.composite import StrokeMaps, coverage_mask
 from . import host
 from .common import (
     CALIBRATION_VAE,
@@ -82,12 +82,10 @@ class LatentPainterPaint:
         if start is None and vae is not None:
             vae_input(vae, node)
             with reporting(node, "vae"):
-                start = default_canvas(plan.final, vae.encode, vae.decode, scale=host.vae_scale(vae),
-                                       where=f"{node.DISPLAY_NAME}: vae")
+                start = default_canvas(plan.final, vae.encode, vae.decode, scale=host.vae_scale(vae))
         report = host.progress(PROGRESS_STEPS)
         with reporting(node):
-            painting = paint(plan, painter, options, start, progress=report, where=node.DISPLAY_NAME,
-                             decode=decode)
+            painting = paint(plan, painter, options, start, progress=report, decode=decode)
         return ({"samples": painting.frames}, coverage_mask(painting.coverage), len(painting), StrokeMaps.of(painting))
 
 

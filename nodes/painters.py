@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from ..painter.engine.actions import REVEALS, Action
 from ..painter.engine.gain import BRUSHES
-from ..painter.engine.plan import MAX_PLAN_STEPS
-from ..painter.engine.strokes import MAX_CHANNELS_PER_STROKE, STROKE_PRESETS, Strokes
+from ..painter.engine.limits import widget
+from ..painter.engine.strokes import STROKE_PRESETS, Strokes
 from .common import CATEGORY, PAINTER, field_default, node_error, painter_chain, parse_channels, reporting
 
 
@@ -56,34 +56,32 @@ class LatentPainterStrokes:
                 "brush": (list(BRUSHES), {"default": d("brush"),
                                           "tooltip": "Stroke shape: disk, square, or soft (cosine fall-off at the edge)."}),
                 "channels": ("STRING", {"default": "", "tooltip": CHANNELS_TOOLTIP}),
-                "move_cost": ("FLOAT", {"default": d("move_cost"), "min": 0.0, "max": 100.0, "step": 0.01,
-                                        "tooltip": "Penalty for moving the brush far from the previous stroke; "
-                                                   "higher makes strokes walk in a path like a hand. 0 = none."}),
-                "switch_cost": ("FLOAT", {"default": d("switch_cost"), "min": 0.0, "max": 100.0, "step": 0.01,
-                                          "tooltip": "Penalty for changing the painting channel, as a share of the best "
-                                                     "channel's gain; large values keep one channel per schedule."}),
-                "motivation": ("FLOAT", {"default": d("motivation"), "min": 0.0, "max": 100.0, "step": 0.01,
-                                         "tooltip": "A place takes a stroke only once its accumulated gain exceeds this "
-                                                    "multiple of the mean; unspent strokes carry over. 0 = always."}),
-                "size_scale": ("FLOAT", {"default": d("size_scale"), "min": 0.0, "max": 64.0, "step": 0.01,
-                                         "tooltip": "Multiplies all stroke radii. 0 = scale with the latent (side / 64)."}),
-                "early_size": ("FLOAT", {"default": d("early_size"), "min": 0.01, "max": 16.0, "step": 0.01,
-                                         "tooltip": "Radius multiplier at the first schedule, easing to 1 at the last; "
-                                                    ">1 paints rough first and fine last."}),
-                "strokes_per_frame": ("INT", {"default": d("strokes_per_frame"), "min": 1, "max": 4096,
-                                              "tooltip": "Strokes one frame shows when Paint's pacing is 'strokes' and frames is 0."}),
-                "schedules": ("INT", {"default": d("schedules"), "min": 0, "max": MAX_PLAN_STEPS,
-                                      "tooltip": SCHEDULES_TOOLTIP}),
+                "move_cost": ("FLOAT", widget("move_cost", default=d("move_cost"), step=0.01,
+                                        tooltip="Penalty for moving the brush far from the previous stroke; "
+                                                "higher makes strokes walk in a path like a hand. 0 = none.")),
+                "switch_cost": ("FLOAT", widget("switch_cost", default=d("switch_cost"), step=0.01,
+                                          tooltip="Penalty for changing the painting channel, as a share of the best "
+                                                  "channel's gain; large values keep one channel per schedule.")),
+                "motivation": ("FLOAT", widget("motivation", default=d("motivation"), step=0.01,
+                                         tooltip="A place takes a stroke only once its accumulated gain exceeds this "
+                                                 "multiple of the mean; unspent strokes carry over. 0 = always.")),
+                "size_scale": ("FLOAT", widget("size_scale", default=d("size_scale"), step=0.01,
+                                         tooltip="Multiplies all stroke radii. 0 = scale with the latent (side / 64).")),
+                "early_size": ("FLOAT", widget("early_size", default=d("early_size"), step=0.01,
+                                         tooltip="Radius multiplier at the first schedule, easing to 1 at the last; "
+                                                 ">1 paints rough first and fine last.")),
+                "strokes_per_frame": ("INT", widget("strokes_per_frame", default=d("strokes_per_frame"),
+                                              tooltip="Strokes one frame shows when Paint's pacing is 'strokes' and frames is 0.")),
+                "schedules": ("INT", widget("schedules", default=d("schedules"), tooltip=SCHEDULES_TOOLTIP)),
             },
             "optional": {
                 "previous": (PAINTER, {"tooltip": PREVIOUS_TOOLTIP}),
-                "channels_per_stroke": ("INT", {"default": d("channels_per_stroke"), "min": 0,
-                                                "max": MAX_CHANNELS_PER_STROKE,
-                                                "tooltip": "Latent channels one stroke paints: the painting channel and "
-                                                           "those that lack most under the stroke. 0 = automatic: 1 on "
-                                                           "4-channel latents (SD1.5/SDXL, the paper's look), all channels "
-                                                           "on wider ones (SD3/FLUX.1: 16, FLUX.2: 32), so strokes fill whole "
-                                                           "latent pixels and show no decoder texture."}),
+                "channels_per_stroke": ("INT", widget("channels_per_stroke", default=d("channels_per_stroke"),
+                                                tooltip="Latent channels one stroke paints: the painting channel and "
+                                                        "those that lack most under the stroke. 0 = automatic: 1 on "
+                                                        "4-channel latents (SD1.5/SDXL, the paper's look), all channels "
+                                                        "on wider ones (SD3/FLUX.1: 16, FLUX.2: 32), so strokes fill whole "
+                                                        "latent pixels and show no decoder texture.")),
             },
         }
 
@@ -128,17 +126,16 @@ class LatentPainterAction:
             "required": {
                 "kind": (list(REVEALS), {"default": d("kind"), "tooltip": "How the canvas moves toward each schedule's target: "
                                          + "; ".join(f"{r.name}: {r.description}" for r in REVEALS.values()) + "."}),
-                "frames": ("INT", {"default": d("frames"), "min": 0, "max": 1024,
-                                   "tooltip": f"Frames (steps of the action) per schedule. 0 = the author's count ({counts})."}),
+                "frames": ("INT", widget("action frames", default=d("frames"),
+                                   tooltip=f"Frames (steps of the action) per schedule. 0 = the author's count ({counts}).")),
                 "channels": ("STRING", {"default": "", "tooltip": CHANNELS_TOOLTIP}),
                 "motivation": ("FLOAT", {"default": d("motivation"), "min": 0.0, "max": 100.0, "step": 0.01,
                                          "tooltip": "Change only places whose accumulated gain exceeds this multiple of the mean. 0 = everywhere."}),
-                "block": ("FLOAT", {"default": d("block"), "min": 0.1, "max": 512.0, "step": 0.1,
-                                    "tooltip": "flip: block side; dissolve: cell size; in latent pixels of a 64x64 latent."}),
-                "fraction": ("FLOAT", {"default": d("fraction"), "min": 0.01, "max": 1.0, "step": 0.01,
-                                       "tooltip": "dissolve: share of the cells revealed per schedule (the rest rolls over)."}),
-                "schedules": ("INT", {"default": d("schedules"), "min": 0, "max": MAX_PLAN_STEPS,
-                                      "tooltip": SCHEDULES_TOOLTIP}),
+                "block": ("FLOAT", widget("block", default=d("block"), step=0.1,
+                                    tooltip="flip: block side; dissolve: cell size; in latent pixels of a 64x64 latent.")),
+                "fraction": ("FLOAT", widget("fraction", default=d("fraction"), step=0.01,
+                                       tooltip="dissolve: share of the cells revealed per schedule (the rest rolls over).")),
+                "schedules": ("INT", widget("schedules", default=d("schedules"), tooltip=SCHEDULES_TOOLTIP)),
             },
             "optional": {
                 "previous": (PAINTER, {"tooltip": PREVIOUS_TOOLTIP}),

@@ -44,7 +44,7 @@ class LatentPainterPlanFromLatents:
         last = None if final is None else latent_samples(final, node, "final")[0]
         latent_format = None if model is None else host.latent_format(model)
         with reporting(node):
-            return (make_plan(originals, last, None, latent_format, where=node.DISPLAY_NAME),)
+            return (make_plan(originals, last, None, latent_format),)
 
 
 class LatentPainterSavePlan:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from ..painter.render.output import StrokeMaps, coverage_mask
 from ..painter.engine.interpolate import INTERPOLATIONS, lerp_latents, slerp_latents
+from ..painter.engine.limits import checked, widget
 from ..painter.engine.paint import PROGRESS_STEPS
-from ..painter.engine.timeline import MAX_FRAMES, check_frame_budget
+from ..painter.engine.timeline import check_frame_budget
 from ..painter.engine.transition import Route, transition
+from ..painter.render.composite import StrokeMaps, coverage_mask
 from . import host
 from .common import (
     CALIBRATION_VAE,
@@ -61,17 +62,17 @@ class LatentPainterTransition:
                 "plan_a": (PLAN, {"tooltip": "Where the transition starts: " + PLAN_TOOLTIP}),
                 "plan_b": (PLAN, {"tooltip": "Where the transition goes: " + PLAN_TOOLTIP}),
                 "painter": (PAINTER, {"tooltip": "The painter chain (Painter / Painter Action stages) that paints every leg."}),
-                "depth": ("FLOAT", {"default": r("depth"), "min": 0.0, "max": 1.0, "step": 0.01,
-                                    "tooltip": "How far back each leg goes, as a share of the plans' schedules: 0 = straight "
-                                               "from A to B; 1 = back to A's roughest prediction and up from B's roughest. "
-                                               "Deeper is longer and blurrier in the middle; shallower keeps more detail."}),
-                "guidance": ("FLOAT", {"default": r("guidance"), "min": 0.0, "max": 1.0, "step": 0.01,
-                                       "tooltip": "Weight of the latents interpolated between the two images in every "
-                                                  "target: 0 = the plans alone; 1 = the interpolations alone (crisp, for "
-                                                  "two images that share a background, e.g. an edit of one scene)."}),
-                "guidance_steps": ("INT", {"default": r("guidance_steps"), "min": 1, "max": 1000,
-                                           "tooltip": "Schedules of a leg when depth is 0 (the interpolated targets between "
-                                                      "the two images); more gives a slower, smoother change."}),
+                "depth": ("FLOAT", widget("depth", default=r("depth"), step=0.01,
+                                    tooltip="How far back each leg goes, as a share of the plans' schedules: 0 = straight "
+                                            "from A to B; 1 = back to A's roughest prediction and up from B's roughest. "
+                                            "Deeper is longer and blurrier in the middle; shallower keeps more detail.")),
+                "guidance": ("FLOAT", widget("guidance", default=r("guidance"), step=0.01,
+                                       tooltip="Weight of the latents interpolated between the two images in every "
+                                               "target: 0 = the plans alone; 1 = the interpolations alone (crisp, for "
+                                               "two images that share a background, e.g. an edit of one scene).")),
+                "guidance_steps": ("INT", widget("guidance_steps", default=r("guidance_steps"),
+                                           tooltip="Schedules of a leg when depth is 0 (the interpolated targets between "
+                                                   "the two images); more gives a slower, smoother change.")),
                 "interpolation": (list(INTERPOLATIONS), {"default": r("interpolation"),
                                                          "tooltip": "How guidance latents are interpolated: lerp (straight "
                                                                     "line) or slerp (keeps the latents' norm)."}),
@@ -137,8 +138,7 @@ class LatentPainterInterpolate:
             "required": {
                 "latent_a": ("LATENT", {"tooltip": "Where the interpolation starts (batch item 0)."}),
                 "latent_b": ("LATENT", {"tooltip": "Where it ends (batch item 0); same size and channels as latent_a."}),
-                "frames": ("INT", {"default": 24, "min": 2, "max": MAX_FRAMES,
-                                   "tooltip": "Number of latents including both ends."}),
+                "frames": ("INT", widget("interpolated frames", default=24, tooltip="Number of latents including both ends.")),
                 "interpolation": (list(INTERPOLATIONS), {"default": "slerp",
                                                          "tooltip": "lerp: straight line; slerp: along the great circle "
                                                                     "(keeps the norm of equal-norm latents)."}),
@@ -157,11 +157,10 @@ class LatentPainterInterpolate:
             )
         if interpolation not in INTERPOLATIONS:
             raise node_error(node, "interpolation", f"{interpolation!r} is unknown; use {' or '.join(INTERPOLATIONS)}")
-        if not 2 <= int(frames) <= MAX_FRAMES:
-            raise node_error(node, "frames", f"must be 2..{MAX_FRAMES} (both ends included), got {frames}")
         how = lerp_latents if interpolation == "lerp" else slerp_latents
         with reporting(node, "frames"):
-            check_frame_budget(int(frames), tuple(a.shape), where=f"{node.DISPLAY_NAME}: frames")
+            checked("interpolated frames", int(frames))
+            check_frame_budget(int(frames), tuple(a.shape))
             return ({"samples": how(a, b, int(frames))},)
 
 

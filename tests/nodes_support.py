@@ -10,8 +10,15 @@ from latent_painter.nodes import NODE_CLASS_MAPPINGS as NODES
 
 
 def run(node_id, **inputs):
+    """What the node's function returns: its outputs, or ``{"ui": ..., "result": outputs}``."""
     instance = NODES[node_id]()
     return getattr(instance, instance.FUNCTION)(**inputs)
+
+
+def results(node_id, **inputs):
+    """The outputs a node hands downstream, as ComfyUI takes them from what :func:`run` returns."""
+    returned = run(node_id, **inputs)
+    return returned["result"] if isinstance(returned, dict) else returned
 
 
 class Interrupted(Exception):

@@ -13,10 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nodes_support import run
+from nodes_support import results, run
 from plans import blurry_to_sharp_plan
 
-from latent_painter.painter.render import output
+from latent_painter.painter.render import composite, decoding
 from latent_painter.painter.engine.canvas import default_canvas, flat_canvas, make_canvas, mean_colour, parse_colour
 from latent_painter.painter.engine.gain import brush_kernel
 from latent_painter.painter.engine.paint import PaintOptions, paint
@@ -65,7 +65,7 @@ def test_parse_colour(text, rgb):
 
 @pytest.mark.parametrize("text", ["", "#12345", "red", "#GGGGGG", "#1234567", "rgb(1,2,3)", None, 255])
 def test_parse_colour_refuses_with_the_form_to_use(text):
-    with pytest.raises(ValueError, match=r"^colour: .* is not a colour; write it as #RRGGBB"):
+    with pytest.raises(ValueError, match=r"^.* is not a colour; write it as #RRGGBB"):
         parse_colour(text)
 
 
@@ -197,10 +197,10 @@ def test_stroke_maps_colour_the_side_by_side_map_in_the_node_path(progress):
     plan = blurry_to_sharp_plan(channels=4, size=12)
     frames, stroke_map, count, maps = run("LatentPainterPaint", plan=plan, painter=(Strokes(),), frames=30,
                                           pacing="strokes", cleanup_frames=4, seed=0)
-    assert isinstance(maps, output.StrokeMaps) and maps.num_channels == 4
+    assert isinstance(maps, composite.StrokeMaps) and maps.num_channels == 4
     common = dict(vae=HueVAE(), frames=frames, chunk_size=8, white_canvas=False, stroke_map_side_by_side=True)
-    (coloured,) = run("LatentPainterDecodeFrames", **common, stroke_maps=maps)
-    (grey,) = run("LatentPainterDecodeFrames", **common, stroke_map=stroke_map)
+    (coloured,) = results("LatentPainterDecodeFrames", **common, stroke_maps=maps)
+    (grey,) = results("LatentPainterDecodeFrames", **common, stroke_map=stroke_map)
     width = 12 * 8
     saturation = lambda image: image.amax(-1) - image.amin(-1)  # noqa: E731
     assert float(saturation(grey[:, :, width:]).max()) == 0.0  # a MASK carries no channels: grey
@@ -210,7 +210,7 @@ def test_stroke_maps_colour_the_side_by_side_map_in_the_node_path(progress):
     assert bool((saturation(coloured[1:, :, width:]).flatten(1).amax(1)[stroke_frames] > 0.5).all())
     assert torch.equal(coloured[:, :, :width], grey[:, :, :width])  # the painting itself is the same
     # Both connected: the full maps win.
-    (both,) = run("LatentPainterDecodeFrames", **common, stroke_map=stroke_map, stroke_maps=maps)
+    (both,) = results("LatentPainterDecodeFrames", **common, stroke_map=stroke_map, stroke_maps=maps)
     assert torch.equal(both, coloured)
 
 
@@ -252,7 +252,7 @@ def contour_radius(mask: torch.Tensor, centre: float, direction: tuple[float, fl
 @pytest.mark.parametrize("radius", [3, 6])
 def test_soft_mask_has_the_brush_shape_not_latent_blocks(radius):
     coverage = disk_coverage(radius)
-    soft = output.soft_coverage(coverage, (120, 120))[0]
+    soft = composite.soft_coverage(coverage, (120, 120))[0]
     blocks = F.interpolate((coverage > 0).float()[None], size=(120, 120), mode="nearest")[0, 0]
     centre = 7 * 8 + 3.5
     along = contour_radius(soft, centre, (0, 1))
@@ -273,7 +273,7 @@ def test_soft_mask_has_the_brush_shape_not_latent_blocks(radius):
 def test_soft_mask_rounds_the_corners_of_latent_pixels():
     coverage = torch.zeros(1, 6, 6)
     coverage[0, 1:4, 1:4] = 1.0  # a painted 3x3 square of latent pixels: pixels 8..31
-    soft = output.soft_coverage(coverage, (48, 48))[0]
+    soft = composite.soft_coverage(coverage, (48, 48))[0]
     blocks = F.interpolate(coverage[None], size=(48, 48), mode="nearest")[0, 0]
     assert blocks[8, 8] == 1.0 and blocks[31, 31] == 1.0  # blocks: square corners
     assert soft[8, 8] < 0.5 and soft[31, 31] < 0.5  # soft: cut round
@@ -285,7 +285,7 @@ def test_soft_mask_leaves_no_latent_pixel_grid_along_a_straight_edge():
     """Along a straight edge the soft mask is the same at every pixel (no 8-pixel period)."""
     coverage = torch.zeros(1, 6, 6)
     coverage[0, :, :3] = 1.0
-    soft = output.soft_coverage(coverage, (48, 48))[0]
+    soft = composite.soft_coverage(coverage, (48, 48))[0]
     assert torch.allclose(soft, soft[:1].expand_as(soft))
 
 
@@ -294,18 +294,18 @@ def test_soft_mask_ends_exact_paper_and_exact_image():
     coverage = torch.zeros(3, 6, 5)
     coverage[1] = 0.5  # everything painted (any positive coverage counts)
     coverage[2, 2:5, 1:4] = 1.0
-    out = output.composite_white(images, coverage)
+    out = composite.composite_white(images, coverage)
     assert torch.all(out[0] == 1.0)  # nothing painted: paper
     assert torch.equal(out[1], images[1])  # all painted: the decoded image bit for bit
     assert torch.equal(out[2, 24:32, 16:24], images[2, 24:32, 16:24])  # inside a painted block
     assert torch.all(out[2, :8] == 1.0)  # far from it
-    soft = output.soft_coverage(coverage, (48, 40))
+    soft = composite.soft_coverage(coverage, (48, 40))
     assert float(soft.min()) == 0.0 and float(soft.max()) == 1.0
 
 
 def test_white_canvas_with_the_real_decoder_starts_white_and_ends_exact(taef2, photo_plan):
     painting = paint(photo_plan, (Strokes(),), PaintOptions(frames=12))
-    images = output.decode_frames(taef2.decode, painting, 6, white_canvas=True)
+    images = decoding.decode_frames(taef2.decode, painting, 6, white_canvas=True)
     plain = taef2.decode(painting.frames[-1:])
     assert torch.all(images[0] == 1.0)
     assert torch.allclose(images[-1], plain[0], atol=1e-5)  # unmasked (decoders differ per batch in the last bits)

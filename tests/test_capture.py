@@ -150,8 +150,8 @@ def test_an_abandoned_run_leaves_no_record():
 def test_plan_errors_name_the_fix():
     store = RunStore()
     run, result, _ = sampled(store, torch.zeros(2, 4, 4, 4))
-    with pytest.raises(PlanError, match=r"^Get Plan: batch index 2 is outside the batch of 2 \(0\.\.1\)"):
-        plan_of_run(run, result, 2, where="Get Plan")
+    with pytest.raises(PlanError, match=r"^batch index 2 is outside the batch of 2 \(0\.\.1\)"):
+        plan_of_run(run, result, 2)
     empty, start, _ = sampled(store, torch.randn(1, 4, 4, 4), steps=0, reports=[])
     with pytest.raises(PlanError, match=r"the sampler ran no steps .*give it at least one step"):
         plan_of_run(empty, start, 0)

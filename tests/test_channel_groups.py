@@ -100,7 +100,7 @@ def test_stroke_map_shows_each_group_by_its_lead_and_the_painting_ends_exactly()
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "4", 5000])
 def test_bad_group_sizes_are_refused_by_name(bad):
-    with pytest.raises(ValueError, match="channels_per_stroke must be a whole number 0..4096"):
+    with pytest.raises(ValueError, match="channels_per_stroke must be a whole number from 0 to 4096"):
         Strokes(channels_per_stroke=bad)
 
 

@@ -1,27 +1,22 @@
-"""Incremental decoding (painter/render/incremental.py) against full decodes with the real taef2 decoder."""
+"""Incremental decoding (painter/render/spans.py, staged.py, strategies.py) against full decodes with
+the real taef2 decoder."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
-from nodes_support import run
+from nodes_support import results, run
 from test_nodes_run import folders  # noqa: F401 - a fixture
 
 from latent_painter.nodes import host
-from latent_painter.painter.render import output, video
-from latent_painter.painter.render.incremental import (
-    IncrementalError,
-    IncrementalOptions,
-    IncrementalStats,
-    Stage,
-    StagedDecoder,
-    changed_boxes,
-    decode_all,
-    decode_incremental,
-    psnr,
-)
+from latent_painter.painter.render import decoding, writers
+from latent_painter.painter.render.regions import changed_boxes
+from latent_painter.painter.render.spans import IncrementalError, IncrementalOptions, IncrementalStats, psnr
+from latent_painter.painter.render.staged import Layer, StagedSettings, split, staged_strategy, start_staged
+from latent_painter.painter.render.strategies import DecoderView
 
 
 @pytest.fixture(scope="module")
@@ -62,20 +57,27 @@ def painting(vae):
     return stroke_painting(vae, 192, 29, 10)
 
 
-def full_decodes(vae, latents):
+def full_decodes(decode, latents):
     """The reference: every frame decoded alone (what VAE Decode of that latent gives)."""
-    return torch.cat([vae.decode(latents[i : i + 1]) for i in range(latents.shape[0])])
+    return torch.cat([decode(latents[i : i + 1]) for i in range(latents.shape[0])])
 
 
 @pytest.fixture(scope="module")
 def reference(vae, painting):
-    return full_decodes(vae, painting)
+    return full_decodes(vae.decode, painting)
+
+
+def staged(view, latents, options=IncrementalOptions(), settings=StagedSettings(), stats=None):
+    """The staged strategy's chunks (its verified spans) for ``latents``, handed over one tensor."""
+    run_ = staged_strategy(settings).start(view, options, tuple(latents.shape[1:]))
+    assert not isinstance(run_, str), run_
+    return list(run_([latents], stats if stats is not None else IncrementalStats()))
 
 
 def test_every_frame_within_the_bound_and_the_last_frame_identical(vae, painting, reference):
     options = IncrementalOptions(check_every=12)
     stats = IncrementalStats()
-    chunks = list(decode_incremental(StagedDecoder.of_taesd(vae), painting, options, stats=stats))
+    chunks = staged(vae.decoder_view(), painting, options, stats=stats)
     out = torch.cat(chunks)
     scores = [psnr(out[i], reference[i]) for i in range(len(out))]
     assert out.shape == reference.shape
@@ -86,80 +88,85 @@ def test_every_frame_within_the_bound_and_the_last_frame_identical(vae, painting
     assert [len(chunk) for chunk in chunks] == [12, 12, 12, 4]
     for end in (11, 23, 35):
         assert torch.equal(out[end], reference[end])
-    # Crops did much of the strokes' work (the test would pass vacuously on full decodes alone);
-    # at 24 latent px a stroke's crop with its context often covers most of the frame, and then
-    # a full decode is cheaper.
-    # (a missed check is allowed: the span was decoded again in full, which the bound above saw)
+    # Crops did much of the strokes' work (the test would pass vacuously on full decodes alone); at 24
+    # latent px a stroke's crop often covers most of the frame, and then a full decode is cheaper.
     assert stats.crop_decodes >= 10 and stats.checks >= 1
     assert sum(1 for s in scores[1:29] if not math.isinf(s)) >= 10
-    assert stats.frames == len(out) and "40 frames" in stats.summary()
+    assert stats.frames == len(out) and stats.summary().startswith("staged: 40 frames")
+    assert stats.speedup is not None and stats.seconds > 0 and stats.full_seconds > 0
 
 
 def test_chunks_in_give_the_same_frames_as_one_tensor(vae, painting):
-    decoder = StagedDecoder.of_taesd(vae)
-    options = IncrementalOptions(check_every=16)
-    whole = decode_all(decoder, painting, options)
-    chunked = decode_all(decoder, iter(painting.split(7)), options)
+    view, options = vae.decoder_view(), IncrementalOptions(check_every=16)
+    whole = torch.cat(staged(view, painting, options))
+    run_ = staged_strategy().start(view, options, tuple(painting.shape[1:]))
+    chunked = torch.cat(list(run_(iter(painting.split(7)), IncrementalStats())))
     assert torch.equal(whole, chunked)
 
 
-def test_missed_checks_redecode_the_span_then_fall_back(vae, painting, reference):
-    # A staged decoder whose tail is slightly off on crops only (an adapter that gets the borders
-    # wrong): only the checks against full decodes can tell, and they must.
-    def tail(features):
-        return vae.decode_rest(features) * (0.97 if features.shape[-2:] != painting.shape[-2:] else 1.0)
+def off_on_crops(vae, full_size, factor: float, everywhere: bool = False) -> DecoderView:
+    """taef2's layers with the image scaled by ``factor`` on crops only (an adapter that gets the
+    borders wrong), or everywhere (one that gets a scale wrong); not trusted to be ``decode``."""
+    layers = vae.decoder_view().layers
+    last = layers[-1]
 
-    off = StagedDecoder(decode=vae.decode, head=vae.decode_latent_stage, tail=tail, scale=8, name="miscalibrated")
+    def image(x):
+        out = last.run(x)
+        return out * factor if everywhere or tuple(out.shape[1:3]) != full_size else out
+
+    return DecoderView(decode=vae.decode, name="miscalibrated", layers=layers[:-1] + (Layer(image),))
+
+
+def test_missed_checks_redecode_the_span_then_fall_back(vae, painting, reference):
+    view = off_on_crops(vae, tuple(reference.shape[1:3]), 0.97)
     options = IncrementalOptions(check_every=8)
     stats = IncrementalStats()
-    out = decode_all(off, painting, options, stats=stats)
+    out = torch.cat(staged(view, painting, options, stats=stats))
     assert stats.failed_checks >= 1
-    # The missed span's frames were below the bound (its check frame measured ~44 dB), so this
-    # holds only because that span was decoded again in full; a small crop may pass its check
-    # (1.5% of the frame at 48 dB) and stay.
+    # The missed span's frames were below the bound (its check frame measured ~44 dB), so this holds
+    # only because that span was decoded again in full; a small crop may pass its check and stay.
     assert min(psnr(out[i], reference[i]) for i in range(len(out))) >= options.min_psnr
     # Each miss tightens the settings; three misses mean full decodes from then on, said in the stats.
-    assert stats.options.threshold < options.threshold and stats.options.context > options.context
     assert (stats.failed_checks >= 3) == bool(stats.fallback and "missed" in stats.fallback)
     assert torch.equal(out[-1], reference[-1])
 
 
+def test_a_missed_check_tightens_the_settings(vae, painting):
+    canvas = start_staged(vae.decoder_view(), IncrementalOptions(), tuple(painting.shape[1:]))
+    before = canvas.settings
+    assert canvas.tighten()
+    assert canvas.settings.threshold == before.threshold / 2 and canvas.settings.halo == before.halo + 1
+
+
 def test_stages_that_are_not_the_decode_mean_full_decodes(vae, painting, reference):
-    # Off everywhere (an adapter that gets a scale wrong): the first frame, decoded both ways, tells.
-    off = StagedDecoder(decode=vae.decode, head=vae.decode_latent_stage, tail=lambda f: vae.decode_rest(f) * 0.97,
-                        scale=8, name="miscalibrated")
+    view = off_on_crops(vae, tuple(reference.shape[1:3]), 0.97, everywhere=True)
     stats = IncrementalStats()
-    out = decode_all(off, painting[:6], stats=stats)
+    out = torch.cat(staged(view, painting[:6], stats=stats))
     assert torch.equal(out, reference[:6])
     assert stats.crop_decodes == 0 and "stages run in full" in stats.fallback
 
 
 def test_stages_decode_a_region_exactly_from_their_kept_inputs(vae, painting, reference):
-    """Each stage reads exactly its reach around a region, so a region decoded stage by stage
-    from up-to-date kept inputs is the full decode there (to float rounding), borders included."""
-    from latent_painter.painter.render.incremental import _Canvas
-
-    decoder = StagedDecoder.of_taesd(vae)
-    canvas = _Canvas(decoder, "test")
-    canvas.scale, canvas.stages = 8, decoder.stages(8)
-    features = vae.decode_latent_stage(painting[25:26])
-    canvas.full(features)
-    assert torch.equal(canvas.image, reference[25])
-    for paste in ((5, 11, 7, 15), (0, 4, 18, 24), (0, 24, 0, 3)):
-        canvas.image = torch.zeros_like(canvas.image)
-        with torch.inference_mode():  # as decode_incremental runs it
-            canvas._decode_region(features, paste, context=0)
-        y0, y1, x0, x1 = (8 * v for v in paste)
-        torch.testing.assert_close(canvas.image[y0:y1, x0:x1], reference[25, y0:y1, x0:x1], rtol=0, atol=1e-5)
-        outside = canvas.image.clone()
-        outside[y0:y1, x0:x1] = 0
-        assert not outside.any()  # nothing written outside
+    """Each stage reads exactly its reach around a region, so a region decoded stage by stage from
+    up-to-date kept inputs is the full decode there (to float rounding), borders included."""
+    canvas = start_staged(vae.decoder_view(), IncrementalOptions(), tuple(painting.shape[1:]))
+    with torch.inference_mode():  # as decode_verified runs it
+        canvas.start(painting[25:26])
+        assert torch.equal(canvas.image, reference[25])
+        features = canvas.head(painting[25:26])
+        for paste in ((5, 11, 7, 15), (0, 4, 18, 24), (0, 24, 0, 3)):
+            canvas.image = torch.zeros_like(canvas.image)
+            canvas._decode_region(features, paste)
+            y0, y1, x0, x1 = (8 * v for v in paste)
+            torch.testing.assert_close(canvas.image[y0:y1, x0:x1], reference[25, y0:y1, x0:x1], rtol=0, atol=1e-5)
+            outside = canvas.image.clone()
+            outside[y0:y1, x0:x1] = 0
+            assert not outside.any()  # nothing written outside
 
 
-def split_toy_decoder():
-    """A TAESD-style nn.Sequential split by hand at its upsamples (head, then stages whose reach is
-    their 3x3 convolutions counted at their input resolution), 4 latent channels, 4x upscale:
-    ``(staged, decode, stages)``; ``exact_stages`` is off, so the first frame is compared both ways."""
+def toy_decoder():
+    """A TAESD-style nn.Sequential given as layers (3x3 convolutions reach 1, upsamplings double),
+    4 latent channels, 4x upscale, not trusted to be its decode: ``(view, decode)``."""
     from torch import nn
 
     torch.manual_seed(0)
@@ -172,31 +179,39 @@ def split_toy_decoder():
         nn.Upsample(scale_factor=2), nn.Conv2d(8, 8, 3, padding=1), block(),
         nn.Upsample(scale_factor=2), nn.Conv2d(8, 3, 3, padding=1), nn.Sigmoid(),
     ).eval()  # fmt: skip
-    head = model[:3]
-    stages = (Stage(model[3:6], 2, 2), Stage(model[6:], 2, 1))  # 3 convs at 2x -> ceil(3/2); 1 -> 1
+    reach = {nn.Conv2d: 1, nn.Sequential: 2}
+    layers = tuple(Layer(module, scale=2 if isinstance(module, nn.Upsample) else 1, reach=reach.get(type(module), 0))
+                   for module in model) + (Layer(lambda x: x.movedim(1, -1)),)
 
     def decode(x):
         return model(x).movedim(1, -1)
 
-    last = stages[-1]
-    tail = stages[:-1] + (Stage(lambda f: last.run(f).movedim(1, -1), 2, last.reach),)
-    return StagedDecoder(decode=decode, head=head, tail=tail, scale=4, name="sequential"), decode, (head, stages)
+    return DecoderView(decode=decode, name="sequential", layers=layers), decode
 
 
-def test_a_split_decoder_whose_stages_are_not_exact_crops_within_the_bound():
-    """The hand-split pieces chained are the decoder, and incremental decoding through them
-    crops and meets the bound."""
-    staged, decode, (head, stages) = split_toy_decoder()
-    latents = torch.randn(12, 4, 20, 20)
-    latents[1:, :, :10, :10] = latents[:1, :, :10, :10]  # the top-left quarter stays put
+def test_layers_split_at_their_upsamplings_with_the_reach_their_layers_add_up_to():
+    view, decode = toy_decoder()
+    head, stages = split(view.layers)
+    assert [(stage.scale, stage.reach) for stage in stages] == [(2, 2), (2, 1)]  # 3 convs at 2x: 1.5 -> 2
+    latents = torch.randn(1, 4, 10, 10)
     with torch.no_grad():
-        chained = head(latents[:1])
+        chained = head(latents)
         for stage in stages:
             chained = stage.run(chained)
-        torch.testing.assert_close(chained.movedim(1, -1), decode(latents[:1]), rtol=0, atol=1e-6)
-        stats = IncrementalStats()
-        out = decode_all(staged, latents, IncrementalOptions(check_every=4, threshold=0.0, max_area=1.0), stats=stats)
-        reference = torch.cat([decode(latents[i : i + 1]) for i in range(len(latents))])
+        torch.testing.assert_close(chained, decode(latents), rtol=0, atol=1e-6)
+    assert "reads the whole frame" in split(view.layers[:5] + (Layer(lambda x: x, whole=True),) + view.layers[5:])
+    assert "never upsamples" in split(view.layers[:3])
+
+
+def test_a_decoder_given_as_layers_crops_within_the_bound():
+    view, decode = toy_decoder()
+    latents = torch.randn(12, 4, 20, 20)
+    latents[1:, :, :10, :10] = latents[:1, :, :10, :10]  # the top-left quarter stays put
+    stats = IncrementalStats()
+    with torch.no_grad():
+        out = torch.cat(staged(view, latents, IncrementalOptions(check_every=4), StagedSettings(threshold=0.0, max_area=1.0),
+                               stats=stats))
+        reference = full_decodes(decode, latents)
     assert stats.fallback is None and stats.crop_decodes > 0
     assert min(psnr(out[i], reference[i]) for i in range(len(out))) >= 45
     assert torch.equal(out[-1], reference[-1])
@@ -208,7 +223,7 @@ def test_a_frame_too_large_for_crops_checks_the_one_before_then_crops_its_own_ch
     decode), and from that decode only the frame's own change is pending: a stroke, cropped. So
     such a frame costs one full decode, not two (taef2 at 1024 px, frames 0-31 decoded alone: 6 -> 4
     full decodes, 58.6 -> 46.0 s)."""
-    staged, decode, _ = split_toy_decoder()
+    view, decode = toy_decoder()
     generator = torch.Generator().manual_seed(1)
     base = torch.randn(1, 4, 24, 24, generator=generator)
     drift = torch.randn(1, 4, 24, 24, generator=generator)
@@ -218,92 +233,58 @@ def test_a_frame_too_large_for_crops_checks_the_one_before_then_crops_its_own_ch
         frame[:, :, 2 + k : 4 + k, 2:4] += 3.0  # a stroke, well over the threshold
         frames.append(frame)
     latents = torch.cat(frames)
-    options = IncrementalOptions(check_every=64, threshold=0.1, max_area=0.5)
     stats = IncrementalStats()
     with torch.no_grad():
-        out = decode_all(staged, latents, options, stats=stats)
-        reference = torch.cat([decode(latents[i : i + 1]) for i in range(len(latents))])
+        out = torch.cat(staged(view, latents, IncrementalOptions(check_every=64),
+                               StagedSettings(threshold=0.1, max_area=0.5), stats=stats))
+        reference = full_decodes(decode, latents)
     early_checks = stats.checks - 1  # the last frame's check is the other one
     assert early_checks >= 1, stats.summary()
-    # Full decodes: the first frame twice (decode, and the stages compared with it), one per
-    # check; none for the frames that were too large for crops.
+    # Full decodes: the first frame twice (decode, and the stages compared with it), one per check;
+    # none for the frames that were too large for crops: every frame after the first was cropped.
     assert stats.full_decodes == 2 + stats.checks, stats.summary()
-    assert stats.crop_decodes == len(latents) - 2, stats.summary()
+    assert stats.crop_decodes == len(latents) - 1, stats.summary()
     assert stats.failed_checks == 0
-    assert min(psnr(out[i], reference[i]) for i in range(len(out))) >= options.min_psnr
+    assert min(psnr(out[i], reference[i]) for i in range(len(out))) >= 45
     assert torch.equal(out[-1], reference[-1])
 
 
-def test_opaque_decoders_decode_in_full_by_default(vae, painting, reference):
+@pytest.mark.parametrize("mode", ["incremental", "auto"])
+def test_a_decoder_of_unknown_structure_decodes_every_frame_in_full(vae, painting, reference, mode):
     stats = IncrementalStats()
-    frames = painting[:6]
-    out = decode_all(StagedDecoder.opaque(vae.decode, "taef2 as a black box"), frames, stats=stats)
+    out = decoding.decode_frames(DecoderView(decode=vae.decode, name="black box"), painting[:6], 1, mode=mode, stats=stats)
     assert torch.equal(out, reference[:6])
-    assert stats.crop_decodes == 0 and stats.full_decodes == 6 and "opaque" in stats.fallback
+    assert stats.strategy == "full" and stats.full_decodes == 6 and "black box: staged: " in stats.fallback
 
 
-def test_learned_context_for_a_local_opaque_decoder(vae):
-    from dataclasses import replace
-
-    # 48x48 latent px: on the 24x24 painting no context met the bound before its crops covered more
-    # than max_area (measured: 40.2 dB at 4 px, 42.1 dB at 6 px, 8 px covering 63% of the frame).
-    painting = stroke_painting(vae, 384, 12, 0)
-
-    # taef2 without its group-norm branches: a real, purely local conv decoder seen as a black box.
-    local = replace(vae, decoder_weights={k: v for k, v in vae.decoder_weights.items() if ".pool." not in k})
-    options = IncrementalOptions(opaque="learn", context=2, check_every=12)
-    stats = IncrementalStats()
-    out = decode_all(StagedDecoder.opaque(local.decode, "local"), painting, options, stats=stats)
-    reference = full_decodes(local, painting)
-    assert stats.fallback is None, stats.fallback
-    assert stats.options.context > 2  # the narrowest context missed the bound, so it was widened
-    assert stats.crop_decodes > 0
-    assert min(psnr(out[i], reference[i]) for i in range(len(out))) >= options.min_psnr
-    assert torch.equal(out[-1], reference[-1])
-
-
-def test_learning_falls_back_when_no_context_meets_the_bound(vae, painting):
-    # A decoder whose every pixel depends on the whole latent (like global attention): its
-    # brightness follows the latent's mean, which no crop sees.
-    def global_decode(latents):
-        return (vae.decode(latents) + 0.05 * latents.mean(dim=(1, 2, 3))[:, None, None, None]).clamp(0, 1)
-
-    options = IncrementalOptions(opaque="learn", check_every=12)
-    stats = IncrementalStats()
-    out = decode_all(StagedDecoder.opaque(global_decode, "global"), painting, options, stats=stats)
-    reference = torch.cat([global_decode(painting[i : i + 1]) for i in range(len(painting))])
-    assert stats.fallback and "no crop context" in stats.fallback
-    assert min(psnr(out[i], reference[i]) for i in range(len(out))) >= options.min_psnr
-    assert torch.equal(out[-1], reference[-1])
-
-
-def test_decode_frames_node_incremental(vae, painting, progress):
+def test_decode_frames_node_decodes_incrementally_by_default(vae, painting, progress):
     frames = {"samples": painting}
-    (full,) = run("LatentPainterDecodeFrames", vae=vae, frames=frames, chunk_size=16, white_canvas=False,
-                  stroke_map_side_by_side=False)
-    (fast,) = run("LatentPainterDecodeFrames", vae=vae, frames=frames, chunk_size=16, white_canvas=False,
-                  stroke_map_side_by_side=False, decode="incremental")
-    assert fast.shape == full.shape
+    common = dict(vae=vae, frames=frames, chunk_size=16, white_canvas=False, stroke_map_side_by_side=False)
+    (full,) = results("LatentPainterDecodeFrames", **common, decode="full")
+    returned = run("LatentPainterDecodeFrames", **common)  # decode left out, as in an API prompt: auto
+    (fast,) = returned["result"]
+    assert returned["ui"]["text"][0].startswith("Decode Frames: decoded staged: 40 frames")
+    assert "the speed of full decodes" in returned["ui"]["text"][0]
+    assert fast.shape == full.shape and not torch.equal(fast, full)
     assert min(psnr(fast[i], full[i]) for i in range(len(full))) >= IncrementalOptions().min_psnr
     assert torch.equal(fast[-1], vae.decode(painting[-1:])[0])
     assert progress.reports[-1] == (len(full), len(full))
+    (explicit,) = results("LatentPainterDecodeFrames", **common, decode="incremental")
+    assert torch.equal(explicit, fast)
     with pytest.raises(ValueError, match="Decode Frames.*decode.*unknown mode"):
-        run("LatentPainterDecodeFrames", vae=vae, frames=frames, chunk_size=16, white_canvas=False,
-            stroke_map_side_by_side=False, decode="fast")
+        run("LatentPainterDecodeFrames", **common, decode="fast")
 
 
-def test_latent_stage_split_is_the_decoder(vae, painting):
-    from latent_painter.painter.tools.taesd import TAIL_STAGES
-
+def test_the_pack_s_taesd_layers_chained_are_its_decode(vae, painting):
     x = painting[20:21]
-    assert torch.equal(vae.decode_rest(vae.decode_latent_stage(x)), vae.decode(x))
-    # What StagedDecoder.of_taesd claims with exact_stages: its stages chained are the decode, bit for bit.
-    chained = vae.decode_latent_stage(x)
-    for stage in StagedDecoder.of_taesd(vae).tail:
-        chained = stage.run(chained)
-    assert torch.equal(chained, vae.decode(x)) and len(TAIL_STAGES) == 3
-    with pytest.raises(ValueError, match="decode_rest: features must be"):
-        vae.decode_rest(x)
+    layers = vae.decoder_view().layers
+    chained = x
+    with torch.inference_mode():
+        for layer in layers:
+            chained = layer.run(chained)
+    assert torch.equal(chained, vae.decode(x))  # what exact=True claims
+    head, stages = split(layers)
+    assert [(stage.scale, stage.reach) for stage in stages] == [(2, 5), (2, 5), (2, 3)]
 
 
 def test_changed_boxes_split_far_changes_and_join_near_ones():
@@ -318,33 +299,25 @@ def test_changed_boxes_split_far_changes_and_join_near_ones():
 
 
 def test_bad_inputs_are_named():
-    decode = lambda x: torch.zeros(x.shape[0], 8 * x.shape[2], 8 * x.shape[3], 3)  # noqa: E731
-    decoder = StagedDecoder.opaque(decode)
-    with pytest.raises(IncrementalError, match="no frames"):
-        decode_all(decoder, torch.zeros(0, 4, 8, 8))
-    with pytest.raises(IncrementalError, match="NaN"):
-        decode_all(decoder, torch.full((2, 4, 8, 8), math.nan))
-    with pytest.raises(IncrementalError, match=r"latents \[N,C,h,w\]"):
-        decode_all(decoder, torch.zeros(4, 8, 8))
-    with pytest.raises(IncrementalError, match="share one latent shape"):
-        decode_all(decoder, [torch.zeros(2, 4, 8, 8), torch.zeros(2, 4, 8, 9)])
-    with pytest.raises(IncrementalError, match="min_psnr"):
+    view, _ = toy_decoder()
+    run_ = staged_strategy().start(view, IncrementalOptions(), (4, 20, 20))
+    for latents, words in ((torch.zeros(0, 4, 20, 20), "no frames"), (torch.full((2, 4, 20, 20), math.nan), "NaN"),
+                           (torch.zeros(4, 20, 20), r"latents \[N,C,h,w\]"),
+                           ([torch.zeros(2, 4, 20, 20), torch.zeros(2, 4, 20, 21)], "share one latent shape")):
+        with pytest.raises(IncrementalError, match=words):
+            list(run_(latents if isinstance(latents, list) else [latents], IncrementalStats()))
+    with pytest.raises(IncrementalError, match="min_psnr must be a number from 10 to 120"):
         IncrementalOptions(min_psnr=float("nan"))
-    with pytest.raises(IncrementalError, match="check_every"):
+    with pytest.raises(IncrementalError, match="check_every must be a whole number from 2"):
         IncrementalOptions(check_every=1)
-    with pytest.raises(IncrementalError, match="opaque must be"):
-        IncrementalOptions(opaque="crop")
-    with pytest.raises(IncrementalError, match="head and tail"):
-        StagedDecoder(decode=decode, head=decode)
-    with pytest.raises(IncrementalError, match="StagedDecoder"):
-        decode_all(decode, torch.zeros(2, 4, 8, 8))
-    wrong = StagedDecoder.opaque(lambda x: torch.zeros(x.shape[0], 3, 64, 64))
+    wrong = replace(view, decode=lambda x: torch.zeros(x.shape[0], 3, 64, 64))
     with pytest.raises(IncrementalError, match=r"expected \[1,H,W,3\]"):
-        decode_all(wrong, torch.zeros(2, 4, 8, 8))
+        staged(wrong, torch.zeros(2, 4, 20, 20))
+    assert "too small for crops" in staged_strategy().start(view, IncrementalOptions(), (4, 8, 8))
 
 
-def test_render_node_incremental(vae, painting, folders, progress, monkeypatch):
-    """Render's decode input runs the same incremental path as Decode Frames (decoded_chunks)."""
+def test_render_node_decodes_as_decode_frames_does(vae, painting, folders, progress, monkeypatch):
+    """Render's decode input runs the same decoding as Decode Frames (decoded_chunks)."""
     _, outputs = folders
     image_module = pytest.importorskip("PIL.Image")
 
@@ -368,9 +341,9 @@ def test_render_node_incremental(vae, painting, folders, progress, monkeypatch):
             stroke_map_side_by_side=False, chunk_size=3, decode=mode)
     full = read_webp(outputs / "lp" / "full_00001_.webp")
     fast = read_webp(outputs / "lp" / "incremental_00001_.webp")
-    want = output.decode_frames(StagedDecoder.of_taesd(vae), latents, 3, incremental=IncrementalOptions())
-    assert torch.equal(fast, video.to_uint8(want))
-    assert torch.equal(full, video.to_uint8(output.decode_frames(vae.decode, latents, 3)))
+    want = decoding.decode_frames(vae.decoder_view(), latents, 3, mode="incremental")
+    assert torch.equal(fast, writers.to_uint8(want))
+    assert torch.equal(full, writers.to_uint8(decoding.decode_frames(vae.decode, latents, 3)))
     # The last frame is a full decode of the final latent alone (the full render decoded it in a chunk).
-    assert torch.equal(fast[-1], video.to_uint8(vae.decode(latents[-1:]))[0])
+    assert torch.equal(fast[-1], writers.to_uint8(vae.decode(latents[-1:]))[0])
     assert not torch.equal(fast, full)

@@ -57,7 +57,7 @@ def test_slerp_handles_parallel_antiparallel_and_zero():
 
 def test_interpolation_refuses_bad_input():
     a, b = latent_pair()
-    with pytest.raises(ValueError, match="n must"):
+    with pytest.raises(ValueError, match="interpolated frames must be a whole number from 2"):
         metrics.slerp_latents(a, b, 1)
     with pytest.raises(ValueError, match="shape"):
         metrics.lerp_latents(a, b[:2], 4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from latent_painter.painter.render.writers import to_uint8
 from latent_painter.painter.tools import metrics
 
 
@@ -48,7 +49,7 @@ def test_other_periods_are_not_counted(photo):
 
 def test_flat_frames_score_zero_and_uint8_reads_as_0_to_1(photo):
     assert metrics.grid_energy(torch.full((2, 32, 32, 3), 0.4)).tolist() == [0.0, 0.0]
-    as_bytes = (photo * 255).round().to(torch.uint8)
+    as_bytes = to_uint8(photo)
     assert metrics.grid_energy(as_bytes).item() == pytest.approx(metrics.grid_energy(as_bytes.float() / 255).item())
 
 

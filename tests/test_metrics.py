@@ -9,6 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from latent_painter.painter.render.writers import to_uint8
 from latent_painter.painter.tools import metrics
 from latent_painter.painter.engine.plan import make_plan
 from latent_painter.painter.engine.timeline import Painting
@@ -46,7 +47,7 @@ def test_frame_changes_hand_computed():
 
 def test_frame_changes_reads_uint8_as_0_to_1(photo):
     frames_ = torch.cat([photo, blur(photo)])
-    as_bytes = (frames_ * 255).round().to(torch.uint8)
+    as_bytes = to_uint8(frames_)
     assert torch.allclose(metrics.frame_changes(as_bytes), metrics.frame_changes(as_bytes.float() / 255))
 
 

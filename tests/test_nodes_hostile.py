@@ -19,10 +19,14 @@ from plans import blurry_to_sharp_plan
 
 from latent_painter.nodes import NODE_CLASS_MAPPINGS as NODES
 from latent_painter.nodes import host
-from latent_painter.painter.render.output import MAX_FPS
+from latent_painter.painter.engine.limits import LIMITS
+
+MAX_FPS = LIMITS["fps"].high
 from latent_painter.painter.engine.plan import LatentFormat, Plan, make_plan
-from latent_painter.painter.engine.timeline import MAX_FRAMES
-from nodes_support import Progress, run
+from latent_painter.painter.engine.limits import LIMITS
+
+MAX_FRAMES = int(LIMITS["frames"].high)
+from nodes_support import Progress, results, run
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 PAINT_FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -283,7 +287,7 @@ def test_decode_frames(frames, chunk_size, white_canvas, side_by_side, stroke_ma
         stroke_map = torch.rand(samples.shape[0], *samples.shape[2:]) if samples.dim() == 4 else None
     elif isinstance(stroke_map, str):
         stroke_map = None
-    result = ends_as_designed("LatentPainterDecodeFrames", lambda: run(
+    result = ends_as_designed("LatentPainterDecodeFrames", lambda: results(
         "LatentPainterDecodeFrames", vae=TinyVAE(), frames=frames, chunk_size=chunk_size, white_canvas=white_canvas,
         stroke_map_side_by_side=side_by_side, stroke_map=stroke_map))
     if result is None:

@@ -8,12 +8,12 @@ import os
 
 import pytest
 import torch
-from nodes_support import Interrupted, Progress, run
+from nodes_support import Interrupted, Progress, results, run
 from test_nodes_run import LinearVAE, folders  # noqa: F401 - folders is a fixture
 from test_video import FPS, read_mp4, read_webp
 
 from latent_painter.nodes import host
-from latent_painter.painter.render import output, video
+from latent_painter.painter.render import composite, decoding, play, writers
 
 pytest.importorskip("av")
 
@@ -33,7 +33,7 @@ def coverage(n=7):
     for k in range(1, n):
         growing[k] = growing[k - 1]
         growing[k, :, (k - 1) % 6] = 1.0
-    return output.coverage_mask(growing)
+    return composite.coverage_mask(growing)
 
 
 def coloured(n=7):
@@ -44,7 +44,7 @@ def coloured(n=7):
     for k in range(1, n):
         strokes[k, :, (k - 1) % 6] = 1.0
         channels[k, :, (k - 1) % 6] = k % 4
-    return output.StrokeMaps(cover, strokes, channels, 4)
+    return composite.StrokeMaps(cover, strokes, channels, 4)
 
 
 @pytest.fixture
@@ -67,13 +67,16 @@ def test_render_two_segments_to_webp_plays_what_decode_and_assemble_make(folders
 
     decoded = []
     for latent, mask in ((first, maps), (second, second_maps)):
-        decoded.append(output.decode_frames(
+        decoded.append(decoding.decode_frames(
             LinearVAE().decode, latent["samples"], 3, coverage=mask, white_canvas=True,
-            stroke_map=output.StrokeMaps.from_coverage(mask, 4)))
-    want = video.to_uint8(output.assemble(decoded, hold_first=1, hold_last=2, pingpong=True))
+            stroke_map=composite.StrokeMaps.from_coverage(mask, 4)))
+    want = writers.to_uint8(play.assemble(decoded, hold_first=1, hold_last=2, pingpong=True))
 
+    text = result["ui"].pop("text")
     assert result["ui"] == {"images": [{"filename": "render_00001_.webp", "subfolder": "lp", "type": "output"}],
                             "animated": (True,)}
+    # One line per segment: how it was decoded (LinearVAE has no known structure: in full) and how fast.
+    assert len(text) == 2 and all(line.startswith("Render: decoded full: ") for line in text), text
     assert os.listdir(outputs / "lp") == ["render_00001_.webp"]
     got, _ = read_webp(outputs / "lp" / "render_00001_.webp")
     assert torch.equal(got, want)
@@ -94,9 +97,9 @@ def test_coloured_stroke_maps_show_as_in_decode_frames(folders, handed_on, progr
     result = run("LatentPainterRender", frames=first, vae=LinearVAE(), stroke_map=coverage(7), stroke_maps=maps,
                  frames_2=second, stroke_maps_2=second_maps,
                  **settings(white_canvas=True, stroke_map_side_by_side=True))
-    decoded = [run("LatentPainterDecodeFrames", vae=LinearVAE(), frames=latent, chunk_size=3, white_canvas=True,
+    decoded = [results("LatentPainterDecodeFrames", vae=LinearVAE(), frames=latent, chunk_size=3, white_canvas=True,
                    stroke_map_side_by_side=True, stroke_maps=m)[0] for latent, m in ((first, maps), (second, second_maps))]
-    want = video.to_uint8(output.assemble(decoded, hold_last=2))
+    want = writers.to_uint8(play.assemble(decoded, hold_last=2))
     got, _ = read_webp(outputs / "lp" / result["ui"]["images"][0]["filename"])
     assert torch.equal(got, want)
     right = got[:, :, got.shape[2] // 2:].to(torch.int16)
@@ -121,7 +124,7 @@ def test_render_mp4_hands_the_file_to_core_video_nodes(folders, handed_on, progr
     assert second["ui"]["images"][0]["filename"] == "render_00002_.mp4"
 
 
-@pytest.mark.parametrize("format", video.FORMATS)
+@pytest.mark.parametrize("format", writers.FORMATS)
 def test_cancel_leaves_no_file(folders, handed_on, monkeypatch, format):
     _, outputs = folders
     cancel = Progress(interrupt_after=2)
@@ -146,7 +149,7 @@ def test_cancel_leaves_no_file(folders, handed_on, monkeypatch, format):
          "Render: stroke_maps: has shape (5, 4, 6) but frames needs (7, 4, 6)"),
         ({"fps": 0.0}, {}, "Render: fps must be a number above 0"),
         ({"format": "gif"}, {}, "Render: format must be one of webp, mp4"),
-        ({"hold_last": 100_000}, {}, "more than 100000"),
+        ({"hold_last": 100_000}, {}, "played frames must be a whole number from 1 to 100000"),
         ({}, {"frames_2": {"samples": torch.zeros(2, 4, 3, 4, 6)}}, "Render: frames_2: this is a video latent"),
         ({}, {"stroke_map": coverage(5)}, "Render: stroke_map: has shape (5, 4, 6) but frames needs (7, 4, 6)"),
         ({"stroke_map_side_by_side": True}, {"stroke_map": coverage(7), "frames_2": frames(3, seed=2),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from latent_painter.painter.render import output
+from latent_painter.painter.engine.limits import LIMITS
+from latent_painter.painter.render import composite, decoding, play
 from latent_painter.painter.engine.timeline import Painting
 
 C, h, w = 4, 6, 5
@@ -63,7 +64,7 @@ def test_chunked_decode_equals_one_shot(chunk):
     x = latents()
     with torch.no_grad():
         whole = decoder(x)
-    out = output.decode_frames(decoder, x, chunk)
+    out = decoding.decode_frames(decoder, x, chunk)
     assert out.shape == (11, h * 8, w * 8, 3)
     assert out.dtype == torch.float32
     assert torch.equal(out, whole)
@@ -73,7 +74,7 @@ def test_chunked_decode_equals_one_shot(chunk):
 
 def test_progress_reports_each_chunk():
     seen = []
-    output.decode_frames(Decoder(), latents(), 4, progress=lambda done, total: seen.append((done, total)))
+    decoding.decode_frames(Decoder(), latents(), 4, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(4, 11), (8, 11), (11, 11)]
 
 
@@ -88,7 +89,7 @@ def test_output_is_allocated_once(monkeypatch):
         return tensor
 
     monkeypatch.setattr(torch, "empty", counting_empty)
-    out = output.decode_frames(Decoder(), latents(), 3)
+    out = decoding.decode_frames(Decoder(), latents(), 3)
     assert len(full_size) == 1
     assert out.data_ptr() == full_size[0].data_ptr()
 
@@ -105,7 +106,7 @@ def test_interrupt_in_progress_returns_nothing_and_stops_decoding():
 
     result = None
     with pytest.raises(Interrupted):
-        result = output.decode_frames(decoder, latents(), 3, progress=progress)
+        result = decoding.decode_frames(decoder, latents(), 3, progress=progress)
     assert result is None
     assert decoder.calls == [3, 3]
 
@@ -127,13 +128,13 @@ def test_decode_frames_refuses_bad_input(kwargs, words):
     decoder = Decoder()
     args = dict(frames=latents(), chunk_size=4) | kwargs
     with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
-        output.decode_frames(decoder, args.pop("frames"), args.pop("chunk_size"), **args)
+        decoding.decode_frames(decoder, args.pop("frames"), args.pop("chunk_size"), **args)
     assert decoder.calls == []
 
 
 def test_decoder_of_wrong_shape_is_named():
     with pytest.raises(ValueError, match="decoder"):
-        output.decode_frames(lambda s: torch.zeros(s.shape[0], 8, 8), latents(), 4)
+        decoding.decode_frames(lambda s: torch.zeros(s.shape[0], 8, 8), latents(), 4)
 
 
 # --- white canvas -------------------------------------------------------------------------
@@ -145,7 +146,7 @@ def test_white_canvas_keeps_paper_white_and_ends_exact():
     coverage = torch.zeros(5, h, w)
     coverage[1:, 1:4, 0:2] = 1.0  # a painted block
     coverage[2:, 1:4, 3] = 0.25  # another, with a one-pixel unpainted gap (column 2) between
-    out = output.decode_frames(decoder, x, 2, coverage=coverage, white_canvas=True)
+    out = decoding.decode_frames(decoder, x, 2, coverage=coverage, white_canvas=True)
     with torch.no_grad():
         plain = decoder(x)
     # Frame 0: nothing painted, all paper.
@@ -162,7 +163,7 @@ def test_white_canvas_keeps_paper_white_and_ends_exact():
 def test_white_canvas_shows_holds_of_the_final_frame_unmasked():
     decoder = Decoder()
     p = painting()
-    out = output.decode_frames(decoder, p, 4, white_canvas=True)
+    out = decoding.decode_frames(decoder, p, 4, white_canvas=True)
     with torch.no_grad():
         plain = decoder(p.frames)
     assert torch.equal(out[-1], plain[-1])
@@ -173,8 +174,8 @@ def test_white_canvas_shows_holds_of_the_final_frame_unmasked():
 def test_composite_white_nearest_makes_blocks_soft_rounds_them():
     images = torch.zeros(1, 16, 16, 3)
     coverage = torch.tensor([[[1.0, 0.0], [0.0, 0.0]]])
-    soft = output.composite_white(images, coverage)
-    block = output.composite_white(images, coverage, upsample="nearest")
+    soft = composite.composite_white(images, coverage)
+    block = composite.composite_white(images, coverage, upsample="nearest")
     assert torch.all(block[0, :8, :8] == 0.0) and torch.all(block[0, 8:] == 1.0) and torch.all(block[0, :, 8:] == 1.0)
     # Soft: the painted latent pixel shows fully at its centre, fades out across its edge, and its
     # block corner next to the unpainted neighbours is cut round.
@@ -183,7 +184,7 @@ def test_composite_white_nearest_makes_blocks_soft_rounds_them():
     assert 0.0 < paper[3, 8] < 1.0 and 0.0 < paper[8, 3] < 1.0
     assert paper[7, 7] > paper[7, 3]
     with pytest.raises(ValueError, match="upsample"):
-        output.composite_white(images, coverage, upsample="bilinear")
+        composite.composite_white(images, coverage, upsample="bilinear")
 
 
 # --- stroke map ---------------------------------------------------------------------------
@@ -193,7 +194,7 @@ def test_stroke_map_colours():
     coverage = torch.tensor([[[0.0, 1.0, 2.0, 4.0, 4.0]]])
     strokes = torch.tensor([[[0.0, 1.0, 1.0, 1.0, 0.5]]])
     channels = torch.tensor([[[-1, 0, 2, -2, 1]]], dtype=torch.int16)
-    rgb = output.render_stroke_map(coverage, strokes, channels, 4, size=(2, 10), upsample="nearest")
+    rgb = composite.render_stroke_map(coverage, strokes, channels, 4, size=(2, 10), upsample="nearest")
     assert rgb.shape == (1, 2, 10, 3)
     # Nearest upsampling: each latent pixel is a 2x2 block.
     assert torch.equal(rgb[0, :, 0::2], rgb[0, :, 1::2]) and torch.equal(rgb[0, 0], rgb[0, 1])
@@ -209,7 +210,7 @@ def test_stroke_map_colours():
 def test_stroke_map_grey_is_normalised_per_frame():
     coverage = torch.tensor([[[0.0, 1.0], [2.0, 4.0]], [[0.0, 0.0], [0.0, 0.0]], [[3.0, 6.0], [0.0, 0.0]]])
     none = torch.zeros_like(coverage)
-    rgb = output.render_stroke_map(coverage, none, torch.full(coverage.shape, -1), 4, upsample="nearest")
+    rgb = composite.render_stroke_map(coverage, none, torch.full(coverage.shape, -1), 4, upsample="nearest")
     assert rgb.shape == (3, 16, 16, 3)
     grey = rgb[:, ::8, ::8, 0]
     assert torch.equal(grey[0], torch.tensor([[0.0, 0.25], [0.5, 1.0]]))
@@ -221,7 +222,7 @@ def test_stroke_map_grey_is_normalised_per_frame():
 def test_stroke_map_refuses_unknown_channel():
     z = torch.zeros(1, 2, 2)
     with pytest.raises(ValueError, match="num_channels"):
-        output.render_stroke_map(z, z, torch.full((1, 2, 2), 4), 4)
+        composite.render_stroke_map(z, z, torch.full((1, 2, 2), 4), 4)
 
 
 def test_stroke_map_soft_upsampling_keeps_the_colours_and_rounds_the_blocks():
@@ -231,8 +232,8 @@ def test_stroke_map_soft_upsampling_keeps_the_colours_and_rounds_the_blocks():
     strokes[0, 1:4, 1:4] = 1.0
     channels = torch.full((1, 5, 5), -1, dtype=torch.int16)
     channels[0, 1:4, 1:4] = 0
-    soft = output.render_stroke_map(coverage, strokes, channels, 4)
-    blocks = output.render_stroke_map(coverage, strokes, channels, 4, upsample="nearest")
+    soft = composite.render_stroke_map(coverage, strokes, channels, 4)
+    blocks = composite.render_stroke_map(coverage, strokes, channels, 4, upsample="nearest")
     assert torch.allclose(soft[0, 20, 20], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)  # inside: channel 0's red
     assert float(soft[0, :2, :2].max()) < 1e-3  # far outside: black
     assert torch.equal(blocks[0, 8, 8], torch.tensor([1.0, 0.0, 0.0]))  # the block's corner pixel is red...
@@ -240,11 +241,11 @@ def test_stroke_map_soft_upsampling_keeps_the_colours_and_rounds_the_blocks():
     edge = soft[0, 20, :20, 0]
     assert int(((edge > 0.02) & (edge < 0.98)).sum()) >= 3  # a soft edge, not a jump
     with pytest.raises(ValueError, match="upsample"):
-        output.render_stroke_map(coverage, strokes, channels, 4, upsample="bicubic")
+        composite.render_stroke_map(coverage, strokes, channels, 4, upsample="bicubic")
 
 
 def test_hue_colours_are_saturated_and_distinct():
-    colours = output.hue_colours(16)
+    colours = composite.hue_colours(16)
     assert torch.all(colours.amax(dim=1) == 1.0) and torch.all(colours.amin(dim=1) == 0.0)
     assert torch.unique(colours, dim=0).shape[0] == 16
 
@@ -252,23 +253,23 @@ def test_hue_colours_are_saturated_and_distinct():
 def test_decode_with_stroke_map_beside():
     decoder = Decoder()
     p = painting()
-    out = output.decode_frames(decoder, p, 3, stroke_map=True)
+    out = decoding.decode_frames(decoder, p, 3, stroke_map=True)
     with torch.no_grad():
         plain = decoder(p.frames)
     assert out.shape == (7, h * 8, 2 * w * 8, 3)
     assert torch.equal(out[:, :, : w * 8], plain)
-    maps = output.render_stroke_map(p.coverage, p.strokes, p.channels, C, size=(h * 8, w * 8))
+    maps = composite.render_stroke_map(p.coverage, p.strokes, p.channels, C, size=(h * 8, w * 8))
     assert torch.equal(out[:, :, w * 8 :], maps)
     # The same maps given on their own draw the same thing.
-    alone = output.StrokeMaps(p.coverage, p.strokes, p.channels, C)
-    assert torch.equal(output.decode_frames(decoder, p.frames, 3, stroke_map=alone)[:, :, w * 8 :], maps)
+    alone = composite.StrokeMaps(p.coverage, p.strokes, p.channels, C)
+    assert torch.equal(decoding.decode_frames(decoder, p.frames, 3, stroke_map=alone)[:, :, w * 8 :], maps)
 
 
 def test_decode_with_white_canvas_and_stroke_map_uses_painting_coverage():
     decoder = Decoder()
     p = painting()
-    out = output.decode_frames(decoder, p, 3, stroke_map=True, white_canvas=True)
-    alone = output.decode_frames(decoder, p.frames, 3, coverage=p.coverage, white_canvas=True)
+    out = decoding.decode_frames(decoder, p, 3, stroke_map=True, white_canvas=True)
+    alone = decoding.decode_frames(decoder, p.frames, 3, coverage=p.coverage, white_canvas=True)
     assert torch.equal(out[:, :, : w * 8], alone)
 
 
@@ -285,59 +286,59 @@ def values(images: torch.Tensor) -> list[float]:
 
 
 def test_assemble_drops_duplicate_join_frames_only():
-    out = output.assemble([seq(0, 1, 2), seq(2, 3), seq(4, 5)])
+    out = play.assemble([seq(0, 1, 2), seq(2, 3), seq(4, 5)])
     assert values(out) == [0, 1, 2, 3, 4, 5]
     assert out.shape == (6, 2, 3, 3)
 
 
 def test_assemble_holds_and_pingpong():
     a = seq(0, 1, 2, 3)
-    assert values(output.assemble([a], hold_first=2, hold_last=3)) == [0, 0, 0, 1, 2, 3, 3, 3, 3]
-    assert values(output.assemble([a], pingpong=True)) == [0, 1, 2, 3, 2, 1]
-    assert values(output.assemble([a, seq(3, 4)], hold_first=1, hold_last=1, pingpong=True)) == [
+    assert values(play.assemble([a], hold_first=2, hold_last=3)) == [0, 0, 0, 1, 2, 3, 3, 3, 3]
+    assert values(play.assemble([a], pingpong=True)) == [0, 1, 2, 3, 2, 1]
+    assert values(play.assemble([a, seq(3, 4)], hold_first=1, hold_last=1, pingpong=True)) == [
         0, 0, 1, 2, 3, 4, 4, 3, 2, 1,
     ]
-    assert values(output.assemble(seq(7), hold_first=1, hold_last=2, pingpong=True)) == [7, 7, 7, 7]
-    assert values(output.assemble([seq(0, 1)], pingpong=True)) == [0, 1]
+    assert values(play.assemble(seq(7), hold_first=1, hold_last=2, pingpong=True)) == [7, 7, 7, 7]
+    assert values(play.assemble([seq(0, 1)], pingpong=True)) == [0, 1]
 
 
 def test_assemble_keeps_dtype_and_mixed_inputs():
-    out = output.assemble([seq(0, 1), seq(1, 2).double()])
+    out = play.assemble([seq(0, 1), seq(1, 2).double()])
     assert out.dtype == torch.float32
     assert values(out) == [0, 1, 2]
 
 
 def test_assemble_refuses_absurd_counts_before_allocating():
     big = seq(0, 1)
-    with pytest.raises(ValueError, match="more than 100000"):
-        output.assemble([big], hold_last=10**12)
-    with pytest.raises(ValueError, match="more than"):
-        output.assemble([big] * 3, hold_first=output.MAX_ASSEMBLED_FRAMES)
+    with pytest.raises(ValueError, match="hold_last must be a whole number from 0 to 100000"):
+        play.assemble([big], hold_last=10**12)
+    with pytest.raises(ValueError, match="played frames must be a whole number from 1 to 100000"):
+        play.assemble([big] * 3, hold_first=int(LIMITS["played frames"].high))
     with pytest.raises(ValueError, match="hold_first"):
-        output.assemble([big], hold_first=-1)
+        play.assemble([big], hold_first=-1)
     with pytest.raises(ValueError, match="hold_last"):
-        output.assemble([big], hold_last=1.5)
+        play.assemble([big], hold_last=1.5)
     with pytest.raises(ValueError, match="at least one"):
-        output.assemble([])
-    with pytest.raises(ValueError, match="sequence 2"):
-        output.assemble([big, torch.zeros(2, 2, 4, 3)])
-    with pytest.raises(ValueError, match="sequence 2"):
-        output.assemble([big, torch.zeros(0, 2, 3, 3)])
+        play.assemble([])
+    with pytest.raises(ValueError, match="segment 2 has frames of"):
+        play.assemble([big, torch.zeros(2, 2, 4, 3)])
+    with pytest.raises(ValueError, match="segment 2 has no frames"):
+        play.assemble([big, torch.zeros(0, 2, 3, 3)])
 
 
 def test_assemble_limit_is_exact():
     one = seq(0, 1)
-    assert output.assemble([one], hold_last=output.MAX_ASSEMBLED_FRAMES - 2).shape[0] == output.MAX_ASSEMBLED_FRAMES
+    assert play.assemble([one], hold_last=int(LIMITS["played frames"].high) - 2).shape[0] == int(LIMITS["played frames"].high)
     with pytest.raises(ValueError):
-        output.assemble([one], hold_last=output.MAX_ASSEMBLED_FRAMES - 1)
+        play.assemble([one], hold_last=int(LIMITS["played frames"].high) - 1)
 
 
 def test_fps_for_duration():
-    assert output.fps_for_duration(1121, 20) == pytest.approx(56.05)
-    assert output.fps_for_duration(40, 20.0) == 2.0
+    assert play.fps_for_duration(1121, 20) == pytest.approx(56.05)
+    assert play.fps_for_duration(40, 20.0) == 2.0
     for bad in [(0, 20), (10, 0), (10, -1), (10, float("inf")), (2.5, 1)]:
         with pytest.raises(ValueError):
-            output.fps_for_duration(*bad)
+            play.fps_for_duration(*bad)
 
 
 # --- with the real TAESD decoder, when its weights are at hand ------------------------------
@@ -356,13 +357,13 @@ def test_decode_frames_with_real_taesd(taesd_folder):
     painted[-1] = final
     coverage = torch.zeros(n, *final.shape[1:])
     coverage[1:, :4] = 1.0  # the top half painted from frame 1 on
-    out = output.decode_frames(tae.decode, painted, 2, coverage=coverage, white_canvas=True)
+    out = decoding.decode_frames(tae.decode, painted, 2, coverage=coverage, white_canvas=True)
     assert out.shape == (n, 64, 64, 3)
     assert torch.all(out[0] == 1.0)
     assert torch.all(out[:-1, 40:] == 1.0)  # the bottom half is paper until the end
     # The last chunk holds the final latent alone, so the last frame is its decode bit for bit.
     assert torch.equal(out[-1], tae.decode(final[None])[0])
     # Decoding in chunks matches decoding everything at once up to the decoder's float rounding.
-    whole = output.decode_frames(tae.decode, painted, n)
+    whole = decoding.decode_frames(tae.decode, painted, n)
     assert torch.allclose(out[1, :24], whole[1, :24], atol=1e-5)
     assert torch.allclose(out[-1], whole[-1], atol=1e-5)

@@ -10,7 +10,9 @@ from latent_painter.painter.engine.actions import REVEALS, Action
 from latent_painter.painter.engine.paint import PaintOptions, paint, paint_targets
 from latent_painter.painter.engine.plan import PlanError, make_plan
 from latent_painter.painter.engine.strokes import Strokes
-from latent_painter.painter.engine.timeline import MAX_FRAMES
+from latent_painter.painter.engine.limits import LIMITS
+
+MAX_FRAMES = int(LIMITS["frames"].high)
 from plans import blurry_to_sharp_plan, replay
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + (
@@ -71,7 +73,7 @@ def test_allowed_channels_are_respected_until_the_clean_up():
 
 def test_out_of_range_channels_name_the_fix():
     plan = blurry_to_sharp_plan(channels=4)
-    with pytest.raises(ValueError, match=r"allowed channels \[7\].*0\.\.3"):
+    with pytest.raises(ValueError, match=r"channels \[7\] are outside this 4-channel latent; use indices 0\.\.3"):
         paint(plan, (Strokes(channels=(7,)),))
 
 
@@ -100,10 +102,10 @@ def test_painting_is_deterministic():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: Strokes(radii=()), "radii is empty"),
+        (lambda: Strokes(radii=()), "strokes per schedule must be a whole number from 1"),
         (lambda: Strokes(brush="fan"), "brush 'fan'"),
         (lambda: Strokes(move_cost=-1), "move_cost"),
-        (lambda: Strokes(radii=(1, math.inf)), "radii"),
+        (lambda: Strokes(radii=(1, math.inf)), "radius must be a number from 0 to 512"),
         (lambda: Strokes(strokes_per_frame=0), "strokes_per_frame"),
         (lambda: Action("spin"), "kind 'spin'"),
         (lambda: Action("dissolve", fraction=0), "fraction"),
@@ -118,7 +120,7 @@ def test_bad_settings_are_refused(make, match):
 
 def test_absurd_frame_counts_are_refused_before_allocating():
     plan = blurry_to_sharp_plan()
-    with pytest.raises(ValueError, match="more than"):
+    with pytest.raises(ValueError, match="frames must be a whole number from 0 to 20000"):
         paint(plan, (Strokes(),), PaintOptions(frames=MAX_FRAMES + 1))
     big = make_plan(torch.zeros(2, 32, 256, 256))
     with pytest.raises(ValueError, match="GiB"):

@@ -344,7 +344,7 @@ print("peak growth KiB", peak_kib() - before)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [line.split()[:2] for line in lines[:-1]] == [["refused", name] for name in sorted(claims)]
-    assert "more than 10000; use fewer steps" in lines[-2]
+    assert "more than 10000; use fewer sampling steps" in lines[-2]
     growth_kib = int(lines[-1].split()[-1])
     assert growth_kib < 32 * 1024, result.stdout  # 10**12 float32 would be 4 TB
 
@@ -380,7 +380,9 @@ def test_refused_by_the_header_before_any_data_is_read(tmp_path, monkeypatch):
     path = save_plan(make_plan(torch.randn(8, 4, 32, 32)), tmp_path / "big.safetensors")
     assert load_plan(path).steps == 8 and reads == ["originals", "final", "sigmas"]  # the spy sees reads
     reads.clear()
-    monkeypatch.setattr(plan_module, "MAX_PLAN_BYTES", 64 * 1024)
+    from latent_painter.painter.engine import limits
+
+    monkeypatch.setitem(limits.BUDGETS, "plan", 64 * 1024)
     with pytest.raises(PlanError, match=r"big.safetensors.*GiB, more than"):
         load_plan(path)
     ints = tmp_path / "ints.safetensors"

@@ -166,7 +166,7 @@ def test_karras_schedule_and_euler_loop():
 def test_bad_inputs_are_refused(latents):
     with pytest.raises(PlanError, match="prior latents have 16 channels"):
         photo_plan(latents[0], latents[1:, :16])
-    with pytest.raises(PlanError, match="steps must be between"):
+    with pytest.raises(PlanError, match="steps must be a whole number from 1 to 10000"):
         photo_plan(latents[0], latents[1:], steps=0)
     with pytest.raises(PlanError, match="noise must be"):
         photo_plan(latents[0], latents[1:], noise=-1.0)

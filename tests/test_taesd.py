@@ -8,7 +8,7 @@ import shutil
 import pytest
 import torch
 
-from latent_painter.painter.tools import taesd
+from latent_painter.painter.tools import taesd, taesd_files
 from latent_painter.painter.tools.demo import load_photos
 from latent_painter.painter.tools.taesd import TaesdError, TinyAutoencoder, pack_2x2, unpack_2x2
 
@@ -172,7 +172,7 @@ def test_classic_4_and_16_channel_layouts_load_and_run(tmp_path):
             ("encoder", taesd.ENCODER_LAYOUT, 3, channels),
             ("decoder", taesd.DECODER_LAYOUT, channels, 3),
         ):
-            shapes = taesd._expected_shapes(layout, c_in, c_out)
+            shapes = taesd_files._expected_shapes(layout, c_in, c_out)
             first_last = [f"{i}.bias" for i, kind in enumerate(layout) if kind == "conv"]
             state = {k: 0.05 * torch.randn(s, generator=generator).half() for k, s in shapes.items()}
             for key in first_last:

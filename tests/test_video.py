@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_output import Decoder, latents, painting
 
-from latent_painter.painter.render import output, video
+from latent_painter.painter.render import decoding, play, sink, writers
 
 av = pytest.importorskip("av", reason="the MP4 writer needs PyAV (ComfyUI ships it)")
 Image = pytest.importorskip("PIL.Image")
@@ -49,11 +49,11 @@ def read_mp4(path):
 
 def expected(segments, **settings) -> torch.Tensor:
     """What Decode Frames + Assemble Frames make of the same segments, quantised like the writers."""
-    return video.to_uint8(output.assemble([torch.cat(list(s)) for s in segments], **settings))
+    return writers.to_uint8(play.assemble([torch.cat(list(s)) for s in segments], **settings))
 
 
 def segments_of(decoder, *latent_batches, chunk=3, **kwargs):
-    return [output.decoded_chunks(decoder, batch, chunk, **kwargs) for batch in latent_batches]
+    return [decoding.decoded_chunks(decoder, batch, chunk, **kwargs) for batch in latent_batches]
 
 
 # --- play order ---------------------------------------------------------------------------------
@@ -74,7 +74,7 @@ def test_played_frames_follow_assemble(lengths, hold_first, hold_last, pingpong,
     settings = dict(hold_first=hold_first, hold_last=hold_last, pingpong=pingpong)
     want = expected([[s] for s in segments], **settings)
     for size in (1, 2, 5):
-        got = torch.cat(list(video.played_frames([chunked(s, size) for s in segments], spill_dir=str(tmp_path),
+        got = torch.cat(list(sink.played_frames([chunked(s, size) for s in segments], spill_dir=str(tmp_path),
                                                  **settings)))
         assert got[:, 0, 0, 0].tolist() == want[:, 0, 0, 0].tolist(), size
         assert torch.equal(got, want)
@@ -82,10 +82,10 @@ def test_played_frames_follow_assemble(lengths, hold_first, hold_last, pingpong,
 
 
 def test_way_back_is_read_from_the_spill_file_in_blocks(tmp_path, monkeypatch):
-    monkeypatch.setattr(video, "READ_BACK_FRAMES", 4)
+    monkeypatch.setattr(play, "READ_BACK_FRAMES", 4)
     frames = solid(*[k / 255 for k in range(1, 40)])
     read = []
-    got = torch.cat(list(video.played_frames([chunked(frames, 7)], pingpong=True, spill_dir=str(tmp_path),
+    got = torch.cat(list(sink.played_frames([chunked(frames, 7)], pingpong=True, spill_dir=str(tmp_path),
                                              progress=read.append)))
     assert torch.equal(got, expected([[frames]], pingpong=True))
     assert sum(read) == 37 and max(read) == 4  # frames 37..1, four at a time
@@ -93,7 +93,7 @@ def test_way_back_is_read_from_the_spill_file_in_blocks(tmp_path, monkeypatch):
 
 def test_different_segment_sizes_are_refused():
     with pytest.raises(ValueError, match="segment 2 has frames of"):
-        list(video.played_frames([[solid(0.1, 0.2)], [solid(0.3, size=(8, 8))]]))
+        list(sink.played_frames([[solid(0.1, 0.2)], [solid(0.3, size=(8, 8))]]))
 
 
 # --- files ------------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def test_lossless_webp_plays_exactly_what_assemble_makes(tmp_path):
     settings = dict(hold_first=2, hold_last=3, pingpong=True)
     want = expected(segments_of(decoder, first, second), **settings)
     path = tmp_path / "out.webp"
-    rendered = video.render(segments_of(decoder, first, second), str(path), video.Encoding("webp", FPS, 100), **settings)
+    rendered = sink.render(segments_of(decoder, first, second), str(path), writers.Encoding("webp", FPS, 100), **settings)
     got, durations = read_webp(path)
     assert got.shape == want.shape and torch.equal(got, want)
     assert rendered.frames == want.shape[0] and (rendered.width, rendered.height) == (want.shape[2], want.shape[1])
@@ -125,11 +125,11 @@ def test_webp_encodes_only_what_changed(tmp_path):
         frames[k] = frames[k - 1]
         frames[k, 10 + k : 15 + k, 20:27] = torch.rand(5, 7, 3)
     path = tmp_path / "boxes.webp"
-    video.render([[frames]], str(path), video.Encoding("webp", FPS, 100))
+    sink.render([[frames]], str(path), writers.Encoding("webp", FPS, 100))
     got, _ = read_webp(path)
-    assert torch.equal(got, video.to_uint8(frames))
+    assert torch.equal(got, writers.to_uint8(frames))
     full = tmp_path / "full.webp"
-    video.render([[frames[:1]]], str(full), video.Encoding("webp", FPS, 100))
+    sink.render([[frames[:1]]], str(full), writers.Encoding("webp", FPS, 100))
     assert path.stat().st_size < 2 * full.stat().st_size  # five more frames cost less than one more full frame
 
 
@@ -139,8 +139,8 @@ def test_lossy_webp_is_close(tmp_path):
     frames = torch.nn.functional.interpolate(coarse, size=(64, 80), mode="bicubic", align_corners=False)
     frames = frames.clamp(0, 1).permute(0, 2, 3, 1).contiguous()
     lossy, lossless = tmp_path / "lossy.webp", tmp_path / "lossless.webp"
-    video.render([[frames]], str(lossy), video.Encoding("webp", FPS, 80), hold_last=1)
-    video.render([[frames]], str(lossless), video.Encoding("webp", FPS, 100), hold_last=1)
+    sink.render([[frames]], str(lossy), writers.Encoding("webp", FPS, 80), hold_last=1)
+    sink.render([[frames]], str(lossless), writers.Encoding("webp", FPS, 100), hold_last=1)
     got, _ = read_webp(lossy)
     want = expected([[frames]], hold_last=1)
     assert got.shape == want.shape
@@ -155,7 +155,7 @@ def test_mp4_frames_size_rate_and_order(tmp_path):
     settings = dict(hold_first=1, hold_last=2, pingpong=True)
     want = expected([[frames]], **settings)
     path = tmp_path / "out.mp4"
-    rendered = video.render([chunked(frames, 5)], str(path), video.Encoding("mp4", 12.5, 100), **settings)
+    rendered = sink.render([chunked(frames, 5)], str(path), writers.Encoding("mp4", 12.5, 100), **settings)
     got, stream, seconds = read_mp4(path)
     assert got.shape == want.shape and rendered.frames == want.shape[0]
     assert (stream.width, stream.height) == (48, 32) and float(stream.average_rate) == 12.5
@@ -165,7 +165,7 @@ def test_mp4_frames_size_rate_and_order(tmp_path):
 
 def test_mp4_carries_metadata(tmp_path):
     path = tmp_path / "meta.mp4"
-    video.render([[solid(0.2, 0.4)]], str(path), video.Encoding("mp4", FPS), metadata={"prompt": '{"1": 2}'})
+    sink.render([[solid(0.2, 0.4)]], str(path), writers.Encoding("mp4", FPS), metadata={"prompt": '{"1": 2}'})
     with av.open(str(path)) as container:
         assert container.metadata.get("prompt") == '{"1": 2}'
 
@@ -174,17 +174,17 @@ def test_white_canvas_and_stroke_map_stream_like_decode_frames(tmp_path):
     source = painting(7)
     decoder = Decoder()
     kwargs = dict(white_canvas=True, stroke_map=source)
-    want = video.to_uint8(output.decode_frames(decoder, source, 2, **kwargs))
+    want = writers.to_uint8(decoding.decode_frames(decoder, source, 2, **kwargs))
     path = tmp_path / "maps.webp"
-    video.render([output.decoded_chunks(decoder, source, 2, **kwargs)], str(path), video.Encoding("webp", FPS, 100))
+    sink.render([decoding.decoded_chunks(decoder, source, 2, **kwargs)], str(path), writers.Encoding("webp", FPS, 100))
     got, _ = read_webp(path)
     assert torch.equal(got, want) and got.shape[2] == 2 * 8 * source.frames.shape[3]
 
 
-@pytest.mark.parametrize("format", video.FORMATS)
+@pytest.mark.parametrize("format", writers.FORMATS)
 def test_file_grows_during_the_render_and_appears_only_at_the_end(format, tmp_path):
     path = tmp_path / f"grow.{format}"
-    partial = video.temporary_path(str(path))
+    partial = sink.temporary_path(str(path))
     sizes = []
     side = 128 if format == "mp4" else 48  # PyAV writes in 256 KiB blocks
 
@@ -194,7 +194,7 @@ def test_file_grows_during_the_render_and_appears_only_at_the_end(format, tmp_pa
             assert not path.exists()
             yield torch.rand(8, side, side, 3, generator=torch.Generator().manual_seed(k))
 
-    video.render([chunks()], str(path), video.Encoding(format, FPS))
+    sink.render([chunks()], str(path), writers.Encoding(format, FPS))
     assert path.exists() and not os.path.exists(partial)
     grown = [s for s in sizes if s is not None]
     assert len(grown) >= 4 and grown[-1] > grown[0], sizes
@@ -204,7 +204,7 @@ class Interrupted(Exception):
     """Like ComfyUI's InterruptProcessingException: not a ValueError."""
 
 
-@pytest.mark.parametrize("format", video.FORMATS)
+@pytest.mark.parametrize("format", writers.FORMATS)
 @pytest.mark.parametrize("pingpong", [False, True])
 def test_interrupt_mid_render_leaves_no_file(format, pingpong, tmp_path):
     decoder = Decoder()
@@ -215,9 +215,9 @@ def test_interrupt_mid_render_leaves_no_file(format, pingpong, tmp_path):
         if len(calls) == 3:
             raise Interrupted("cancelled")
 
-    chunks = output.decoded_chunks(decoder, latents(20), 2, progress=progress)
+    chunks = decoding.decoded_chunks(decoder, latents(20), 2, progress=progress)
     with pytest.raises(Interrupted):
-        video.render([chunks], str(tmp_path / f"x.{format}"), video.Encoding(format, FPS), pingpong=pingpong)
+        sink.render([chunks], str(tmp_path / f"x.{format}"), writers.Encoding(format, FPS), pingpong=pingpong)
     assert os.listdir(tmp_path) == []
     assert decoder.calls == [2, 2, 2]
 
@@ -227,7 +227,7 @@ def test_interrupt_on_the_way_back_leaves_no_file(tmp_path):
         raise Interrupted("cancelled")
 
     with pytest.raises(Interrupted):
-        video.render([[solid(*[k / 40 for k in range(30)])]], str(tmp_path / "x.webp"), video.Encoding("webp", FPS),
+        sink.render([[solid(*[k / 40 for k in range(30)])]], str(tmp_path / "x.webp"), writers.Encoding("webp", FPS),
                      pingpong=True, progress=back)
     assert os.listdir(tmp_path) == []
 
@@ -236,41 +236,41 @@ def test_interrupt_on_the_way_back_leaves_no_file(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "encoding,words",
+    "settings,words",
     [
-        (video.Encoding("gif", FPS), "format must be one of webp, mp4"),
-        (video.Encoding("mp4", 0.0), "fps must be a number above 0"),
-        (video.Encoding("mp4", float("nan")), "fps must be"),
-        (video.Encoding("webp", 2000.0), "at most 1000"),
-        (video.Encoding("webp", FPS, 101), "quality must be a whole number 0..100"),
+        (("gif", FPS), "format must be one of webp, mp4"),
+        (("mp4", 0.0), "fps must be a number above 0 and at most 1000"),
+        (("mp4", float("nan")), "fps must be"),
+        (("webp", 2000.0), "fps must be a number above 0 and at most 1000"),
+        (("webp", FPS, 101), "quality must be a whole number from 0 to 100"),
     ],
 )
-def test_bad_settings_are_refused_before_anything_is_written(encoding, words, tmp_path):
+def test_bad_settings_are_refused_before_anything_is_written(settings, words, tmp_path):
     def never():
         raise AssertionError("decoded although the settings are wrong")
         yield
 
     with pytest.raises(ValueError, match=words):
-        video.render([never()], str(tmp_path / "x.mp4"), encoding, where="Render")
+        sink.render([never()], str(tmp_path / "x.mp4"), writers.Encoding(*settings))
     assert os.listdir(tmp_path) == []
 
 
 def test_odd_size_is_refused_for_mp4(tmp_path):
     with pytest.raises(ValueError, match="H.264 needs an even width and height"):
-        video.render([[solid(0.5, size=(15, 16))]], str(tmp_path / "odd.mp4"), video.Encoding("mp4", FPS))
+        sink.render([[solid(0.5, size=(15, 16))]], str(tmp_path / "odd.mp4"), writers.Encoding("mp4", FPS))
     assert os.listdir(tmp_path) == []
 
 
 def test_missing_pyav_is_named(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "av", None)  # import av now raises ImportError
-    with pytest.raises(video.MissingEncoder, match="needs the Python package 'av'.*pip install av"):
-        video.render([[solid(0.5)]], str(tmp_path / "x.mp4"), video.Encoding("mp4", FPS), where="Render")
+    with pytest.raises(writers.MissingEncoder, match="needs the Python package 'av'.*pip install av"):
+        sink.render([[solid(0.5)]], str(tmp_path / "x.mp4"), writers.Encoding("mp4", FPS))
     assert os.listdir(tmp_path) == []
 
 
 def test_bad_holds_and_absurd_counts():
-    with pytest.raises(ValueError, match="hold_last must be >= 0"):
-        video.planned_frames([10], 0, -1, False)
-    with pytest.raises(ValueError, match="more than 100000"):
-        video.planned_frames([60_000], 0, 0, True)
-    assert video.planned_frames([10, 5], 2, 3, True) == 15 + 5 + 13
+    with pytest.raises(ValueError, match="hold_last must be a whole number from 0"):
+        play.played_count(10, 0, -1, False)
+    with pytest.raises(ValueError, match="played frames must be a whole number from 1 to 100000"):
+        play.played_count(60_000, 0, 0, True)
+    assert play.played_count(15, 2, 3, True) == 15 + 5 + 13

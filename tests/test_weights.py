@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from latent_painter.painter.tools import taesd, weights
+from latent_painter.painter.tools import taesd, taesd_files, weights
 from latent_painter.painter.tools.weights import WeightsNotFound, find_or_download, find_weights
 
 PACK = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def write_pair(folder: Path, family: str, channels: int, parts=("encoder", "deco
         layout, c_in, c_out = (
             (taesd.ENCODER_LAYOUT, 3, channels) if part == "encoder" else (taesd.DECODER_LAYOUT, channels, 3)
         )
-        shapes = taesd._expected_shapes(layout, c_in, c_out)
+        shapes = taesd_files._expected_shapes(layout, c_in, c_out)
         state = {key: 0.05 * torch.randn(shape, generator=generator) for key, shape in shapes.items()}
         torch.save(state, folder / f"{family}_{part}.pth")
 

@@ -54,8 +54,9 @@ class Studio:
 def to_pil(image: torch.Tensor):
     from PIL import Image
 
-    array = (image.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    return Image.fromarray(array)
+    from latent_painter.painter.render.writers import to_uint8
+
+    return Image.fromarray(to_uint8(image).numpy())
 
 
 def frame_at(painting, share: float) -> int:
@@ -100,7 +101,8 @@ def thumb_custom_sampling(studio):
 def thumb_white_canvas(studio):
     """Two output frames on a white Canvas (the first strokes on paper, then the image forming), each with the
     coloured stroke map that Paint's stroke_maps output gives Decode Frames."""
-    from latent_painter.painter.render.output import StrokeMaps, decode_frames
+    from latent_painter.painter.render.composite import StrokeMaps
+    from latent_painter.painter.render.decoding import decode_frames
 
     painting, _ = painted(studio, "chelsea", (strokes(brush="soft"),), 0.0, canvas="white")
     picks = [frame_at(painting, 0.05), frame_at(painting, 0.3)]

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from .decisions import best
 from .gain import information_gain, motivated
+from .limits import checked
 from .stages import Workbench, register_stage
 from .timeline import Event, make_event
 
@@ -75,19 +76,11 @@ class Action:
     schedules: int = 0
 
     def __post_init__(self):
-        where = f"Action ({self.kind})"
         if self.kind not in REVEALS:
-            raise ValueError(f"Action: kind {self.kind!r} is unknown; use one of {', '.join(REVEALS)}")
-        if not 0 <= self.frames <= 1024:
-            raise ValueError(f"{where}: frames per schedule must be 0 (default) to 1024, got {self.frames}")
-        if not math.isfinite(self.motivation) or self.motivation < 0:
-            raise ValueError(f"{where}: motivation must be >= 0, got {self.motivation}")
-        if not math.isfinite(self.block) or not 0 < self.block <= 512:
-            raise ValueError(f"{where}: block must be in (0, 512] latent pixels, got {self.block}")
-        if not math.isfinite(self.fraction) or not 0 < self.fraction <= 1:
-            raise ValueError(f"{where}: fraction must be in (0, 1], got {self.fraction}")
-        if self.schedules < 0:
-            raise ValueError(f"{where}: schedules must be >= 0 (0 = the rest), got {self.schedules}")
+            raise ValueError(f"kind {self.kind!r} is unknown; use one of {', '.join(REVEALS)}")
+        checked("action frames", self.frames)
+        for name in ("motivation", "block", "fraction", "schedules"):
+            checked(name, getattr(self, name))
 
     @property
     def frames_per_schedule(self) -> int:

@@ -22,6 +22,7 @@ from typing import Callable
 
 import torch
 
+from .limits import LIMITS
 from .plan import check_latent
 
 CANVAS_KINDS = ("white", "black", "flat", "colour")
@@ -35,12 +36,12 @@ Decoder = Callable[[torch.Tensor], torch.Tensor]
 _HEX = re.compile(r"#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 
 
-def parse_colour(text, where: str = "colour") -> tuple[float, float, float]:
+def parse_colour(text) -> tuple[float, float, float]:
     """``"#RRGGBB"`` (or ``"#RGB"``, the ``#`` optional, any case) -> (r, g, b) in 0..1."""
     match = _HEX.fullmatch(text.strip()) if isinstance(text, str) else None
     if match is None:
         raise ValueError(
-            f"{where}: {text!r} is not a colour; write it as #RRGGBB hex, e.g. #FFFFFF for white or #F4EFE4 for cream paper"
+            f"{text!r} is not a colour; write it as #RRGGBB hex, e.g. #FFFFFF for white or #F4EFE4 for cream paper"
         )
     digits = match.group(1)
     if len(digits) == 3:
@@ -48,15 +49,15 @@ def parse_colour(text, where: str = "colour") -> tuple[float, float, float]:
     return tuple(int(digits[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
 
 
-def mean_colour(decode: Decoder, final: torch.Tensor, where: str = "canvas") -> tuple[float, float, float]:
+def mean_colour(decode: Decoder, final: torch.Tensor) -> tuple[float, float, float]:
     """The mean RGB of ``final`` [C,h,w] decoded: the colour of the finished image as a whole."""
-    final = check_latent(final, "final latent", dims=3, where=where)
+    final = check_latent(final, "final latent", dims=3)
     with torch.no_grad():
         image = decode(final[None].contiguous())
     if not isinstance(image, torch.Tensor) or image.dim() != 4 or image.shape[0] != 1 or image.shape[-1] != 3:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(
-            f"{where}: the VAE decoded the final latent to {shape}, not one image [1,H,W,3]; connect the image VAE "
+            f"the VAE decoded the final latent to {shape}, not one image [1,H,W,3]; connect the image VAE "
             "of the model that made the plan"
         )
     rgb = image.to(torch.float32).mean(dim=(0, 1, 2)).clamp(0.0, 1.0)
@@ -70,7 +71,6 @@ def flat_canvas(
     scale: int = 8,
     *,
     device=None,
-    where: str = "canvas",
 ) -> torch.Tensor:
     """The latent [C,h,w] of a flat ``colour`` image, encoded at the size that makes ``latent_shape``.
 
@@ -79,23 +79,23 @@ def flat_canvas(
     latent pixel (8 for SD, SDXL, SD3, Flux.1 and TAESD; 16 for ComfyUI's packed FLUX.2 latents).
     """
     channels, height, width = (int(v) for v in latent_shape)
-    if len(colour) != 3 or not all(0.0 <= float(v) <= 1.0 for v in colour):
-        raise ValueError(f"{where}: colour must be three numbers in 0..1, got {colour!r}")
+    if len(colour) != 3 or not all(LIMITS["colour component"].admits(float(v)) for v in colour):
+        raise ValueError(f"colour must be three numbers in 0..1, got {colour!r}")
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"{where}: the VAE's scale must be a whole number of pixels per latent pixel, got {scale!r}")
+        raise ValueError(f"the VAE's scale must be a whole number of pixels per latent pixel, got {scale!r}")
     pixels = torch.tensor(colour, dtype=torch.float32).view(1, 1, 1, 3).expand(1, height * scale, width * scale, 3)
     with torch.no_grad():
         latent = encode(pixels.contiguous())
     if not isinstance(latent, torch.Tensor):
-        raise ValueError(f"{where}: the VAE's encode returned {type(latent).__name__}, not a latent tensor")
+        raise ValueError(f"the VAE's encode returned {type(latent).__name__}, not a latent tensor")
     if latent.dim() != 4 or tuple(latent.shape) != (1, channels, height, width):
         raise ValueError(
-            f"{where}: the VAE encodes a {height * scale}x{width * scale} image to latents of shape "
+            f"the VAE encodes a {height * scale}x{width * scale} image to latents of shape "
             f"{tuple(latent.shape)}, but the plan's latents are [1,{channels},{height},{width}]; connect the VAE of "
             "the model that made the plan (same latent channels and scale; video VAEs are not supported)"
         )
     latent = latent[0].to(device=device, dtype=torch.float32)
-    return check_latent(latent, "encoded canvas", dims=3, where=where)
+    return check_latent(latent, "encoded canvas", dims=3)
 
 
 def make_canvas(
@@ -106,29 +106,28 @@ def make_canvas(
     *,
     colour: tuple[float, float, float] | None = None,
     scale: int = 8,
-    where: str = "canvas",
 ) -> torch.Tensor:
     """A canvas latent [C,h,w] for a plan whose final latent is ``final`` [C,h,w].
 
     kind: ``white`` (paper), ``black``, ``flat`` (the final image's mean colour; needs
     ``decode``) or ``colour`` (``colour``, r, g, b in 0..1).
     """
-    final = check_latent(final, "final latent", dims=3, where=where)
+    final = check_latent(final, "final latent", dims=3)
     if kind == "white":
         rgb = PAPER_WHITE
     elif kind == "black":
         rgb = BLACK
     elif kind == "flat":
         if decode is None:
-            raise ValueError(f"{where}: kind 'flat' needs a decoder to find the final image's mean colour")
-        rgb = mean_colour(decode, final, where)
+            raise ValueError("kind 'flat' needs a decoder to find the final image's mean colour")
+        rgb = mean_colour(decode, final)
     elif kind == "colour":
         if colour is None:
-            raise ValueError(f"{where}: kind 'colour' needs a colour")
+            raise ValueError("kind 'colour' needs a colour")
         rgb = colour
     else:
-        raise ValueError(f"{where}: kind {kind!r} is unknown; use one of {', '.join(CANVAS_KINDS)}")
-    return flat_canvas(encode, rgb, tuple(final.shape), scale, device=final.device, where=where)
+        raise ValueError(f"kind {kind!r} is unknown; use one of {', '.join(CANVAS_KINDS)}")
+    return flat_canvas(encode, rgb, tuple(final.shape), scale, device=final.device)
 
 
 def default_canvas(
@@ -137,7 +136,6 @@ def default_canvas(
     decode: Decoder | None = None,
     *,
     scale: int = 8,
-    where: str = "paint",
 ) -> torch.Tensor:
     """The canvas a painting starts from when none is given.
 
@@ -147,10 +145,10 @@ def default_canvas(
     finished image, so no stroke has to cover a large jump from a foreign colour.
     Without one: the all-zero latent, the empty canvas of the paper (and of earlier versions).
     """
-    final = check_latent(final, "final latent", dims=3, where=where)
+    final = check_latent(final, "final latent", dims=3)
     if encode is None or decode is None:
         return torch.zeros_like(final)
-    return make_canvas("flat", final, encode, decode, scale=scale, where=where)
+    return make_canvas("flat", final, encode, decode, scale=scale)
 
 
 __all__ = [

@@ -218,16 +218,16 @@ class RunStore:
         return None
 
 
-def plan_of_run(run: Run, latent: torch.Tensor, batch_index: int, where: str = "plan") -> Plan:
+def plan_of_run(run: Run, latent: torch.Tensor, batch_index: int) -> Plan:
     """The plan of batch item ``batch_index`` of ``latent``, which ``run`` made: the originals of
     ``run`` and of every earlier pass it continues (same size, same latent space), ending on
     ``latent[batch_index]``."""
     batch = latent.shape[0]
     if not 0 <= batch_index < batch:
-        raise PlanError(f"{where}: batch index {batch_index} is outside the batch of {batch} (0..{batch - 1})")
+        raise PlanError(f"batch index {batch_index} is outside the batch of {batch} (0..{batch - 1})")
     passes = [p for p in run.chain() if p.steps > 0]
     if not passes:
-        raise PlanError(f"{where}: the sampler ran no steps (denoise 0, or a start step at the end of the "
+        raise PlanError("the sampler ran no steps (denoise 0, or a start step at the end of the "
                         "schedule), so there is nothing to paint; give it at least one step")
     if len(passes) == 1:
         originals, sigmas = passes[0].originals(batch_index), passes[0].step_sigmas()
@@ -236,7 +236,7 @@ def plan_of_run(run: Run, latent: torch.Tensor, batch_index: int, where: str = "
         step_sigmas = [p.step_sigmas() for p in passes]
         sigmas = torch.cat(step_sigmas) if all(s.numel() for s in step_sigmas) else None
     final = latent[batch_index].detach().to("cpu", torch.float32)
-    return make_plan(originals, final, sigmas, run.latent_format, where=where)
+    return make_plan(originals, final, sigmas, run.latent_format)
 
 
 __all__ = [

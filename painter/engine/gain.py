@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .decisions import above
+from .limits import LIMITS
 
 BRUSHES = ("disk", "square", "soft")
 
@@ -22,10 +23,6 @@ BRUSHES = ("disk", "square", "soft")
 def information_gain(target: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
     """|target - canvas|, [C,H,W]."""
     return (target - canvas).abs()
-
-
-# The most channels any supported latent has (Flux.2 packs 128); a larger index is a typo.
-MAX_CHANNEL_INDEX = 4095
 
 
 def parse_channels(text: str) -> tuple[int, ...]:
@@ -51,13 +48,13 @@ def parse_channels(text: str) -> tuple[int, ...]:
             raise ValueError(f"channels: {token!r} in {text!r} is not a channel number or range; {hint}") from None
         if low < 0 or high < low:
             raise ValueError(f"channels: {token!r} in {text!r} is not a valid range; {hint}")
-        if high > MAX_CHANNEL_INDEX:
-            raise ValueError(f"channels: channel {high} is beyond any latent (at most {MAX_CHANNEL_INDEX}); {hint}")
+        if high > LIMITS["channel index"].high:
+            raise ValueError(f"channels: channel {high} is beyond any latent (at most {LIMITS['channel index'].high:g}); {hint}")
         chosen.update(range(low, high + 1))
     return tuple(sorted(chosen))
 
 
-def channel_mask(allowed: tuple[int, ...] | None, channels: int, device, where: str = "painter") -> torch.Tensor:
+def channel_mask(allowed: tuple[int, ...] | None, channels: int, device) -> torch.Tensor:
     """Bool [C] of the channels a painter may touch; refuses indices outside the latent."""
     mask = torch.zeros(channels, dtype=torch.bool, device=device)
     if allowed is None or len(allowed) == 0:
@@ -66,7 +63,7 @@ def channel_mask(allowed: tuple[int, ...] | None, channels: int, device, where: 
     bad = [c for c in allowed if not 0 <= c < channels]
     if bad:
         raise ValueError(
-            f"{where}: allowed channels {bad} are outside this {channels}-channel latent; "
+            f"channels {bad} are outside this {channels}-channel latent; "
             f"use indices 0..{channels - 1} or leave the list empty for all channels"
         )
     mask[list(allowed)] = True

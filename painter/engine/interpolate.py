@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from .limits import checked
+
 INTERPOLATIONS = ("lerp", "slerp")
 PARALLEL = 0.9995
 
@@ -48,33 +50,32 @@ def _angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
     return torch.arccos(cosine.clamp(-1.0, 1.0))
 
 
-def latents_between(a, b, n: int, how: str, name: str) -> torch.Tensor:
+def latents_between(a, b, n: int, how: str) -> torch.Tensor:
     """``[n,C,H,W]`` from ``a`` to ``b`` at equal shares, both endpoints included exactly; ``a``
-    and ``b`` may be [C,H,W] or [1,C,H,W]; ``name`` heads the error messages."""
-    a, b = _endpoints(a, b, n, name)
+    and ``b`` may be [C,H,W] or [1,C,H,W]."""
+    a, b = _endpoints(a, b, n)
     return interpolate(a, b, torch.linspace(0.0, 1.0, n, device=a.device), how)
 
 
 def lerp_latents(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
     """``[n,C,H,W]``: straight-line interpolation from ``a`` to ``b``, both endpoints included exactly."""
-    return latents_between(a, b, n, "lerp", "lerp_latents")
+    return latents_between(a, b, n, "lerp")
 
 
 def slerp_latents(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
     """``[n,C,H,W]``: spherical interpolation of the flattened latents, both endpoints exact
     (lerp for zero, nearly parallel or antiparallel latents; see :func:`interpolate`)."""
-    return latents_between(a, b, n, "slerp", "slerp_latents")
+    return latents_between(a, b, n, "slerp")
 
 
-def _endpoints(a, b, n, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"{name}: n must be a whole number >= 2 (the frames, both endpoints included), got {n!r}")
+def _endpoints(a, b, n) -> tuple[torch.Tensor, torch.Tensor]:
+    checked("interpolated frames", n)
     if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
-        raise ValueError(f"{name}: a and b must be latent tensors")
+        raise ValueError("the two ends must be latent tensors")
     if a.dim() == 4 and a.shape[0] == 1:
         a = a[0]
     if b.dim() == 4 and b.shape[0] == 1:
         b = b[0]
     if a.dim() != 3 or a.shape != b.shape:
-        raise ValueError(f"{name}: a {tuple(a.shape)} and b {tuple(b.shape)} must be single latents [C,H,W] of one shape")
+        raise ValueError(f"the ends {tuple(a.shape)} and {tuple(b.shape)} must be single latents [C,H,W] of one shape")
     return a.to(torch.float32), b.to(device=a.device, dtype=torch.float32)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .gain import channel_mask, information_gain
+from .limits import checked
 from .pacing import PacingContext, pacing_method
 from .plan import Plan, PlanError, check_latent
 from .projection import fit_rgb_to_decoder, principal_projection
@@ -44,10 +45,11 @@ class PaintOptions:
 
     def __post_init__(self):
         pacing_method(self.pacing)
-        if self.frames != 0 and self.frames < 2:
-            raise ValueError(f"frames must be 0 (automatic) or at least 2, got {self.frames}")
-        if not 0 <= self.cleanup_frames <= 10_000:
-            raise ValueError(f"cleanup_frames must be 0..10000, got {self.cleanup_frames}")
+        checked("frames", self.frames)
+        if self.frames == 1:
+            raise ValueError("frames must be 0 (automatic) or at least 2 (the first and the last canvas), got 1")
+        checked("cleanup_frames", self.cleanup_frames)
+        checked("seed", self.seed)
 
 
 def assign_schedules(stages: tuple[Stage, ...], schedules: int) -> list[int]:
@@ -80,7 +82,12 @@ def generate_events(
     """Run the chain over ``targets`` on a working copy of ``canvas``; returns the events."""
     schedules, channels = targets.shape[0], targets.shape[1]
     bench = Workbench(canvas=canvas.clone(), motivation=torch.zeros_like(canvas), rgb=rgb, seed=options.seed)
-    allowed = [channel_mask(tuple(s.channels), channels, canvas.device, where=type(s).__name__) for s in stages]
+    allowed = []
+    for number, stage in enumerate(stages, start=1):
+        try:
+            allowed.append(channel_mask(tuple(stage.channels), channels, canvas.device))
+        except ValueError as error:
+            raise ValueError(f"stage {number} of the chain ({type(stage).__name__}): {error}") from None
     events: list[Event] = []
     target_index = 0
     for stage, stage_allowed, count in zip(stages, allowed, assign_schedules(stages, schedules)):
@@ -130,7 +137,6 @@ def paint_targets(
     *,
     rgb: torch.Tensor | None = None,
     progress=None,
-    where: str = "paint",
     decode=None,
 ) -> Painting:
     """Paint ``targets`` [K,C,H,W] (the last is the final latent) onto ``canvas`` [C,H,W].
@@ -143,11 +149,11 @@ def paint_targets(
     estimate with a few decoded probe frames).
     ``progress(done, total)`` may raise to stop.
     """
-    targets = check_latent(targets, "schedule targets", dims=4, where=where)
-    canvas = check_latent(canvas, "initial canvas", dims=3, where=where).to(targets.device)
+    targets = check_latent(targets, "schedule targets", dims=4)
+    canvas = check_latent(canvas, "initial canvas", dims=3).to(targets.device)
     if canvas.shape != targets.shape[1:]:
         raise PlanError(
-            f"{where}: the initial canvas has shape {tuple(canvas.shape)} but the plan's latents are "
+            f"the initial canvas has shape {tuple(canvas.shape)} but the plan's latents are "
             f"{tuple(targets.shape[1:])}; use a canvas latent of the same size and channels (or none)"
         )
     if rgb is not None:
@@ -194,13 +200,12 @@ def paint(
     canvas: torch.Tensor | None = None,
     *,
     progress=None,
-    where: str = "paint",
     decode=None,
 ) -> Painting:
-    """Paint ``plan`` from ``canvas`` (default: the empty, all-zero latent); ``where`` names
-    the caller in error messages, ``decode`` calibrates change pacing (see :func:`paint_targets`)."""
+    """Paint ``plan`` from ``canvas`` (default: the empty, all-zero latent); ``decode`` calibrates
+    change pacing (see :func:`paint_targets`)."""
     targets = plan.targets
     if canvas is None:
         canvas = torch.zeros_like(plan.final)
     return paint_targets(targets, canvas, stages, options, rgb=plan.latent_format.rgb_matrix(), progress=progress,
-                         where=where, decode=decode)
+                         decode=decode)

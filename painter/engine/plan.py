@@ -15,13 +15,10 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
+from .limits import LIMITS, check_budget
+
 PLAN_FILE_KIND = "latent-painter-plan"
 PLAN_FILE_VERSION = 1
-# Refuse before allocating: a plan this long is a mistake, not an animation.
-MAX_PLAN_STEPS = 10_000
-# Refuse a plan file before reading it when its tensors, as float32, would take more than this
-# (a 1,000-step plan of a 128-channel 256x256 latent is 32 GiB).
-MAX_PLAN_BYTES = 32 * 1024**3
 # What each tensor of a plan file must be, checked in the header before any data is read.
 PLAN_TENSOR_DIMS = {"originals": 4, "final": 3, "sigmas": 1}
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2")
@@ -75,8 +72,8 @@ class LatentFormat:
         channels = data.get("channels", 0)
         if not isinstance(name, str):
             raise PlanError(f"latent format: name must be text, got {type(name).__name__}")
-        if isinstance(channels, bool) or not isinstance(channels, int) or not 0 <= channels <= 1 << 16:
-            raise PlanError(f"latent format: channels must be a whole number from 0 to 65536, got {channels!r}")
+        if not isinstance(channels, int) or not LIMITS["latent channels"].admits(channels):
+            raise PlanError(f"latent format: channels must be {LIMITS['latent channels'].describe()}, got {channels!r}")
         factors = data.get("rgb_factors")
         bias = data.get("rgb_bias")
         return cls(
@@ -158,25 +155,25 @@ class Plan:
         )
 
 
-def check_latent(tensor, name: str, *, dims: int, where: str = "plan") -> torch.Tensor:
+def check_latent(tensor, name: str, *, dims: int) -> torch.Tensor:
     """Return ``tensor`` as float32 after checking it is a finite, non-empty tensor of ``dims`` dims."""
     if not isinstance(tensor, torch.Tensor):
-        raise PlanError(f"{where}: {name} must be a tensor, got {type(tensor).__name__}")
+        raise PlanError(f"{name} must be a tensor, got {type(tensor).__name__}")
     if tensor.dim() != dims:
         raise PlanError(
-            f"{where}: {name} must have {dims} dimensions, got shape {tuple(tensor.shape)}"
+            f"{name} must have {dims} dimensions, got shape {tuple(tensor.shape)}"
             + (" (video latents [B,C,T,H,W] are not supported; use image latents)" if tensor.dim() == 5 else "")
         )
     if tensor.numel() == 0:
-        raise PlanError(f"{where}: {name} is empty (shape {tuple(tensor.shape)}); give it at least one element")
+        raise PlanError(f"{name} is empty (shape {tuple(tensor.shape)}); give it at least one element")
     if not (tensor.is_floating_point() or tensor.is_complex()):
-        raise PlanError(f"{where}: {name} must be a floating-point tensor, got {tensor.dtype}")
+        raise PlanError(f"{name} must be a floating-point tensor, got {tensor.dtype}")
     if tensor.is_complex():
-        raise PlanError(f"{where}: {name} must be real, got {tensor.dtype}")
+        raise PlanError(f"{name} must be real, got {tensor.dtype}")
     tensor = tensor.detach().to(torch.float32)
     if not _all_finite(tensor):
         bad = (~torch.isfinite(tensor)).sum().item()
-        raise PlanError(f"{where}: {name} contains {bad} NaN/inf values; re-run the sampler or clean the latent")
+        raise PlanError(f"{name} contains {bad} NaN/inf values; re-run the sampler or clean the latent")
     return tensor
 
 
@@ -192,19 +189,17 @@ def make_plan(
     final=None,
     sigmas=None,
     latent_format: LatentFormat | None = None,
-    where: str = "plan",
 ) -> Plan:
     """Validate and build a :class:`Plan`. ``final`` defaults to the last original."""
-    originals = check_latent(originals, "predicted originals", dims=4, where=where)
+    originals = check_latent(originals, "predicted originals", dims=4)
     steps, channels, height, width = originals.shape
-    if steps > MAX_PLAN_STEPS:
-        raise PlanError(f"{where}: {steps} predicted originals is more than {MAX_PLAN_STEPS}; use fewer steps")
+    _check_steps(steps)
     if final is None:
         final = originals[-1]
-    final = check_latent(final, "final latent", dims=3, where=where).to(originals.device)
+    final = check_latent(final, "final latent", dims=3).to(originals.device)
     if final.shape != originals.shape[1:]:
         raise PlanError(
-            f"{where}: final latent has shape {tuple(final.shape)} but the predicted originals are "
+            f"final latent has shape {tuple(final.shape)} but the predicted originals are "
             f"{tuple(originals.shape[1:])}; both must come from the same run"
         )
     if sigmas is None:
@@ -213,20 +208,20 @@ def make_plan(
         sigmas = torch.as_tensor(sigmas)
     sigmas = sigmas.detach().to(torch.float32).flatten().to(originals.device)
     if sigmas.numel() not in (0, steps):
-        raise PlanError(f"{where}: {sigmas.numel()} sigmas for {steps} predicted originals; give one per original or none")
+        raise PlanError(f"{sigmas.numel()} sigmas for {steps} predicted originals; give one per original or none")
     if not torch.isfinite(sigmas).all():
-        raise PlanError(f"{where}: sigmas contain NaN/inf")
+        raise PlanError(f"sigmas contain NaN/inf")
     if latent_format is None:
         latent_format = LatentFormat(channels=channels)
     elif latent_format.channels == 0:
         latent_format = replace(latent_format, channels=channels)
     if latent_format.channels != channels:
         raise PlanError(
-            f"{where}: latent format {latent_format.describe()} does not match the {channels}-channel latents; "
+            f"latent format {latent_format.describe()} does not match the {channels}-channel latents; "
             "capture the plan with the model that made the latents"
         )
     if latent_format.rgb_factors is not None and len(latent_format.rgb_factors) != channels:
-        raise PlanError(f"{where}: rgb_factors has {len(latent_format.rgb_factors)} rows for {channels} channels")
+        raise PlanError(f"rgb_factors has {len(latent_format.rgb_factors)} rows for {channels} channels")
     return Plan(originals=originals, final=final, sigmas=sigmas, latent_format=latent_format)
 
 
@@ -272,71 +267,78 @@ def is_plan_file(path: str | os.PathLike) -> bool:
 
 
 def load_plan(path: str | os.PathLike, device="cpu") -> Plan:
-    """Read a plan written by :func:`save_plan`; any other file gives a :class:`PlanError`."""
+    """Read a plan written by :func:`save_plan`; any other file gives a :class:`PlanError` that
+    names the file."""
+    path = os.fspath(path)
+    try:
+        return _read_plan(path).to(device)
+    except PlanError as error:
+        raise PlanError(f"plan file {os.path.basename(path)!r}: {error}") from error
+
+
+def _read_plan(path: str) -> Plan:
     from safetensors import safe_open
 
-    path = os.fspath(path)
-    where = f"plan file {os.path.basename(path)!r}"
     if not os.path.isfile(path):
-        raise PlanError(f"{where}: no such file; save a plan first or pick an existing file")
+        raise PlanError("no such file; save a plan first or pick an existing file")
     try:
         with safe_open(path, framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}
             keys = set(handle.keys())
             if metadata.get("kind") != PLAN_FILE_KIND:
-                raise PlanError(f"{where}: not a Latent Painter plan (no '{PLAN_FILE_KIND}' marker)")
+                raise PlanError(f"not a Latent Painter plan (no '{PLAN_FILE_KIND}' marker)")
             missing = set(PLAN_TENSOR_DIMS) - keys
             if missing:
-                raise PlanError(f"{where}: missing tensors {sorted(missing)}; the file is damaged, save the plan again")
-            _check_header(handle, where)
+                raise PlanError(f"missing tensors {sorted(missing)}; the file is damaged, save the plan again")
+            _check_header(handle)
             tensors = {key: handle.get_tensor(key) for key in PLAN_TENSOR_DIMS}
     except PlanError:
         raise
     except Exception as error:  # safetensors raises its own types for truncated or foreign data
-        raise PlanError(f"{where}: unreadable ({error}); the file is truncated or not a safetensors plan") from error
+        raise PlanError(f"unreadable ({error}); the file is truncated or not a safetensors plan") from error
     version = metadata.get("version", "")
     if not (version.isascii() and version.isdigit()) or len(version) > 9:
-        raise PlanError(f"{where}: bad format version {version[:20]!r}; the file is damaged, save the plan again")
+        raise PlanError(f"bad format version {version[:20]!r}; the file is damaged, save the plan again")
     if int(version) > PLAN_FILE_VERSION:
-        raise PlanError(f"{where}: format version {version} is newer than this pack reads ({PLAN_FILE_VERSION}); update the pack")
+        raise PlanError(f"format version {version} is newer than this pack reads ({PLAN_FILE_VERSION}); update the pack")
     if int(version) < 1:
-        raise PlanError(f"{where}: format version {version} was never written by this pack; save the plan again")
+        raise PlanError(f"format version {version} was never written by this pack; save the plan again")
     try:
         latent_format = LatentFormat.from_json(json.loads(metadata.get("latent_format", "{}")))
     except PlanError as error:
-        raise PlanError(f"{where}: damaged {error}") from None
+        raise PlanError(f"damaged {error}") from None
     except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
-        raise PlanError(f"{where}: damaged latent format metadata ({type(error).__name__}); save the plan again") from None
-    plan = make_plan(tensors["originals"], tensors["final"], tensors["sigmas"], latent_format, where=where)
-    return plan.to(device)
+        raise PlanError(f"damaged latent format metadata ({type(error).__name__}); save the plan again") from None
+    return make_plan(tensors["originals"], tensors["final"], tensors["sigmas"], latent_format)
 
 
-def _check_header(handle, where: str) -> None:
+def _check_steps(steps: int) -> None:
+    limit = LIMITS["plan steps"]
+    if steps > limit.high:
+        raise PlanError(f"{steps} predicted originals is more than {limit.high:g}; {limit.hint}")
+
+
+def _check_header(handle) -> None:
     """Refuse by the header alone (dtypes, dimensions, steps, size) before a byte of data is read."""
     shapes = {}
     for key, dims in PLAN_TENSOR_DIMS.items():
         view = handle.get_slice(key)
         dtype, shape = view.get_dtype(), tuple(view.get_shape())
         if dtype not in FLOAT_DTYPES:
-            raise PlanError(f"{where}: tensor {key!r} is {dtype}, not floating point; the file is damaged or not a plan")
+            raise PlanError(f"tensor {key!r} is {dtype}, not floating point; the file is damaged or not a plan")
         if len(shape) != dims:
-            raise PlanError(f"{where}: tensor {key!r} has shape {shape}, expected {dims} dimensions; save the plan again")
+            raise PlanError(f"tensor {key!r} has shape {shape}, expected {dims} dimensions; save the plan again")
         shapes[key] = shape
-    steps = shapes["originals"][0]
-    if steps > MAX_PLAN_STEPS:
-        raise PlanError(f"{where}: {steps} predicted originals is more than {MAX_PLAN_STEPS}; use fewer steps")
-    size = 4 * sum(math.prod(shape) for shape in shapes.values())
-    if size > MAX_PLAN_BYTES:
-        raise PlanError(
-            f"{where}: the plan would take {size / 1024**3:.1f} GiB, more than {MAX_PLAN_BYTES / 1024**3:.0f} GiB; "
-            "capture fewer steps or a smaller latent"
-        )
+    _check_steps(shapes["originals"][0])
+    try:
+        check_budget("plan", 4 * sum(math.prod(shape) for shape in shapes.values()), "the plan's tensors",
+                     "capture fewer steps or a smaller latent")
+    except ValueError as error:
+        raise PlanError(str(error)) from None
 
 
 __all__ = [
     "LatentFormat",
-    "MAX_PLAN_BYTES",
-    "MAX_PLAN_STEPS",
     "Plan",
     "PlanError",
     "check_latent",

@@ -41,14 +41,13 @@ from .gain import (
     pooled_gain,
 )
 from .decisions import best, ranked
+from .limits import checked
 from .stages import Workbench, register_stage
 from .timeline import Event, make_event
 
 # The author's stroke24 ramp, measured on the stroke-map video (ALGORITHM.md §1.2), in
 # latent pixels of a 64x64 latent: small strokes first, large ones last, every schedule.
 STROKE24_RADII = (1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7, 8, 9, 10, 11, 12)
-# A larger group than any latent has channels is a typo (Flux.2 packs 128).
-MAX_CHANNELS_PER_STROKE = 4096
 # Up to this many channels (SD1.5/SDXL's 4) the automatic group is the author's single channel.
 AUTOMATIC_SINGLE_CHANNEL_MAX = 4
 # Thinner and thicker runs of the same ramp, for shorter or longer paintings.
@@ -98,29 +97,14 @@ class Strokes:
     channels_per_stroke: int = 0
 
     def __post_init__(self):
-        where = "Strokes"
-        if not self.radii:
-            raise ValueError(f"{where}: radii is empty; give at least one stroke radius, e.g. the stroke24 preset")
-        if len(self.radii) > 4096:
-            raise ValueError(f"{where}: {len(self.radii)} strokes per schedule is too many; use at most 4096")
-        if any(not math.isfinite(r) or r < 0 or r > 512 for r in self.radii):
-            raise ValueError(f"{where}: radii must be between 0 and 512 latent pixels, got {self.radii}")
+        checked("strokes per schedule", len(self.radii))
+        for radius in self.radii:
+            checked("radius", radius)
         if self.brush not in BRUSHES:
-            raise ValueError(f"{where}: brush {self.brush!r} is unknown; use one of {', '.join(BRUSHES)}")
-        for name in ("move_cost", "switch_cost", "motivation", "size_scale"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise ValueError(f"{where}: {name} must be a finite number >= 0, got {value}")
-        if not math.isfinite(self.early_size) or not 0 < self.early_size <= 16:
-            raise ValueError(f"{where}: early_size must be in (0, 16], got {self.early_size}")
-        if self.strokes_per_frame < 1:
-            raise ValueError(f"{where}: strokes_per_frame must be at least 1, got {self.strokes_per_frame}")
-        if self.schedules < 0:
-            raise ValueError(f"{where}: schedules must be >= 0 (0 = the rest), got {self.schedules}")
-        if isinstance(self.channels_per_stroke, bool) or not isinstance(self.channels_per_stroke, int) \
-                or not 0 <= self.channels_per_stroke <= MAX_CHANNELS_PER_STROKE:
-            raise ValueError(f"{where}: channels_per_stroke must be a whole number 0..{MAX_CHANNELS_PER_STROKE} "
-                             f"(0 = automatic: 1 on 4-channel latents, all on wider ones), got {self.channels_per_stroke!r}")
+            raise ValueError(f"brush {self.brush!r} is unknown; use one of {', '.join(BRUSHES)}")
+        for name in ("move_cost", "switch_cost", "motivation", "size_scale", "early_size", "strokes_per_frame",
+                     "schedules", "channels_per_stroke"):
+            checked(name, getattr(self, name))
 
     def group_size(self, channels: int) -> int:
         """Channels one stroke paints on a ``channels``-channel latent (never more than it has)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from .decisions import locate
+from .limits import LIMITS, check_budget
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,9 +44,6 @@ class Painting:
         return self.frames.shape[0]
 
 
-# Refuse before allocating: more frames than this is a typo, not an animation.
-MAX_FRAMES = 20_000
-MAX_FRAME_BYTES = 8 * 1024**3
 SEVERAL_CHANNELS = -2
 NO_CHANNEL = -1
 
@@ -137,17 +135,15 @@ def make_event(
     return Event(target_index, channels, top, left, mask, visible_change(after - before, channels, rgb), weight, lead)
 
 
-def check_frame_budget(frames: int, latent_shape: tuple[int, ...], where: str = "frames") -> None:
+def check_frame_budget(frames: int, latent_shape: tuple[int, ...]) -> None:
+    """Refuse a painting of ``frames`` frames of ``latent_shape`` before it is allocated."""
+    limit = LIMITS["frames"]
     if frames < 2:
-        raise ValueError(f"{where}: frames must be at least 2 (the first and the last canvas), got {frames}; use 0 for automatic")
-    if frames > MAX_FRAMES:
-        raise ValueError(f"{where}: {frames} frames is more than {MAX_FRAMES}; ask for fewer frames")
-    size = frames * 4 * int(torch.tensor(latent_shape).prod())
-    if size > MAX_FRAME_BYTES:
-        raise ValueError(
-            f"{where}: {frames} frames of a {'x'.join(map(str, latent_shape))} latent need "
-            f"{size / 1024**3:.1f} GiB; ask for fewer frames or a smaller latent"
-        )
+        raise ValueError(f"frames must be at least 2 (the first and the last canvas), got {frames}; use 0 for automatic")
+    if frames > limit.high:
+        raise ValueError(f"{frames} frames is more than {limit.high:g}; ask for fewer frames")
+    check_budget("painted frames", frames * 4 * int(torch.tensor(latent_shape).prod()),
+                 f"{frames} frames of a {'x'.join(map(str, latent_shape))} latent", "ask for fewer frames or a smaller latent")
 
 
 def frame_points(weights: torch.Tensor, goals: torch.Tensor) -> list[tuple[int, float]]:

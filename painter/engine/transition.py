@@ -21,6 +21,7 @@ from .interpolate import INTERPOLATIONS, interpolate  # noqa: F401 - Route's cho
 from .paint import PaintOptions, paint_targets
 from .plan import Plan, PlanError, make_plan
 from .stages import Stage
+from .limits import checked
 from .timeline import Painting, check_frame_budget
 
 @dataclass(frozen=True)
@@ -44,14 +45,10 @@ class Route:
     resize: bool = False
 
     def __post_init__(self):
-        if not math.isfinite(self.depth) or not 0 <= self.depth <= 1:
-            raise ValueError(f"Transition: depth must be in [0, 1], got {self.depth}")
-        if not math.isfinite(self.guidance) or not 0 <= self.guidance <= 1:
-            raise ValueError(f"Transition: guidance must be in [0, 1], got {self.guidance}")
-        if not 1 <= self.guidance_steps <= 1000:
-            raise ValueError(f"Transition: guidance_steps must be 1..1000, got {self.guidance_steps}")
+        for name in ("depth", "guidance", "guidance_steps"):
+            checked(name, getattr(self, name))
         if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"Transition: interpolation {self.interpolation!r} is unknown; use lerp or slerp")
+            raise ValueError(f"interpolation {self.interpolation!r} is unknown; use lerp or slerp")
 
 
 def check_same_space(a: Plan, b: Plan, resize: bool = False, names=("A", "B")) -> Plan:
@@ -60,14 +57,14 @@ def check_same_space(a: Plan, b: Plan, resize: bool = False, names=("A", "B")) -
     known = "unknown" not in (fa.name, fb.name)
     if a.channels != b.channels or (known and not fa.same_space(fb)):
         raise PlanError(
-            f"Transition: plan {names[0]} is in latent format {fa.describe()} but plan {names[1]} is in "
+            f"plan {names[0]} is in latent format {fa.describe()} but plan {names[1]} is in "
             f"{fb.describe()}; transitions need two checkpoints that share a latent space (same VAE family)"
         )
     if a.spatial == b.spatial:
         return b
     if not resize:
         raise PlanError(
-            f"Transition: plan {names[0]} is {a.spatial[0]}x{a.spatial[1]} latent pixels but plan {names[1]} is "
+            f"plan {names[0]} is {a.spatial[0]}x{a.spatial[1]} latent pixels but plan {names[1]} is "
             f"{b.spatial[0]}x{b.spatial[1]}; sample both at the same size or turn on resize"
         )
     size = a.spatial
@@ -75,7 +72,7 @@ def check_same_space(a: Plan, b: Plan, resize: bool = False, names=("A", "B")) -
     def fit(latents: torch.Tensor) -> torch.Tensor:
         return F.interpolate(latents, size=size, mode="bilinear", align_corners=False)
 
-    return make_plan(fit(b.originals), fit(b.final[None])[0], b.sigmas, b.latent_format, where="Transition")
+    return make_plan(fit(b.originals), fit(b.final[None])[0], b.sigmas, b.latent_format)
 
 
 def route_targets(a: Plan, b: Plan, route: Route) -> torch.Tensor:
@@ -109,14 +106,16 @@ def transition(
     """Paint A->B (->C ...) and, with ``pingpong``, back to A; frames of all legs in one painting.
     ``decode`` calibrates change pacing as in :func:`paint_targets`."""
     if len(plans) < 2:
-        raise PlanError("Transition: give at least two plans (a source and a destination)")
+        raise PlanError("give at least two plans (a source and a destination)")
     first = plans[0]
     plans = [first] + [check_same_space(first, p, route.resize, ("A", chr(ord("A") + i))) for i, p in enumerate(plans[1:], 1)]
     stops = plans + plans[-2::-1] if pingpong else plans
     legs = list(zip(stops[:-1], stops[1:]))
     if options.frames:  # refuse an absurd total before painting any leg
-        check_frame_budget(len(legs) * (options.frames - 1) + 1, tuple(first.final.shape),
-                           where=f"Transition: frames ({options.frames} per leg x {len(legs)} legs)")
+        try:
+            check_frame_budget(len(legs) * (options.frames - 1) + 1, tuple(first.final.shape))
+        except ValueError as error:
+            raise ValueError(f"frames ({options.frames} per leg x {len(legs)} legs): {error}") from None
     rgb = first.latent_format.rgb_matrix()
     paintings = []
     for number, (source, destination) in enumerate(legs):
@@ -125,7 +124,7 @@ def transition(
             leg_progress = lambda done, total, n=number: progress(n * total + done, len(legs) * total)
         targets = route_targets(source, destination, route)
         paintings.append(paint_targets(targets, source.final, stages, options, rgb=rgb, progress=leg_progress,
-                                       where="Transition", decode=decode))
+                                       decode=decode))
     return join_paintings(paintings)
 
 

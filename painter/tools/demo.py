@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,14 +27,18 @@ import torch.nn.functional as F
 
 from ..engine.actions import REVEALS, Action
 from ..engine.canvas import CANVAS_KINDS, default_canvas, make_canvas
-from ..render.output import assemble, decode_frames
 from ..engine.paint import PaintOptions, paint
-from .standin import latent_format_from, reencoded_photo_plan
 from ..engine.strokes import STROKE_PRESETS, Strokes
+from ..render.decoding import decode_frames
+from ..render.sink import render
+from ..render.writers import Encoding, require_encoder, to_uint8
+from .standin import latent_format_from, reencoded_photo_plan
 from .taesd import TaesdError
 from .weights import find_or_download
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+# WEBP's lossy quality / MP4's CRF 17 (see render.writers.Encoding): no visible loss on a painting.
+QUALITY = 85
 
 
 def load_photos(names, size: int) -> torch.Tensor:
@@ -71,51 +74,6 @@ class ProgressBar:
         sys.stderr.flush()
 
 
-def write_animation(images: torch.Tensor, path: str, fps: float) -> str:
-    """Write IMAGE frames ``[N,H,W,3]`` to ``path`` (.webp via Pillow, .mp4 via PyAV), atomically:
-    the file appears complete or not at all."""
-    frames = (images.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-    suffix = Path(path).suffix.lower()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".demo-", suffix=suffix, dir=folder)
-    os.close(handle)
-    try:
-        if suffix == ".mp4":
-            _write_mp4(frames, tmp, fps)
-        elif suffix == ".webp":
-            from PIL import Image
-
-            pictures = [Image.fromarray(frame) for frame in frames]
-            pictures[0].save(tmp, format="WEBP", save_all=True, append_images=pictures[1:],
-                             duration=round(1000 / fps), loop=0, quality=85, method=4)
-        else:
-            raise ValueError(f"--out: {path!r} must end in .webp or .mp4")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; an animation is for sharing
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
-def _write_mp4(frames, path: str, fps: float) -> None:
-    try:
-        import av
-    except ImportError:
-        raise ValueError("--out: writing .mp4 needs PyAV (pip install av); or use a .webp name") from None
-    from fractions import Fraction
-
-    with av.open(path, mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
-        stream.height, stream.width = frames.shape[1] // 2 * 2, frames.shape[2] // 2 * 2
-        stream.pix_fmt = "yuv420p"
-        for frame in frames:
-            picture = av.VideoFrame.from_ndarray(frame[: stream.height, : stream.width], format="rgb24")
-            container.mux(stream.encode(picture))
-        container.mux(stream.encode())
-
-
 def write_filmstrip(images: torch.Tensor, path: str, rows: int = 2, columns: int = 3) -> str:
     """A JPEG of frames from the first to the last, in reading order (for a README)."""
     from PIL import Image
@@ -123,7 +81,7 @@ def write_filmstrip(images: torch.Tensor, path: str, rows: int = 2, columns: int
     picks = torch.linspace(0, images.shape[0] - 1, rows * columns).round().long()
     grid = images[picks].view(rows, columns, *images.shape[1:])
     strip = torch.cat([torch.cat(list(row), dim=1) for row in grid], dim=0)
-    picture = Image.fromarray((strip.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
+    picture = Image.fromarray(to_uint8(strip).numpy())
     picture.save(path, format="JPEG", quality=80)
     return path
 
@@ -158,6 +116,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.size < 64 or args.size % 8:
         raise SystemExit(f"--size: {args.size} must be a multiple of 8, at least 64")
+    suffix = Path(args.out).suffix.lower().lstrip(".")
+    try:
+        encoding = Encoding(suffix, args.fps, QUALITY)
+        require_encoder(encoding.format)
+    except ValueError as error:  # a name that is no format, or a format whose encoder is missing
+        raise SystemExit(f"latent-painter-demo: --out {args.out!r}: {error}") from None
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     torch.set_grad_enabled(False)
     started = time.perf_counter()
     try:
@@ -182,14 +147,13 @@ def main(argv=None) -> int:
     else:
         canvas = make_canvas(args.canvas, plan.final, vae.encode, vae.decode)
     painting = paint(plan, stages, options, canvas, progress=ProgressBar("painting"), decode=vae.decode)
-    images = decode_frames(vae.decode, painting, chunk_size=16, white_canvas=args.white_canvas,
-                           stroke_map=args.stroke_map, progress=ProgressBar("decoding"))
-    animation = assemble([images], hold_last=args.hold)
-    write_animation(animation, args.out, args.fps)
+    images = decode_frames(vae.decoder_view(), painting, chunk_size=16, white_canvas=args.white_canvas,
+                           stroke_map=args.stroke_map, progress=ProgressBar("decoding"), mode="auto")
+    rendered = render([[images]], args.out, encoding, hold_last=args.hold)
     if args.filmstrip:
         write_filmstrip(images, args.filmstrip)
     seconds = time.perf_counter() - started
-    print(f"wrote {args.out}: {animation.shape[0]} frames of {animation.shape[2]}x{animation.shape[1]} "
+    print(f"wrote {args.out}: {rendered.frames} frames of {rendered.width}x{rendered.height} "
           f"at {args.fps:g} fps ({plan.steps} schedules, {len(painting)} painted frames) in {seconds:.0f}s")
     return 0
 

@@ -34,7 +34,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..engine.plan import MAX_PLAN_STEPS, LatentFormat, Plan, PlanError, check_latent, make_plan
+from ..engine.limits import LIMITS
+from ..engine.plan import LatentFormat, Plan, PlanError, check_latent, make_plan
 
 SIGMA_MAX = 14.6
 SIGMA_MIN = 0.03
@@ -73,7 +74,7 @@ def latent_format_from(latents: torch.Tensor, images: torch.Tensor | None = None
     With ``images`` (the decodes of ``latents``), ``rgb_factors`` are fitted by least squares
     (:func:`projection.fit_rgb_factors`). ``name`` defaults to ``"taef2"`` for 32 channels.
     """
-    latents = check_latent(latents, "photo latents", dims=4, where="latent format")
+    latents = check_latent(latents, "photo latents", dims=4)
     channels = latents.shape[1]
     shift = _round(latents.mean().item())
     std = latents.std().item()
@@ -227,16 +228,16 @@ def photo_plan(
     factors; by default :func:`latent_format_from` the prior latents. Tensors follow the
     target's device.
     """
-    target = check_latent(target_latent, "target latent", dims=3, where="stand-in plan")
-    prior = check_latent(prior_latents, "prior latents", dims=4, where="stand-in plan").to(target.device)
+    target = check_latent(target_latent, "target latent", dims=3)
+    prior = check_latent(prior_latents, "prior latents", dims=4).to(target.device)
     channels, height, width = target.shape
     if prior.shape[1] != channels:
         raise PlanError(
             f"stand-in plan: prior latents have {prior.shape[1]} channels, the target {channels}; "
             "encode both with the same TAESD"
         )
-    if not 1 <= steps <= MAX_PLAN_STEPS:
-        raise PlanError(f"stand-in plan: steps must be between 1 and {MAX_PLAN_STEPS}, got {steps}")
+    if not LIMITS["plan steps"].admits(steps):
+        raise PlanError(f"stand-in plan: steps must be {LIMITS['plan steps'].describe()}, got {steps}")
     if noise < 0 or not math.isfinite(noise):
         raise PlanError(f"stand-in plan: noise must be a finite amount >= 0, got {noise}")
     if latent_format is None:
@@ -256,7 +257,7 @@ def photo_plan(
         x = x + noise * float(sigmas[0]) * fresh
     _, originals = euler_sample(denoiser, x, sigmas)
     originals = torch.stack(originals) / scale + shift
-    return make_plan(originals, originals[-1], sigmas[:-1], latent_format, where="stand-in plan")
+    return make_plan(originals, originals[-1], sigmas[:-1], latent_format)
 
 
 __all__ = [
@@ -286,7 +287,7 @@ def reencoded_photo_plan(
     images (DESIGN §5 "Look" measured on such a trajectory). The final latent is the encoded
     last original.
     """
-    images = check_latent(photos, "photos", dims=4, where="stand-in plan")
+    images = check_latent(photos, "photos", dims=4)
     if images.shape[-1] != 3:
         raise PlanError(f"stand-in plan: photos must be [N,H,W,3] images, got {tuple(images.shape)}")
     if not 0 <= index < images.shape[0]:
@@ -296,5 +297,5 @@ def reencoded_photo_plan(
     originals = encode(run.targets.clamp(0, 1).permute(0, 2, 3, 1).contiguous())
     if latent_format is None:
         latent_format = latent_format_from(originals)
-    return make_plan(originals, originals[-1], run.sigmas, latent_format, where="stand-in plan")
+    return make_plan(originals, originals[-1], run.sigmas, latent_format)
 

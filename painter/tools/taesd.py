@@ -30,45 +30,25 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
-# Layer kinds by position in the published nn.Sequential state dicts. Positions without weights
-# (clamp, relu, up) still count, so the keys line up with the files.
-ENCODER_LAYOUT = (
-    "conv", "block",
-    "down", "block", "block", "block",
-    "down", "block", "block", "block",
-    "down", "block", "block", "block",
-    "conv",
-)  # fmt: skip
-DECODER_LAYOUT = (
-    "clamp", "conv", "relu",
-    "block", "block", "block", "up", "conv",
-    "block", "block", "block", "up", "conv",
-    "block", "block", "block", "up", "conv",
-    "block", "conv",
-)  # fmt: skip
+from ..render.staged import Layer
+from ..render.strategies import DecoderView
+from .taesd_files import (
+    DECODER_LAYOUT,
+    DOWNLOAD_HINT,
+    ENCODER_LAYOUT,
+    WEIGHT_SUFFIXES,
+    WIDTH,
+    TaesdError,
+    check_state_dict,
+    read_state_dict,
+)
+
 SCALE = 8
-WIDTH = 64
-# The decoder layers before the first upsample: everything that runs at latent resolution,
-# including taef2's global group norms. After it the decoder is local (a ~8 latent px
-# receptive radius), which is what incremental decoding (painter/render/incremental.py) builds on.
-LATENT_STAGE = DECODER_LAYOUT.index("up")
-# The decoder after its latent stage as upsampling stages ``[start, stop)``, each beginning at an
-# upsample: incremental decoding keeps every stage's input and decodes a changed region stage by
-# stage, each with exactly the context its layers need.
-UPSAMPLES = tuple(i for i, kind in enumerate(DECODER_LAYOUT) if kind == "up")
-TAIL_STAGES = tuple(zip(UPSAMPLES, UPSAMPLES[1:] + (len(DECODER_LAYOUT),)))
-
-
-def stage_reach(start: int, stop: int) -> int:
-    """How many pixels (at the stage's output resolution) on each side an output pixel of decoder
-    layers ``[start, stop)`` depends on: 1 per 3x3 conv, 3 per block (its pool branch is 1x1)."""
-    return sum({"conv": 1, "block": 3}.get(kind, 0) for kind in DECODER_LAYOUT[start:stop])
-
-
 # Group count of the taef2 pool branch's GroupNorm; eps is torch's default, which the weights were trained with.
 POOL_GROUPS = 4
 POOL_EPS = 1e-5
@@ -76,138 +56,6 @@ POOL_EPS = 1e-5
 # the same latent must decode to the same image however it was sliced or packed. Channels-last
 # measured 15-25% faster than NCHW on CPU (oneDNN) at 128-512 px.
 MEMORY_FORMAT = torch.channels_last
-WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors")
-# Combined or diffusers-style files prefix the same keys; strip the first prefix that matches.
-KEY_PREFIXES = {
-    "encoder": ("taesd_encoder.", "encoder.layers.", "encoder."),
-    "decoder": ("taesd_decoder.", "decoder.layers.", "decoder."),
-}
-DOWNLOAD_HINT = (
-    "download it from github.com/madebyollin/taesd (e.g. taef2_encoder.pth / taef2_decoder.pth) "
-    "into ComfyUI/models/vae_approx"
-)
-
-
-class TaesdError(ValueError):
-    """A TAESD weight file or input that cannot be used; the message names the file or input and the fix."""
-
-
-def _expected_shapes(layout: tuple[str, ...], channels_in: int, channels_out: int) -> dict[str, tuple[int, ...]]:
-    """Required keys (and shapes) of a layout; the first conv reads ``channels_in``, the last writes ``channels_out``."""
-    convs = [i for i, kind in enumerate(layout) if kind in ("conv", "down")]
-    shapes: dict[str, tuple[int, ...]] = {}
-    for i, kind in enumerate(layout):
-        if kind in ("conv", "down"):
-            n_in = channels_in if i == convs[0] else WIDTH
-            n_out = channels_out if i == convs[-1] else WIDTH
-            shapes[f"{i}.weight"] = (n_out, n_in, 3, 3)
-        elif kind == "block":
-            for j in (0, 2, 4):
-                shapes[f"{i}.conv.{j}.weight"] = (WIDTH, WIDTH, 3, 3)
-                shapes[f"{i}.conv.{j}.bias"] = (WIDTH,)
-    return shapes
-
-
-def _pool_shapes(index: int) -> dict[str, tuple[int, ...]]:
-    hidden = 4 * WIDTH
-    return {
-        f"{index}.pool.0.weight": (hidden, WIDTH, 1, 1),
-        f"{index}.pool.1.weight": (hidden,),
-        f"{index}.pool.1.bias": (hidden,),
-        f"{index}.pool.3.weight": (WIDTH, hidden, 1, 1),
-    }
-
-
-def _read_state_dict(path: str, part: str) -> dict[str, torch.Tensor]:
-    where = f"TAESD {part} file {path!r}"
-    if not os.path.isfile(path):
-        raise TaesdError(f"{where}: no such file; {DOWNLOAD_HINT}")
-    try:
-        if path.endswith(".safetensors"):
-            from safetensors.torch import load_file
-
-            state = load_file(path, device="cpu")
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle, zip and safetensors each raise their own types
-        raise TaesdError(
-            f"{where}: unreadable as torch weights ({type(error).__name__}: {error}); "
-            f"the file is damaged or not a weight file, {DOWNLOAD_HINT}"
-        ) from error
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise TaesdError(f"{where}: holds no tensor state dict; {DOWNLOAD_HINT}")
-    for prefix in KEY_PREFIXES[part]:
-        if any(key.startswith(prefix) for key in state):
-            state = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
-            break
-    return state
-
-
-def _check_state_dict(state: dict[str, torch.Tensor], part: str, path: str) -> tuple[dict[str, torch.Tensor], int, bool]:
-    """Validate a TAESD encoder or decoder state dict.
-
-    Returns the weights as float32, the latent channels and whether the blocks have pool branches.
-    """
-    where = f"TAESD {part} file {path!r}"
-    layout = ENCODER_LAYOUT if part == "encoder" else DECODER_LAYOUT
-    other = "decoder" if part == "encoder" else "encoder"
-    # Say so plainly when the two files are swapped: the most likely mistake with a matched pair.
-    looks_like_other = ("19.weight" in state) if part == "encoder" else ("0.weight" in state and "14.weight" in state)
-    if looks_like_other:
-        raise TaesdError(f"{where}: this is a TAESD {other}, not an {part}; pass it as the {other} file")
-    first = state.get("0.weight" if part == "encoder" else "1.weight")
-    if isinstance(first, torch.Tensor) and first.dim() == 4 and first.shape[0] != WIDTH and first.shape[1] in (3, 32):
-        raise TaesdError(
-            f"{where}: a TAESD with a different layout (e.g. the 32x taesana) is not supported; "
-            "use an 8x TAESD (taesd, taesdxl, taesd3, taef1, taef2)"
-        )
-    if part == "encoder":
-        last = f"{len(layout) - 1}.weight"
-        if last not in state or state[last].dim() != 4:
-            raise TaesdError(f"{where}: not a TAESD encoder (no {last!r}); {DOWNLOAD_HINT}")
-        channels = state[last].shape[0]
-        expected = _expected_shapes(layout, 3, channels)
-    else:
-        if "1.weight" not in state or state["1.weight"].dim() != 4:
-            raise TaesdError(f"{where}: not a TAESD decoder (no '1.weight'); {DOWNLOAD_HINT}")
-        channels = state["1.weight"].shape[1]
-        expected = _expected_shapes(layout, channels, 3)
-    blocks = [i for i, kind in enumerate(layout) if kind == "block"]
-    pooled = [i for i in blocks if f"{i}.pool.0.weight" in state]
-    for i in pooled:
-        expected.update(_pool_shapes(i))
-    # Biases of the first/last convs are present in every published file; the stride-2 and
-    # post-upsample convs have none. Accept a bias on any conv so retrained variants still load.
-    optional = {f"{i}.bias": (expected[f"{i}.weight"][0],) for i, kind in enumerate(layout) if kind in ("conv", "down")}
-    missing = sorted(set(expected) - set(state), key=_key_order)
-    if missing:
-        raise TaesdError(
-            f"{where}: not a TAESD {part} ({len(missing)} missing weights, e.g. {missing[:3]}); "
-            f"a full VAE or another network will not do, {DOWNLOAD_HINT}"
-        )
-    unexpected = sorted(set(state) - set(expected) - set(optional), key=_key_order)
-    if unexpected:
-        raise TaesdError(f"{where}: unexpected weights {unexpected[:3]}; this is not a TAESD {part} this pack understands")
-    for key, value in state.items():
-        want = expected.get(key, optional.get(key))
-        if tuple(value.shape) != want:
-            raise TaesdError(
-                f"{where}: weight {key!r} has shape {tuple(value.shape)}, expected {want}; the file is not a TAESD {part}"
-            )
-        if not value.is_floating_point():
-            raise TaesdError(f"{where}: weight {key!r} is {value.dtype}, not floating point")
-    weights = {key: value.detach().to(torch.float32).contiguous() for key, value in state.items()}
-    for key, value in weights.items():
-        if not torch.isfinite(value).all():
-            raise TaesdError(f"{where}: weight {key!r} holds NaN/inf; the file is damaged, {DOWNLOAD_HINT}")
-    return weights, int(channels), bool(pooled)
-
-
-def _key_order(key: str) -> tuple:
-    head, _, rest = key.partition(".")
-    return (int(head) if head.isdigit() else 10**6, rest)
 
 
 def _conv(x: torch.Tensor, weights: dict[str, torch.Tensor], name: str, stride: int = 1) -> torch.Tensor:
@@ -306,7 +154,7 @@ class TinyAutoencoder:
             if path is None:
                 continue
             path = os.fspath(path)
-            loaded[part] = _check_state_dict(_read_state_dict(path, part), part, path) + (path,)
+            loaded[part] = check_state_dict(read_state_dict(path, part), part, path) + (path,)
         if len(loaded) == 2:
             (_, c_enc, n_enc, p_enc), (_, c_dec, n_dec, p_dec) = loaded["encoder"], loaded["decoder"]
             if (c_enc, n_enc) != (c_dec, n_dec):
@@ -411,40 +259,36 @@ class TinyAutoencoder:
             )
         return latents
 
-    def decode_latent_stage(self, latents: torch.Tensor) -> torch.Tensor:
-        """The decoder's latent-resolution stage: ``[N,C,h,w]`` (or packed) latents -> ``[N,64,h,w]``
-        features (channels-last, on the weights' device). :meth:`decode` is
-        ``decode_rest(decode_latent_stage(x))``, bit for bit."""
-        latents = self._decoder_input(latents, "decode_latent_stage")
-        with torch.inference_mode():
-            x = latents.to(self.device, torch.float32).contiguous(memory_format=MEMORY_FORMAT)
-            return _run(DECODER_LAYOUT[:LATENT_STAGE], self.decoder_weights, x)
-
-    def decode_rest(self, features: torch.Tensor) -> torch.Tensor:
-        """The decoder after its latent-resolution stage: ``[N,64,h,w]`` features (any crop of
-        them) -> ``[N,8h,8w,3]`` images clamped to 0..1, on the features' device."""
-        return self.decode_layers(features, LATENT_STAGE, len(DECODER_LAYOUT))
-
-    def decode_layers(self, features: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-        """Decoder layers ``[start, stop)`` (``start`` after the latent stage) on ``[N,64,h,w]``
-        features: ``[N,64,h',w']`` features (channels-last), or, when ``stop`` is the end, images
-        ``[N,H,W,3]`` clamped to 0..1; on the features' device. Chaining ranges is ``decode_rest``,
-        bit for bit."""
+    def decoder_view(self) -> DecoderView:
+        """The decoder as the renderer sees it: ``decode`` and its layers, one per entry of the
+        layout (3x3 convolutions reach 1 pixel, blocks 3, upsamplings double; taef2's blocks with a
+        group-norm branch read the whole frame), then the clamp to an IMAGE. The layers chained are
+        :meth:`decode`, bit for bit (tests/test_taesd.py), so the staged strategy trusts them."""
         if self.decoder_weights is None:
             raise TaesdError(
                 f"TAESD {self.name}: no decoder loaded; put {self.name}_decoder.pth beside the encoder or pass decoder_path"
             )
-        if not isinstance(features, torch.Tensor) or features.dim() != 4 or features.shape[1] != WIDTH:
-            shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
-            raise TaesdError(f"TAESD decode_rest: features must be [N,{WIDTH},h,w] from decode_latent_stage, got {shape}")
-        if not LATENT_STAGE <= start < stop <= len(DECODER_LAYOUT):
-            raise TaesdError(f"TAESD decode_layers: layers {start}..{stop} are not a range after the latent stage")
-        with torch.inference_mode():
-            x = features.to(self.device, torch.float32).contiguous(memory_format=MEMORY_FORMAT)
-            x = _run(DECODER_LAYOUT, self.decoder_weights, x, start=start, stop=stop)
-            if stop < len(DECODER_LAYOUT):
-                return x.to(features.device)
-            return x.clamp_(0.0, 1.0).permute(0, 2, 3, 1).to(features.device)
+        reach = {"conv": 1, "block": 3}
+        layers = [Layer(self._latent_input)]
+        for index, kind in enumerate(DECODER_LAYOUT):
+            pooled = f"{index}.pool.0.weight" in self.decoder_weights
+            layers.append(Layer(partial(self._decoder_layer, index), scale=2 if kind == "up" else 1,
+                                reach=reach.get(kind, 0), whole=pooled))
+        layers.append(Layer(_image))
+        return DecoderView(decode=self.decode, name=self.name, layers=tuple(layers), exact=True)
+
+    def _latent_input(self, latents: torch.Tensor) -> torch.Tensor:
+        latents = self._decoder_input(latents, "decode")
+        return latents.to(self.device, torch.float32).contiguous(memory_format=MEMORY_FORMAT)
+
+    def _decoder_layer(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=MEMORY_FORMAT)
+        return _run(DECODER_LAYOUT, self.decoder_weights, x, start=index, stop=index + 1)
+
+
+def _image(x: torch.Tensor) -> torch.Tensor:
+    """The decoder's output as an IMAGE, as :meth:`TinyAutoencoder.decode` makes it."""
+    return x.clamp(0.0, 1.0).permute(0, 2, 3, 1)
 
 
 def _chunked(run, inputs: torch.Tensor, shape: tuple[int, ...], batch_size: int | None) -> torch.Tensor:

@@ -2,14 +2,13 @@
 
 Runs ``benchmarks/bench_host_incremental.py --quick`` with the host's Python: ComfyUI 0.8.0 builds
 SD1.5's KL-VAE (``comfy.sd.VAE``) and core TAESD (core ``VAELoader`` 'taesd' from random
-vae_approx files), ``nodes.host.staged_decoder`` wraps them as the nodes do, and every frame of
+vae_approx files), ``nodes.host.decoder_view`` wraps them as the nodes do, and every frame of
 the incremental decode is compared with that frame's own full decode. What must hold:
 
 - core TAESD is not split (the staged path missed the bound on it between checks, and was
   slower than full decodes): ``decode: incremental`` decodes every frame in full;
 - the KL-VAE is not split; ``decode: incremental`` as the nodes run it decodes every frame in full
-  (identical frames, no crops); the opt-in crop mode (``opaque="learn"``) never hands over a frame
-  below the bound and ends on the full decode.
+  (identical frames, no crops).
 """
 
 from __future__ import annotations
@@ -49,13 +48,6 @@ def test_core_taesd_decodes_every_frame_in_full(rows):
 
 def test_kl_vae_incremental_decodes_every_frame_in_full(rows):
     r = rows[("SD1.5 KL-VAE", "incremental")]
-    assert not r["staged"] and r["crop_decodes"] == 0 and "opaque" in r["fallback"], r
+    assert not r["staged"] and r["crop_decodes"] == 0 and "not known as layers" in r["fallback"], r
     assert math.isinf(r["min_psnr"]) and r["last_identical"], r
     assert r["full_decodes"] == r["frames"], r
-
-
-def test_kl_vae_opt_in_crops_never_hand_over_a_frame_below_the_bound(rows):
-    r = rows[("SD1.5 KL-VAE", "learn (opt-in crops)")]
-    assert not r["staged"], r
-    assert r["frames_below_bound"] == 0 and r["min_psnr"] >= r["bound_db"], r
-    assert r["last_identical"], r
