@@ -14,7 +14,6 @@ pack's samplers call the core nodes' own functions on a model carrying the captu
 from __future__ import annotations
 
 import copy
-import hashlib
 import importlib
 import os
 
@@ -312,15 +311,6 @@ def plan_path(name: str) -> str | None:
     if os.path.commonpath((base, path)) != base or not os.path.isfile(path):
         return None
     return path
-
-
-def file_fingerprint(path: str) -> str:
-    """sha256 of a file, for IS_CHANGED (a re-saved plan under the same name re-runs the graph)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- video outputs ----------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..painter.engine.plan import load_plan, make_plan, save_plan
+from ..painter.engine.plan import load_plan, make_plan, plan_file_signature, save_plan
 from . import host
 from .common import CATEGORY, PLAN, latent_samples, node_error, plan_input, reporting
 
@@ -120,7 +120,7 @@ class LatentPainterLoadPlan:
     @classmethod
     def IS_CHANGED(cls, plan):
         path = host.plan_path(plan)
-        return "missing" if path is None else host.file_fingerprint(path)
+        return "missing" if path is None else plan_file_signature(path)
 
     @classmethod
     def VALIDATE_INPUTS(cls, plan):

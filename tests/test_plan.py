@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -391,3 +392,36 @@ def test_refused_by_the_header_before_any_data_is_read(tmp_path, monkeypatch):
     with pytest.raises(PlanError, match="'originals' is I64, not floating point"):
         load_plan(ints)
     assert reads == []
+
+
+def test_the_plan_file_signature_reads_the_header_only_and_changes_with_a_new_save(tmp_path, monkeypatch):
+    """Load Plan's change detection: plans reach gigabytes, so it reads the 8-byte length and the
+    header, never the tensors; a save (a new file under the name) changes it."""
+    from latent_painter.painter.engine import plan as plan_module
+
+    path = save_plan(make_plan(torch.randn(6, 4, 32, 32)), tmp_path / "plan.safetensors")
+    read = []
+    real_open = open
+
+    class Counting:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def read(self, size=-1):
+            data = self.handle.read(size)
+            read.append(len(data))
+            return data
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    monkeypatch.setattr(plan_module, "open", lambda *a, **k: Counting(real_open(*a, **k)), raising=False)
+    signature = plan_module.plan_file_signature(path)
+    header = int.from_bytes(Path(path).read_bytes()[:8], "little")
+    assert sum(read) == 8 + header < os.path.getsize(path) // 100
+    assert plan_module.plan_file_signature(path) == signature
+    save_plan(make_plan(torch.randn(6, 4, 32, 32)), path)  # same shapes, same size, same header layout
+    assert plan_module.plan_file_signature(path) != signature

@@ -7,6 +7,7 @@ Plans are stored as ``.safetensors`` with JSON metadata; nothing is ever unpickl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -22,6 +23,8 @@ PLAN_FILE_VERSION = 1
 # What each tensor of a plan file must be, checked in the header before any data is read.
 PLAN_TENSOR_DIMS = {"originals": 4, "final": 3, "sigmas": 1}
 FLOAT_DTYPES = ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2")
+# A plan file's header is a few hundred bytes; its signature reads at most this much of one.
+MAX_HEADER_BYTES = 1 << 20
 
 
 class PlanError(ValueError):
@@ -255,6 +258,19 @@ def save_plan(plan: Plan, path: str | os.PathLike) -> str:
     return path
 
 
+def plan_file_signature(path: str | os.PathLike) -> str:
+    """What tells a plan file apart from the one that was under its name before, read without reading
+    the tensors (plans reach gigabytes): the file's identity (a save replaces it with a new inode),
+    size and modification time, and a digest of its safetensors header (shapes, offsets, metadata)."""
+    path = os.fspath(path)
+    status = os.stat(path)
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        digest.update(handle.read(min(length, MAX_HEADER_BYTES)))
+    return f"{status.st_dev}:{status.st_ino}:{status.st_size}:{status.st_mtime_ns}:{digest.hexdigest()}"
+
+
 def is_plan_file(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a safetensors file carrying the plan marker (reads the header only)."""
     from safetensors import safe_open
@@ -345,5 +361,6 @@ __all__ = [
     "is_plan_file",
     "load_plan",
     "make_plan",
+    "plan_file_signature",
     "save_plan",
 ]
