@@ -15,7 +15,7 @@ apply them there. ComfyUI's own ``latent_rgb_factors`` act on model-space ``x0``
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+from einops import rearrange, reduce
 
 # Relative ridge added to the normal equations: keeps the solve finite when a channel is constant
 # (e.g. a flat test image) without measurably biasing a well-posed fit.
@@ -43,8 +43,7 @@ def _check(latents: torch.Tensor, images: torch.Tensor) -> int:
 
 def pool_to_latent(images: torch.Tensor, factor: int) -> torch.Tensor:
     """``[N,H,W,3] -> [N,H/f,W/f,3]`` by averaging each ``f x f`` patch (what one latent pixel covers)."""
-    pooled = F.avg_pool2d(images.to(torch.float32).permute(0, 3, 1, 2), factor)
-    return pooled.permute(0, 2, 3, 1)
+    return reduce(images.to(torch.float32), "n (h fy) (w fx) rgb -> n h w rgb", "mean", fy=factor, fx=factor)
 
 
 def fit_rgb_factors(latents: torch.Tensor, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,7 +54,7 @@ def fit_rgb_factors(latents: torch.Tensor, images: torch.Tensor) -> tuple[torch.
     """
     factor = _check(latents, images)
     channels = latents.shape[1]
-    x = latents.detach().to(torch.float32).permute(0, 2, 3, 1).reshape(-1, channels)
+    x = rearrange(latents.detach().to(torch.float32), "n c h w -> (n h w) c")
     y = pool_to_latent(images.detach().to(x.device), factor).reshape(-1, 3)
     # Centring makes the bias exact and keeps the Gram matrix well conditioned; the big reductions
     # stay on the tensors' device, only the CxC solve moves to the CPU, in float64, because that

@@ -25,6 +25,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from einops import reduce
 
 from .regions import area, changed_boxes, grown
 from .spans import IncrementalError, IncrementalOptions, check_image, mse, psnr_of
@@ -275,8 +276,8 @@ class StagedCanvas:
 def _block_error(image, reference, size):
     """``[h,w]``: mean squared image difference over each latent position's pixels."""
     h, w = size
-    error = (image.to(torch.float64) - reference.to(torch.float64)).pow(2).mean(-1)
-    return error.reshape(h, error.shape[0] // h, w, error.shape[1] // w).mean((1, 3))
+    error = (image.to(torch.float64) - reference.to(torch.float64)).pow(2)
+    return reduce(error, "(h py) (w px) rgb -> h w", "mean", h=h, w=w)
 
 
 def _check_stage(out, height: int, width: int, last: bool) -> None:

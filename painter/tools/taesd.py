@@ -34,6 +34,7 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from ..render.staged import Layer
 from ..render.strategies import DecoderView
@@ -100,19 +101,17 @@ def pack_2x2(latents: torch.Tensor) -> torch.Tensor:
 
     Pixel ``(2y + dy, 2x + dx)`` of channel ``c`` goes to channel ``4c + 2dy + dx`` at ``(y, x)``.
     """
-    n, c, h, w = latents.shape
+    h, w = latents.shape[-2:]
     if h % 2 or w % 2:
         raise TaesdError(f"pack_2x2: latent size {h}x{w} must be even; crop the latent by one row/column")
-    return latents.reshape(n, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(n, 4 * c, h // 2, w // 2)
+    return rearrange(latents, "n c (y dy) (x dx) -> n (c dy dx) y x", dy=2, dx=2)
 
 
 def unpack_2x2(latents: torch.Tensor) -> torch.Tensor:
     """``[N,4C,h,w] -> [N,C,2h,2w]``, the inverse of :func:`pack_2x2`."""
-    n, c4, h, w = latents.shape
-    if c4 % 4:
-        raise TaesdError(f"unpack_2x2: {c4} channels is not a multiple of 4")
-    c = c4 // 4
-    return latents.reshape(n, c, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, 2 * h, 2 * w)
+    if latents.shape[1] % 4:
+        raise TaesdError(f"unpack_2x2: {latents.shape[1]} channels is not a multiple of 4")
+    return rearrange(latents, "n (c dy dx) y x -> n c (y dy) (x dx)", dy=2, dx=2)
 
 
 @dataclass(frozen=True, eq=False)
