@@ -12,7 +12,7 @@ from ..painter.render.decoding import decoded_chunks
 from ..painter.render.play import played_count
 from ..painter.render.sink import render
 from ..painter.render.spans import IncrementalStats
-from ..painter.render.writers import FORMATS, Encoding, require_encoder
+from ..painter.render.writers import WRITERS, Encoding, require_encoder
 from . import host
 from .common import CATEGORY, DECODE_INPUT, STROKE_MAPS, decoding, latent_samples, node_error, report_decoding, reporting
 
@@ -70,7 +70,7 @@ class LatentPainterRender:
                 "filename_prefix": ("STRING", {"default": "latent_painter/render",
                                                "tooltip": "Where the file goes in the output folder; a number and the "
                                                           "format's extension are appended, as core Save nodes do."}),
-                "format": (list(FORMATS), {"default": "mp4",
+                "format": (list(WRITERS), {"default": "mp4",
                                            "tooltip": "mp4: H.264, small files, for players and core video nodes. webp: "
                                                       "animated WEBP, plays in any browser and image viewer."}),
                 "fps": ("FLOAT", widget("fps", default=24.0, step=0.01, tooltip="Frames per second. The author's demos "

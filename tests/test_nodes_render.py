@@ -124,7 +124,7 @@ def test_render_mp4_hands_the_file_to_core_video_nodes(folders, handed_on, progr
     assert second["ui"]["images"][0]["filename"] == "render_00002_.mp4"
 
 
-@pytest.mark.parametrize("format", writers.FORMATS)
+@pytest.mark.parametrize("format", ["webp", "mp4"])
 def test_cancel_leaves_no_file(folders, handed_on, monkeypatch, format):
     _, outputs = folders
     cancel = Progress(interrupt_after=2)

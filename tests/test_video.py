@@ -181,7 +181,7 @@ def test_white_canvas_and_stroke_map_stream_like_decode_frames(tmp_path):
     assert torch.equal(got, want) and got.shape[2] == 2 * 8 * source.frames.shape[3]
 
 
-@pytest.mark.parametrize("format", writers.FORMATS)
+@pytest.mark.parametrize("format", ["webp", "mp4"])
 def test_file_grows_during_the_render_and_appears_only_at_the_end(format, tmp_path):
     path = tmp_path / f"grow.{format}"
     partial = sink.temporary_path(str(path))
@@ -204,7 +204,7 @@ class Interrupted(Exception):
     """Like ComfyUI's InterruptProcessingException: not a ValueError."""
 
 
-@pytest.mark.parametrize("format", writers.FORMATS)
+@pytest.mark.parametrize("format", ["webp", "mp4"])
 @pytest.mark.parametrize("pingpong", [False, True])
 def test_interrupt_mid_render_leaves_no_file(format, pingpong, tmp_path):
     decoder = Decoder()

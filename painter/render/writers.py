@@ -241,6 +241,5 @@ class MP4Writer:
 # Format -> its writer: ``Writer(path, width, height, encoding, metadata)`` with ``write``, ``close``
 # and ``abort``, and ``Writer.require()`` to fail before anything is decoded.
 WRITERS = {"webp": WebPWriter, "mp4": MP4Writer}
-FORMATS = tuple(WRITERS)
 
-__all__ = ["Encoding", "FORMATS", "MP4Writer", "MissingEncoder", "WRITERS", "WebPWriter", "require_encoder", "to_uint8"]
+__all__ = ["Encoding", "MP4Writer", "MissingEncoder", "WRITERS", "WebPWriter", "require_encoder", "to_uint8"]
