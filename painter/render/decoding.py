@@ -14,10 +14,14 @@ import torch
 
 from ..engine.limits import check_budget, checked
 from ..engine.timeline import Painting
-from . import full, staged  # noqa: F401 - registers the strategies, in the order decode modes try them
+from . import full, staged
 from .composite import StrokeMaps, composite_white, render_stroke_map
 from .spans import IncrementalOptions, IncrementalStats
-from .strategies import choose, view_of
+from .strategies import choose, register_strategy, view_of
+
+# The strategies, in the order the decode modes try them (full is the fallback, never tried).
+register_strategy(full.STRATEGY)
+register_strategy(staged.STRATEGY)
 
 
 def _check_map(tensor, name: str, frames: int, spatial: tuple[int, int]) -> torch.Tensor:

@@ -6,7 +6,7 @@ import time
 
 import torch
 
-from .strategies import Strategy, register_strategy
+from .strategies import Strategy
 
 
 def prepare_full(view, options, shape):
@@ -27,4 +27,4 @@ def prepare_full(view, options, shape):
     return run
 
 
-register_strategy(Strategy("full", prepare_full, "every frame decoded whole"))
+STRATEGY = Strategy("full", prepare_full, "every frame decoded whole")

@@ -29,7 +29,7 @@ from einops import reduce
 
 from .regions import area, changed_boxes, grown
 from .spans import IncrementalError, IncrementalOptions, check_image, mse, psnr_of
-from .strategies import Strategy, incremental, register_strategy
+from .strategies import Strategy, incremental
 
 # The image error per unit of pending head-output change assumed before a full decode measures it:
 # taef2 measured 0.04-0.08 at 512 px; an underestimate costs a missed check.
@@ -314,6 +314,6 @@ def staged_strategy(settings: StagedSettings = StagedSettings()) -> Strategy:
                     "changed, each reading exactly the context its layers need")
 
 
-register_strategy(staged_strategy())
+STRATEGY = staged_strategy()
 
 __all__ = ["Layer", "Stage", "StagedCanvas", "StagedSettings", "split", "start_staged", "staged_strategy"]

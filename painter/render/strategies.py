@@ -1,8 +1,9 @@
 """Decode strategies: how the frames of a painting are decoded, behind one small protocol.
 
-A strategy is one function ``prepare(view, options, shape) -> run`` (or the text of why it cannot decode
-this VAE) plus one :func:`register_strategy` line in its module; ``run(latent_chunks, stats)``
-yields decoded ``IMAGE`` chunks in frame order. The decoder reaches a strategy as a
+A strategy is one function ``prepare(view, options, shape) -> run`` (or the text of why it cannot
+decode this VAE at this size) in a module of its own, plus one :func:`register_strategy` line in
+:mod:`.decoding`, which holds the order they are tried in; ``run(latent_chunks, stats)`` yields
+decoded ``IMAGE`` chunks in frame order. The decoder reaches a strategy as a
 :class:`DecoderView`: its ``decode`` (what every frame is held to) and what is known of its structure.
 
 Decode modes (the nodes' ``decode`` input): ``full`` decodes every frame whole; ``incremental`` uses
