@@ -1,4 +1,4 @@
-"""What a painting's first frame looks like on each canvas, with the real FLUX.2 TAESD (DESIGN §5 "Look").
+"""What a painting's first frame looks like on each canvas, with the real FLUX.2 TAESD (ARCHITECTURE.md "Targets", look).
 
 Run:  .venv/bin/python benchmarks/bench_canvas.py [--taesd ../shared/data/taesd] [--size 256]
 

@@ -1,5 +1,5 @@
 """Capture overhead: the core KSampler on a captured model against the same KSampler on the plain
-model, in a real ComfyUI (DESIGN §4, issue 12); and the memory a long captured run holds.
+model, in a real ComfyUI (README "Your first painting"); and the memory a long captured run holds.
 
 Run with ComfyUI's Python (the project venv has no ComfyUI):
 

@@ -1,4 +1,4 @@
-"""Peak memory of decoding a long animation in chunks, against the naive ways (DESIGN §5 "Memory", issue 4).
+"""Peak memory of decoding a long animation in chunks, against the naive ways (ARCHITECTURE.md "Targets", memory).
 
 Run:  .venv/bin/python benchmarks/bench_decode_memory.py [--taesd FOLDER] [--quick]
 
@@ -49,7 +49,7 @@ def run_case(case: str, taesd: str, frames: int, latent: int, chunk: int) -> dic
 
     import torch
 
-    from latent_painter.painter.render.output import decode_frames
+    from latent_painter.painter.render.decoding import decode_frames
     from latent_painter.painter.tools.taesd import TinyAutoencoder
 
     torch.set_grad_enabled(False)

@@ -1,4 +1,4 @@
-"""Incremental decoding with ComfyUI's own VAEs, inside the real host (issue 11, DESIGN §5).
+"""Incremental decoding with ComfyUI's own VAEs, inside the real host (ARCHITECTURE.md "Targets").
 
 Run with the ComfyUI host's Python (it imports ``comfy`` and ``nodes`` from the checkout):
 

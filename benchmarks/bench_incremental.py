@@ -1,4 +1,4 @@
-"""Incremental against full decoding: speed and error with the real taef2 decoder (issue 11, DESIGN §5).
+"""Incremental against full decoding: speed and error with the real taef2 decoder (ARCHITECTURE.md "Targets", render speed).
 
 Run:  .venv/bin/python benchmarks/bench_incremental.py [--taesd ../shared/data/taesd] [--sizes 256 512 1024]
       [--frames 1000] [--windows 4] [--window 64] [--threads N] [--plot incremental.png] [--quick]
@@ -6,7 +6,7 @@ Run:  .venv/bin/python benchmarks/bench_incremental.py [--taesd ../shared/data/t
 For each pixel size a stroke painting of a photo (the stand-in plan of painter/tools/standin.py, as
 benchmarks/bench_painter.py builds it, painted to ``--frames`` frames) is decoded two ways in the
 same process: incrementally, every frame of the painting in one run as Render and Decode Frames
-run it (painter/render/incremental.py, default options), and in full (one frame per call: the reference
+run it (painter/render/staged.py, default options), and in full (one frame per call: the reference
 each frame is held to) on ``--windows`` runs of ``--window`` consecutive frames spread evenly over
 the painting, the last run ending on the painting's last frame. Each run is decoded in full as
 soon as the incremental decode has handed its frames over, so both ways meet the machine's load

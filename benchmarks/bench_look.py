@@ -1,5 +1,5 @@
 """The look of a painting: decoder grid in the early frames, pacing, exactness, and contact sheets
-beside the author's video (DESIGN §5 "Look", issue 10).
+beside the author's video (ARCHITECTURE.md "Targets", look).
 
 Run:  .venv/bin/python benchmarks/bench_look.py [--taesd ../shared/data/taesd] [--quick]
 
@@ -8,7 +8,7 @@ encoded with the real taef2 encoder (32 channels, the FLUX.2 latent space). The 
 4-channel latent spaces are stand-ins built from it: the top principal directions of the photo
 latents (uncentred, so the zero latent stays the zero latent), each scaled to unit RMS, decoded
 by mapping back to 32 channels and running the real taef2 decoder. Each plan is a real run's
-x0 trajectory as the DESIGN's look figures measured it (a run decoded and re-encoded into the
+x0 trajectory as the look targets were measured on (a run decoded and re-encoded into the
 latent space): the stand-in sampler (``standin.photo_plan``) run in pixel space on the photo,
 every predicted original encoded with the space's encoder.
 

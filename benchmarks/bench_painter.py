@@ -1,4 +1,4 @@
-"""Painter speed against decoding, and pacing against the x0-preview baseline (DESIGN §5).
+"""Painter speed against decoding, and pacing against the x0-preview baseline (ARCHITECTURE.md "Targets").
 
 Run:  .venv/bin/python benchmarks/bench_painter.py [--taesd FOLDER] [--quick]
 

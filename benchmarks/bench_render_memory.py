@@ -1,4 +1,4 @@
-"""Peak memory of rendering long paintings straight to MP4/WEBP (issue 11, DESIGN §5 "Memory").
+"""Peak memory of rendering long paintings straight to MP4/WEBP (ARCHITECTURE.md "Targets", memory).
 
 Run:  .venv/bin/python benchmarks/bench_render_memory.py [--quick] [--cases ...] [--decode full|incremental]
       [--jobs N] [--plot out.png] [--json runs.jsonl]

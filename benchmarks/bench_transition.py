@@ -1,4 +1,4 @@
-"""Transitions between real photos against the lerp/slerp baselines (DESIGN §5, issue 5).
+"""Transitions between real photos against the lerp/slerp baselines (ARCHITECTURE.md "Targets", crispness).
 
 Run:  .venv/bin/python benchmarks/bench_transition.py [--taesd FOLDER] [--quick]
 

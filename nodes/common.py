@@ -1,7 +1,7 @@
 """Shared glue of the node modules: the category, error wording and small input conversions.
 
 Nothing here imports ComfyUI. Errors raised to the user are ``ValueError`` whose message starts
-with the node's display name, then names the input and the fix (DESIGN.md §6); ComfyUI shows
+with the node's display name, then names the input and the fix (ARCHITECTURE.md); ComfyUI shows
 the message in its error dialog and highlights the node.
 """
 
@@ -22,7 +22,7 @@ from . import host
 
 CATEGORY = "latent painter"
 
-# Our own socket types (DESIGN.md §2). Values of these types never leave the pack's nodes.
+# Our own socket types. Values of these types never leave the pack's nodes.
 PLAN = "LATENT_PLAN"
 PAINTER = "PAINTER"
 # A painting's stroke maps (coverage, this frame's strokes, their channels): painter.output.StrokeMaps.

@@ -420,7 +420,7 @@ def test_workflow_has_a_small_thumbnail(path):
 
 
 def test_every_capability_has_a_workflow():
-    """One example per capability the pack offers (DESIGN.md §4)."""
+    """One example per capability the pack offers (README "Nodes")."""
     flows = {p.stem: load(p) for p in workflow_paths()}
 
     def nodes(wf, kind):

@@ -1,5 +1,6 @@
 """Reveal actions: non-stroke ways to move the canvas toward a schedule's target
-(DESIGN §1 "Non-stroke actions", ALGORITHM.md §2). Each action makes ``frames`` events
+(the paper's "Beyond Strokes"; their shapes and frame counts measured on the author's videos,
+ARCHITECTURE.md). Each action makes ``frames`` events
 per schedule and can be held to the same restrictions as strokes (allowed channels,
 accumulated motivation).
 
@@ -197,7 +198,7 @@ def dissolve(action, bench, target, allowed, count, schedule):
     return masks
 
 
-# Frames per schedule measured in the author's demos (ALGORITHM.md §2).
+# Frames per schedule measured in the author's demos (ARCHITECTURE.md).
 register_reveal("fade", fade, 8, "the whole canvas cross-fades to the target")
 register_reveal("glow", glow, 7, "a disk grows from the place of most gain")
 register_reveal("flip", flip, 16, "blocks flip in zig-zag chains")

@@ -3,7 +3,7 @@ any colour) and the default canvas of a painting.
 
 Why an encoded image and not the all-zero latent: the zero latent is no colour at all to a
 decoder. It decodes to a flat grey-brown in SD's space and to the decoder's 8-pixel grid and a
-halftone texture in FLUX.2's (DESIGN.md §5 "Look"), and a stroke that lets the plan through
+halftone texture in FLUX.2's (ARCHITECTURE.md "Targets", look), and a stroke that lets the plan through
 onto it leaves half-painted latent pixels that show that texture until late in the animation.
 A flat image encoded by the model's own VAE is a latent the decoder knows: it decodes to the
 flat colour, and strokes on it get the decoder's own soft edges, as paint on paper.

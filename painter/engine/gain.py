@@ -1,7 +1,7 @@
 """Information gain: how much of the plan a place on the canvas still lacks, and brush footprints.
 
-Gain is the absolute residual |target - canvas| per channel and position (ALGORITHM.md
-§1.3, our reading of the paper's "information gain"): painting a place copies the plan
+Gain is the absolute residual |target - canvas| per channel and position (our reading of
+the paper's "information gain", ARCHITECTURE.md): painting a place copies the plan
 there, so the residual is exactly what a stroke would transfer. A stroke's gain is the
 gain summed over its footprint, computed for every centre at once by convolution.
 """

@@ -1,4 +1,4 @@
-"""Pacing: where the frames of a painting fall along its events (DESIGN §1, ALGORITHM.md §4).
+"""Pacing: where the frames of a painting fall along its events (ARCHITECTURE.md "Targets": why pacing is a problem of its own).
 
 A pacing method is one function ``(events, frames, context) -> points``: given the events a
 chain generated and the number of frames wanted (the first, the initial canvas, included),

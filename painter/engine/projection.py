@@ -3,7 +3,7 @@
 Each latent pixel stands for a ``s x s`` patch of the decoded image (s = 8 for TAESD and the SD
 family). Average-pooling the decoded image to latent resolution and regressing it on the latents
 gives the best per-pixel linear preview: cheap enough to score every frame, faithful enough to
-tell how *visible* a latent change is (the pacing benchmark in DESIGN.md §5 relies on it).
+tell how *visible* a latent change is (change pacing relies on it: ARCHITECTURE.md "Targets").
 
 The factors act on the tensors they were fitted on: fit on LATENT-space tensors (plan space) and
 apply them there. ComfyUI's own ``latent_rgb_factors`` act on model-space ``x0``

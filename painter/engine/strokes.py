@@ -1,4 +1,4 @@
-"""The stroke painter (DESIGN §1, ALGORITHM.md §1.3).
+"""The stroke painter (the paper's painter, as ARCHITECTURE.md "The idea" reads it).
 
 Per schedule (one denoising step's predicted original as the target) the painter spends a
 budget of strokes. Each stroke picks the painting channel with the most motivated gain,
@@ -45,7 +45,7 @@ from .limits import checked
 from .stages import Workbench, register_stage
 from .timeline import Event, make_event
 
-# The author's stroke24 ramp, measured on the stroke-map video (ALGORITHM.md §1.2), in
+# The author's stroke24 ramp, measured on the stroke-map video (ARCHITECTURE.md), in
 # latent pixels of a 64x64 latent: small strokes first, large ones last, every schedule.
 STROKE24_RADII = (1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7, 8, 9, 10, 11, 12)
 # Up to this many channels (SD1.5/SDXL's 4) the automatic group is the author's single channel.

@@ -1,4 +1,4 @@
-"""Transitions between images (DESIGN §1 "Transitions", ALGORITHM.md §3).
+"""Transitions between images (the paper's transitions: ARCHITECTURE.md "The idea").
 
 The canvas starts on image A's final latent. The route runs A's schedule backward (the
 canvas unpaints A toward its rough early predictions) to a chosen depth, then B's schedule

@@ -1,4 +1,4 @@
-"""How good an animation is, measured on decoded frames (DESIGN.md section 5), and the baselines.
+"""How good an animation is, measured on decoded frames (ARCHITECTURE.md "Targets"), and the baselines.
 
 Images are ``IMAGE`` tensors ``[N,H,W,3]``: float 0..1, or uint8 0..255 (read as value / 255, so
 frames read from a video file measure on the same scale). Per-frame work runs in chunks of
@@ -154,7 +154,7 @@ def crispness(images: torch.Tensor) -> tuple[torch.Tensor, float]:
     return crispness_from_sharpness(sharpness(images))
 
 
-# Decoder texture (DESIGN.md section 5 "Look"): TAESD-style decoders turn each latent pixel into an
+# Decoder texture (ARCHITECTURE.md "Targets", look): TAESD-style decoders turn each latent pixel into an
 # 8x8 patch, and a half-painted latent shows that as a grid. Its energy sits on the lattice of
 # frequencies k/8 cycles per pixel (the 8-px period and its harmonics, in both directions).
 GRID_PERIOD = 8

@@ -21,7 +21,7 @@ every predicted original is (up to the Euler discretisation) the photo low-passe
 ``sqrt(S / (S + sigma^2))``: blurry to sharp, coarse structure before fine detail, and the
 change front-loaded (measured on taef2 photo latents, 30 steps: ~60% of the step-to-step latent
 change in the first half, ~5% in the last quarter, where the preview stalls). That is the shape
-of a real diffusion run's x0 sequence (DESIGN.md §1) without its hallucinated detail; the first
+of a real diffusion run's x0 sequence without its hallucinated detail; the first
 one or two steps change less than a real model's, which jumps from noise to a layout at once.
 It is a stand-in for tests, benchmarks and demos: inside ComfyUI the plan comes from the real
 model through the sampler callback.
@@ -284,7 +284,7 @@ def reencoded_photo_plan(
     photo, is encoded with ``encode`` (``IMAGE -> [N,C,h,w]``). A latent-space stand-in's early
     originals are Wiener blurs of the latent, which no encoder would make, and decode with the
     decoder's grid; these are encodings of real images, as a real model's predictions decode to
-    images (DESIGN §5 "Look" measured on such a trajectory). The final latent is the encoded
+    images (the look targets were measured on such a trajectory, ARCHITECTURE.md). The final latent is the encoded
     last original.
     """
     images = check_latent(photos, "photos", dims=4)
