@@ -19,6 +19,7 @@ import os
 
 import torch
 
+from ..painter.render.layers import layers_of
 from ..painter.render.strategies import DecoderView
 from ..painter.engine.plan import LatentFormat, is_plan_file
 from ..painter.engine.projection import factors_through_affine
@@ -160,12 +161,39 @@ def guider_model(guider):
 
 
 def decoder_view(vae) -> DecoderView:
-    """What the renderer can see of a VAE: the pack's own TAESD gives its layers; a ComfyUI VAE
-    its ``decode`` only, so every frame is decoded in full."""
+    """What the renderer can see of a VAE. The pack's own TAESD and ComfyUI's TAESD family (core
+    ``comfy.taesd.taesd.TAESD``, whatever its weights) give their decoder as layers, so
+    ``decode: auto`` decodes only what changed; any other VAE gives its ``decode`` only."""
     if isinstance(vae, TinyAutoencoder):  # the pack's own TAESD (tests, demo)
         return vae.decoder_view()
     model = getattr(vae, "first_stage_model", None)
-    return DecoderView(decode=vae.decode, name=type(model).__name__ if model is not None else type(vae).__name__)
+    name = type(model).__name__ if model is not None else type(vae).__name__
+    layers = _taesd_layers(vae, model)
+    if isinstance(layers, str):
+        return DecoderView(decode=vae.decode, name=name)
+    return DecoderView(decode=vae.decode, name=name, layers=layers)
+
+
+def _taesd_layers(vae, model):
+    """Core TAESD's decoder as layers: its ``nn.Sequential`` between what ``VAE.decode`` does before
+    it (the VAE's dtype and device, then ``TAESD.decode``'s ``(x - vae_shift) * vae_scale``) and after
+    it (``TAESD.decode``'s ``x.sub(0.5).mul(2)``, then ``VAE.process_output`` and ``movedim``), the same
+    operations in the same order (comfy/sd.py, comfy/taesd/taesd.py in 0.8.0); or why not."""
+    decoder = getattr(model, "taesd_decoder", None)
+    if not isinstance(decoder, torch.nn.Sequential) or not hasattr(model, "vae_scale"):
+        return "not a TAESD"
+    first = next(decoder.parameters())
+    channels = next(m for m in decoder.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
+
+    def before(latents):
+        x = latents.to(getattr(vae, "vae_dtype", first.dtype)).to(first.device)
+        return (x - model.vae_shift) * model.vae_scale
+
+    def after(x):
+        x = x.sub(0.5).mul(2).to(getattr(vae, "output_device", x.device)).float()
+        return vae.process_output(x).movedim(1, -1)
+
+    return layers_of(decoder, channels, before=before, after=after)
 
 
 # --- sampling: the core nodes' own functions and the capture patch --------------------------------

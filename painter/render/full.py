@@ -1,4 +1,5 @@
-"""The full strategy: every frame decoded whole, a chunk of frames per decoder call."""
+"""The full strategy: every frame decoded whole, a chunk of frames per decoder call, and the last frame
+alone, so the animation ends exactly on what a VAE Decode of the final latent shows."""
 
 from __future__ import annotations
 
@@ -11,18 +12,28 @@ from .strategies import Strategy
 
 def prepare_full(view, options, shape):
     def run(chunks, stats):
+        previous = None
         for chunk in chunks:
-            started = time.perf_counter()
-            # Contiguous chunks: CPU kernels pick algorithms by memory layout, and the last bits of a
-            # decode then depend on it; this way a frame decodes as its latent alone would.
-            with torch.no_grad():
-                images = view.decode(chunk.contiguous())
-            seconds = time.perf_counter() - started
-            stats.frames += chunk.shape[0]
-            stats.full_decodes += chunk.shape[0]
-            stats.seconds += seconds
-            stats.full_seconds += seconds
-            yield images
+            if previous is not None:
+                yield decoded(previous, stats)
+            previous = chunk
+        if previous is not None:
+            if previous.shape[0] > 1:
+                yield decoded(previous[:-1], stats)
+            yield decoded(previous[-1:], stats)
+
+    def decoded(latents, stats):
+        started = time.perf_counter()
+        # Contiguous chunks: CPU kernels pick algorithms by memory layout, so a frame decodes as its
+        # latent alone, in the same layout, would.
+        with torch.no_grad():
+            images = view.decode(latents.contiguous())
+        seconds = time.perf_counter() - started
+        stats.frames += latents.shape[0]
+        stats.full_decodes += latents.shape[0]
+        stats.seconds += seconds
+        stats.full_seconds += seconds
+        return images
 
     return run
 
