@@ -1,37 +1,35 @@
-"""Incremental decoding with ComfyUI's own VAEs, inside the real host (ARCHITECTURE.md "Targets").
+"""Incremental decoding with ComfyUI's own VAEs, inside the real host (ARCHITECTURE.md "Targets", render speed).
 
 Run with the ComfyUI host's Python (it imports ``comfy`` and ``nodes`` from the checkout):
 
-    COMFYUI_PATH=/work/comfyui LATENT_PAINTER_CKPT_CACHE=/work/ckpt_cache \\
-        /work/comfyui/.venv/bin/python benchmarks/bench_host_incremental.py [--quick] [--json out.json]
+    COMFYUI_PATH=/work/comfy/ComfyUI LATENT_PAINTER_CKPT_CACHE=/work/ckpt_cache \\
+        /work/comfy/ComfyUI/.venv/bin/python benchmarks/bench_host_incremental.py [--quick] [--only taesd|kl]
+        [--frames 1000] [--windows 4] [--window 32] [--render] [--json rows.json] [--plot host.png]
 
-Two VAEs, both built by ComfyUI 0.8.0 itself with seeded random weights (no download), both
-handed to the pack through ``nodes.host.decoder_view`` exactly as Decode Frames and Render do:
+The VAEs are built by ComfyUI 0.8.0 itself and reach the pack through ``nodes.host.decoder_view``, as
+Decode Frames and Render get them:
 
-- **SD1.5's KL-VAE** (``comfy.sd.VAE`` from AutoencoderKL weights: the ``first_stage_model.*`` of
-  the host tests' random checkpoint when LATENT_PAINTER_CKPT_CACHE holds it, else built alike).
-  Its mid-block attention and group norms see the whole latent, so the pack cannot split it:
-  ``decoder_view`` gives only its decode. Measured: ``decode: incremental`` as the nodes run it
-  (a VAE of unknown structure decodes every frame in full).
-- **Core TAESD** (``comfy.taesd.taesd.TAESD``), loaded by core ``VAELoader`` as ``taesd`` from
-  random ``taesd_encoder``/``taesd_decoder`` files written into a scratch ``vae_approx`` folder
-  (0.8.0 ships TAESD variants taesd, taesdxl, taesd3 and taef1, no weights; taef2 is not among them).
-  ``decoder_view`` gives its decode only too: its split (after the latent-resolution stage) missed
-  the bound between checks and was slower than full decodes (README).
+- **core TAESD with real weights**: the real taef2 pair (the pack's weights lookup; never shipped),
+  its keys prefixed ``taesd_encoder.`` / ``taesd_decoder.``, written to a scratch ``models/vae``
+  file and loaded by the core ``VAELoader`` as a user's file there would be: a 32-channel
+  ``comfy.taesd.taesd.TAESD``. Core TAESD has no group-norm branch, so taef2's is dropped and the
+  images differ from taef2's own; the trained convolutions, which decide how far a change spreads,
+  are the real ones.
+- **SD1.5's KL-VAE** (random weights: the ``first_stage_model.*`` of the host tests' random
+  checkpoint when LATENT_PAINTER_CKPT_CACHE holds it, else built alike).
 
-Frames: a stroke painting (disks of a seeded random final latent revealed one per frame, as in
-bench_render_memory). Each frame's reference is its own full decode (``vae.decode`` of that latent
-alone); the error is the whole-frame PSNR against it, over every frame; the time ratio is full
-decodes of every frame (one call per frame) over the incremental run, both in this process. Random
-weights make images without meaning: the numbers speak for the mechanism (what is cropped, what
-the checks catch), not for how a trained VAE looks.
+Painting: a photo's stand-in plan (painter/tools/standin.py), the photos encoded by the VAE's own
+encoder, painted with the default ``Strokes()`` to ``--frames`` frames. Each row decodes the whole
+painting as the nodes do (``decode: auto``; the KL-VAE also ``incremental``) and compares sampled runs
+of frames with their full decodes (benchmarks/incremental_runs.py). ``--render`` also times the
+Render node's whole run at 512 px both ways (``decode: full`` and ``auto``, MP4 into a scratch output
+folder), wall clock, in this process.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import tempfile
@@ -42,26 +40,42 @@ ROOT = Path(__file__).resolve().parents[1]
 HOST_TESTS = ROOT / "tests" / "host"
 CHECKPOINT = "latent_painter_test_sd15_seed1001.safetensors"
 SEED = 1001
-
-# (pixels, frames) per VAE: the KL-VAE decodes at ~10-60 s per 256 px frame on 2 shared CPU cores.
-SIZES = {"kl": (256, 8), "taesd": (512, 64)}
-QUICK = {"kl": (128, 3), "taesd": (256, 24)}
+TAESD_FILE = "taef2_as_core_taesd.safetensors"
+# (decoder, pixels): frames, and the decode modes measured
+SIZES = {("core TAESD (taef2 weights)", 512): 1000, ("core TAESD (taef2 weights)", 1024): 1000,
+         ("SD1.5 KL-VAE (random)", 256): 500, ("SD1.5 KL-VAE (random)", 512): 500}
+QUICK = {("core TAESD (taef2 weights)", 256): 400, ("SD1.5 KL-VAE (random)", 128): 12}
+TARGETS = {("core TAESD (taef2 weights)", 512): 3.0, ("core TAESD (taef2 weights)", 1024): 5.0,
+           ("SD1.5 KL-VAE (random)", 512): 2.0}
 
 
 def setup(scratch: str) -> None:
-    """Import paths: the ComfyUI checkout (CPU mode), the host-test tooling, and the pack as the
-    package ``latent_painter`` (a link in ``scratch``, as ComfyUI's custom_nodes would hold it)."""
+    """Import paths: the ComfyUI checkout (CPU mode), the host-test tooling, the benchmarks, and the
+    pack as the package ``latent_painter`` (a link in ``scratch``, as custom_nodes would hold it)."""
     comfy = os.environ.get("COMFYUI_PATH")
     if not comfy or not (Path(comfy) / "main.py").is_file():
         raise SystemExit("set COMFYUI_PATH to a ComfyUI checkout and run this with its Python")
-    sys.path.insert(0, str(Path(comfy).resolve()))
-    sys.path.insert(0, str(HOST_TESTS))
-    link = Path(scratch) / "latent_painter"
-    link.symlink_to(ROOT, target_is_directory=True)
+    sys.path[:0] = [str(Path(comfy).resolve()), str(HOST_TESTS), str(ROOT / "benchmarks")]
+    (Path(scratch) / "latent_painter").symlink_to(ROOT, target_is_directory=True)
     sys.path.insert(0, scratch)
     from comfy.cli_args import args
 
     args.cpu = True
+
+
+def core_taesd(folder: str):
+    """Core VAELoader's TAESD from the real taef2 pair written, keys prefixed, into ``folder`` (a
+    ``models/vae`` folder registered for this process)."""
+    import folder_paths
+    import nodes
+    from make_checkpoint import taesd_state_dict
+
+    from latent_painter.painter.tools.weights import find_weights
+
+    taesd_state_dict(find_weights(None, families=("taef2",)).folder, os.path.join(folder, TAESD_FILE))
+    folder_paths.add_model_folder_path("vae", folder, is_default=True)
+    (vae,) = nodes.VAELoader().load_vae(TAESD_FILE)
+    return vae
 
 
 def kl_vae():
@@ -77,117 +91,96 @@ def kl_vae():
         prefix = "first_stage_model."
         with safe_open(str(path), framework="pt") as f:
             sd = {key[len(prefix):]: f.get_tensor(key) for key in f.keys() if key.startswith(prefix)}
-        source = f"first_stage_model of {path.name}"
     else:
         sd = build_state_dict(SEED, "kl_vae")
-        source = f"random AutoencoderKL, seed {SEED}"
     vae = comfy.sd.VAE(sd=sd)
     vae.throw_exception_if_invalid()
-    return vae, source
+    return vae
 
 
-def core_taesd(folder: str):
-    """Core VAELoader's ``taesd`` from random weight files in a scratch vae_approx folder."""
+def painting(vae, pixels: int, frames: int):
+    from bench_incremental import stroke_painting
+
+    def encode(images):
+        return vae.encode(images).float()
+
+    return stroke_painting(encode, pixels, frames)
+
+
+def render_run(vae, latents, mode: str, out_dir: str) -> dict:
+    """The Render node's whole run, in process, into ``out_dir``: wall clock and what it reported."""
     import folder_paths
-    import nodes
-    from make_checkpoint import build_state_dict
-    from safetensors.torch import save_file
 
-    sd = build_state_dict(SEED, "taesd")
-    for part in ("encoder", "decoder"):
-        prefix = f"taesd_{part}."
-        save_file({k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)},
-                  os.path.join(folder, f"taesd_{part}.safetensors"))
-    folder_paths.add_model_folder_path("vae_approx", folder, is_default=True)
-    if "taesd" not in nodes.VAELoader.vae_list(nodes.VAELoader):
-        raise SystemExit("core VAELoader does not list 'taesd' after writing its files")
-    (vae,) = nodes.VAELoader().load_vae("taesd")
-    return vae, f"core VAELoader 'taesd' (comfy.taesd.taesd.TAESD), random weights seed {SEED}"
+    from latent_painter.nodes.render import LatentPainterRender
 
-
-def painting(pixels: int, frames: int):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_render_memory import LazyPainting
-
-    return LazyPainting(frames, pixels // 8, seed=3, channels=4).materialise()
-
-
-def measure(vae, name: str, source: str, latents, modes: tuple[str, ...]) -> list[dict]:
-    import torch
-    from latent_painter.nodes import host
-    from latent_painter.painter.render.decoding import decode_frames
-    from latent_painter.painter.render.spans import IncrementalOptions, IncrementalStats, psnr
-
-    view = host.decoder_view(vae)
-    options = IncrementalOptions()
+    folder_paths.set_output_directory(out_dir)
     started = time.perf_counter()
-    reference = torch.cat([vae.decode(latents[i : i + 1]).float() for i in range(latents.shape[0])])
-    full_seconds = time.perf_counter() - started
-    rows = []
-    for mode in modes:
-        stats = IncrementalStats()
-        started = time.perf_counter()
-        images = decode_frames(view, latents, 1, mode=mode, options=options, stats=stats)
-        seconds = time.perf_counter() - started
-        psnrs = [psnr(images[i], reference[i]) for i in range(latents.shape[0])]
-        rows.append({
-            "vae": name, "source": source, "staged": stats.strategy != "full", "pixels": int(latents.shape[-1]) * 8,
-            "frames": int(latents.shape[0]), "mode": mode, "bound_db": options.min_psnr,
-            "full_seconds": full_seconds, "incremental_seconds": seconds, "speedup": full_seconds / seconds,
-            "min_psnr": min(psnrs), "frames_below_bound": sum(p < options.min_psnr for p in psnrs),
-            "last_identical": bool(torch.equal(images[-1], reference[-1])),
-            "full_decodes": stats.full_decodes, "crop_decodes": stats.crop_decodes,
-            "crop_share": stats.crop_area / max(stats.frames, 1), "fallback": stats.fallback,
-            "summary": stats.summary(),
-        })
-        print(json.dumps(rows[-1]), flush=True)
-    return rows
-
-
-def db(value: float) -> str:
-    return "identical" if math.isinf(value) else f"{value:.1f}"
-
-
-def table(rows: list[dict]) -> list[str]:
-    lines = ["| VAE | split by the pack | px | frames | mode | full decodes s | incremental s | speed-up | min PSNR dB "
-             "(bound) | frames below bound | last frame identical | full / crop decodes | what it did |",
-             "|---|---|---:|---:|---|---:|---:|---:|---|---:|---|---|---|"]
-    for r in rows:
-        lines.append(
-            f"| {r['vae']} | {'yes' if r['staged'] else 'no (opaque)'} | {r['pixels']} | {r['frames']} | {r['mode']} | "
-            f"{r['full_seconds']:.1f} | {r['incremental_seconds']:.1f} | {r['speedup']:.2f}x | "
-            f"{db(r['min_psnr'])} ({r['bound_db']:g}) | {r['frames_below_bound']} | "
-            f"{'yes' if r['last_identical'] else 'NO'} | {r['full_decodes']} / {r['crop_decodes']} | "
-            f"{r['fallback'] or 'crops cover %.0f%% of a frame on average' % (100 * r['crop_share'])} |")
-    return lines
+    result = LatentPainterRender().render(
+        frames={"samples": latents}, vae=vae, filename_prefix=f"bench/{mode}", format="mp4", fps=50.0, quality=80,
+        hold_first=0, hold_last=24, pingpong=False, white_canvas=False, stroke_map_side_by_side=False, chunk_size=4,
+        decode=mode)
+    return {"mode": mode, "seconds": time.perf_counter() - started, "frames": result["result"][1],
+            "report": result["ui"]["text"][0]}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (the host test's run)")
-    parser.add_argument("--only", choices=("kl", "taesd"), default=None, help="measure one VAE")
+    parser.add_argument("--only", choices=("taesd", "kl"), default=None, help="measure one VAE")
+    parser.add_argument("--frames", type=int, default=0, help="frames of every painting (0: the table's)")
+    parser.add_argument("--windows", type=int, default=4, help="runs of frames decoded in full per row")
+    parser.add_argument("--window", type=int, default=32, help="frames per run")
+    parser.add_argument("--render", action="store_true", help="time the Render node's whole run at 512 px both ways")
     parser.add_argument("--json", default=None, help="write the rows here")
+    parser.add_argument("--plot", default=None, help="PNG of per-frame PSNR and speed (not committed)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else SIZES
+    windows, window = (2, 8) if args.quick else (args.windows, args.window)
     with tempfile.TemporaryDirectory() as scratch:
         setup(scratch)
         import torch
+        from incremental_runs import measure, plot, report
+
+        from latent_painter.nodes import host
+        from latent_painter.painter.render.spans import IncrementalOptions
+
         torch.set_grad_enabled(False)
-        rows = []
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}", flush=True)
+        vaes = {}
         if args.only in (None, "taesd"):
-            folder = os.path.join(scratch, "vae_approx")
-            os.makedirs(folder)
-            vae, source = core_taesd(folder)
-            rows += measure(vae, "core TAESD", source, painting(*sizes["taesd"]), ("incremental",))
+            os.makedirs(os.path.join(scratch, "vae"))
+            vaes["core TAESD (taef2 weights)"] = core_taesd(os.path.join(scratch, "vae"))
         if args.only in (None, "kl"):
-            vae, source = kl_vae()
-            rows += measure(vae, "SD1.5 KL-VAE", source, painting(*sizes["kl"]), ("incremental",))
-    print()
-    print("\n".join(table(rows)))
-    for r in rows:
-        print(f"- {r['vae']} {r['mode']}: {r['summary']}")
+            vaes["SD1.5 KL-VAE (random)"] = kl_vae()
+        rows, renders = [], []
+        for (label, pixels), frames in sizes.items():
+            if label not in vaes:
+                continue
+            vae = vaes[label]
+            latents = painting(vae, pixels, args.frames or frames)
+            modes = ("auto", "incremental") if label.startswith("SD1.5") else ("auto",)
+            for mode in modes:
+                row = measure(label, host.decoder_view(vae), vae.decode, latents, windows, window, mode=mode)
+                row["mode"] = mode
+                rows.append(row)
+            if args.render and pixels == 512:
+                renders += [{"vae": label, **render_run(vae, latents, mode, os.path.join(scratch, "out"))}
+                            for mode in ("full", "auto")]
+        options = IncrementalOptions()
+        lines = report(rows, options, TARGETS)
+        for run in renders:
+            print(f"Render node, {run['vae']}, 512 px, decode {run['mode']}: {run['seconds']:.0f} s for {run['frames']} "
+                  f"frames played; {run['report']}")
+        if args.plot:
+            plot(rows, args.plot, options, "ComfyUI's VAEs in the real host")
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+        Path(args.json).write_text(json.dumps({"table": lines, "renders": renders, "rows": [
+            {key: value for key, value in row.items() if key not in ("stats", "psnr", "positions")}
+            | {"strategy": row["stats"].strategy, "fallback": row["stats"].fallback,
+               "crop_decodes": row["stats"].crop_decodes, "full_decodes": row["stats"].full_decodes,
+               "failed_checks": row["stats"].failed_checks, "frames_below_bound": sum(s < options.min_psnr for s in row["psnr"]),
+               "bound_db": options.min_psnr}
+            for row in rows]}, indent=1, default=float))
     return 0
 
 

@@ -96,6 +96,7 @@ class ComfyHost:
         cache = os.environ.get("LATENT_PAINTER_CKPT_CACHE")
         self.checkpoints = Path(cache).resolve() if cache else self.scratch / "models" / "checkpoints"
         self.diffusion_models = self.scratch / "models" / "diffusion_models"
+        self.vaes = self.scratch / "models" / "vae"
         self.input_dir = self.scratch / "input"
         self.output_dir = self.scratch / "output"
         self.temp_dir = self.scratch / "temp"
@@ -110,7 +111,7 @@ class ComfyHost:
 
     # ---------------------------------------------------------------- setup / lifecycle
     def _layout(self) -> None:
-        for d in (self.custom_nodes, self.checkpoints, self.diffusion_models, self.input_dir,
+        for d in (self.custom_nodes, self.checkpoints, self.diffusion_models, self.vaes, self.input_dir,
                   self.output_dir, self.temp_dir, self.user_dir):
             d.mkdir(parents=True, exist_ok=True)
         link = self.custom_nodes / PACK_DIR_NAME
@@ -121,7 +122,8 @@ class ComfyHost:
             "latent_painter_tests:\n"
             f"    custom_nodes: {self.custom_nodes}\n"
             f"    checkpoints: {self.checkpoints}\n"
-            f"    diffusion_models: {self.diffusion_models}\n",
+            f"    diffusion_models: {self.diffusion_models}\n"
+            f"    vae: {self.vaes}\n",
             encoding="utf-8",
         )
 
@@ -213,6 +215,19 @@ class ComfyHost:
         target = self.diffusion_models / name
         if not target.exists():
             self._build(target, seed, family, timeout)
+        return name
+
+    def ensure_taesd_vae(self, taesd_folder: Path, name: str = "taef2_as_core_taesd.safetensors") -> str:
+        """Write (once) the real taef2 pair as one ``models/vae`` file with ``taesd_encoder.`` /
+        ``taesd_decoder.`` keys, which core VAELoader loads as a 32-channel TAESD; return its vae_name."""
+        target = self.vaes / name
+        if not target.exists():
+            res = subprocess.run([self.python, "-c", "import sys; from make_checkpoint import taesd_state_dict; "
+                                  "taesd_state_dict(sys.argv[1], sys.argv[2])", str(taesd_folder), str(target)],
+                                 cwd=MAKE_CHECKPOINT.parent, capture_output=True, text=True, timeout=300,
+                                 env={**os.environ, "COMFYUI_PATH": str(self.path)})
+            if res.returncode != 0 or not target.exists():
+                raise HostError(f"writing the TAESD vae file failed:\n{res.stdout}\n{res.stderr}")
         return name
 
     # ---------------------------------------------------------------- HTTP

@@ -209,6 +209,21 @@ def build_state_dict(seed: int, family: str = "sd15") -> dict[str, torch.Tensor]
     return sd
 
 
+def taesd_state_dict(folder, out_path: str) -> str:
+    """A ``models/vae`` file of a real TAESD pair (``taef2_encoder`` / ``taef2_decoder`` in ``folder``),
+    its keys prefixed ``taesd_encoder.`` / ``taesd_decoder.``: what core ``VAELoader`` builds its
+    ``comfy.taesd.taesd.TAESD`` from (comfy/sd.py), here a 32-channel one. Test fixture only: the
+    weights are read from where the pack's lookup finds them and never shipped."""
+    from safetensors.torch import save_file
+
+    state = {}
+    for part in ("encoder", "decoder"):
+        weights = torch.load(os.path.join(folder, f"taef2_{part}.pth"), map_location="cpu", weights_only=True)
+        state.update({f"taesd_{part}.{key}": value.contiguous() for key, value in weights.items()})
+    save_file(state, out_path)
+    return out_path
+
+
 def check(path: str) -> None:
     """Load through ComfyUI's loader and run a tiny sample + decode; raise on NaN/inf."""
     _comfy_cpu()
