@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from latent_painter.painter.render import regions as render_regions
+
 
 class Box(NamedTuple):
     """Rows y0:y1, columns x0:x1 (stop exclusive) of a map."""
@@ -72,46 +74,9 @@ class Box(NamedTuple):
 # --- boxes around changed positions ----------------------------------------------------------
 
 
-def _runs(flags: list[bool]) -> list[tuple[int, int]]:
-    runs, start = [], None
-    for index, flag in enumerate(flags + [False]):
-        if flag and start is None:
-            start = index
-        elif not flag and start is not None:
-            runs.append((start, index))
-            start = None
-    return runs
-
-
-def _merge(runs: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
-    merged: list[tuple[int, int]] = []
-    for start, stop in runs:
-        if merged and start - merged[-1][1] < gap:
-            merged[-1] = (merged[-1][0], stop)
-        else:
-            merged.append((start, stop))
-    return merged
-
-
 def changed_boxes(mask: Tensor, gap: int) -> list[Box]:
-    """Disjoint boxes covering the True positions of ``mask [h,w]``: an XY cut that splits wherever
-    an empty band of at least ``gap`` rows or columns runs across (as the pack's TAESD crops do),
-    so far-apart changes get a box each and near ones share one (each box pays its own context)."""
-    boxes, pending = [], [Box(0, mask.shape[0], 0, mask.shape[1])]
-    while pending:
-        box = pending.pop()
-        part = box.of(mask)
-        rows = _merge(_runs(part.any(dim=1).tolist()), gap)
-        cols = _merge(_runs(part.any(dim=0).tolist()), gap)
-        if not rows:
-            continue
-        if len(rows) == 1 and len(cols) == 1:
-            boxes.append(Box(box.y0 + rows[0][0], box.y0 + rows[0][1], box.x0 + cols[0][0], box.x0 + cols[0][1]))
-        elif len(rows) > 1:
-            pending.extend(Box(box.y0 + a, box.y0 + b, box.x0, box.x1) for a, b in rows)
-        else:
-            pending.extend(Box(box.y0, box.y1, box.x0 + a, box.x0 + b) for a, b in cols)
-    return boxes
+    """The renderer's boxes around changed positions (painter/render/regions.py), as :class:`Box`."""
+    return [Box(*box) for box in render_regions.changed_boxes(mask, gap)]
 
 
 def dilate(mask: Tensor, by: int) -> Tensor:
