@@ -58,3 +58,20 @@ def progress(monkeypatch):
     recorder = Progress()
     monkeypatch.setattr(host, "progress", recorder)
     return recorder
+
+
+_SECONDS: dict[str, list[float]] = {}
+
+
+def pytest_runtest_logreport(report):
+    part = "tests/host" if "tests/host/" in report.nodeid.replace("\\", "/") else "other tests"
+    seconds = _SECONDS.setdefault(part, [0, 0.0])
+    seconds[1] += report.duration
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        seconds[0] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How long each part of the suite took (README "What CI runs" quotes these lines)."""
+    for part, (count, seconds) in sorted(_SECONDS.items()):
+        terminalreporter.write_line(f"{part}: {count} tests, {seconds:.0f} s")

@@ -112,6 +112,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def demo_plan(vae, args):
+    """``(plan, canvas)``: the stand-in's plan of ``args.photo`` in ``vae``'s latent space and the
+    canvas ``args.canvas`` (None for the zero latent). The painting ends exactly on ``plan.final``."""
+    others = [name for name in PHOTOS if name != args.photo]
+    photos = load_photos([args.photo, *others], args.size)
+    latents = vae.encode(photos)
+    # the stand-in's prior is fitted on all bundled photos; its latent->RGB estimate on their decodes
+    latent_format = latent_format_from(latents, vae.decode(latents), name=vae.name)
+    plan = reencoded_photo_plan(photos, 0, vae.encode, steps=args.steps, latent_format=latent_format)
+    if args.canvas == "zero":
+        return plan, None
+    if args.canvas == "default":
+        return plan, default_canvas(plan.final, vae.encode, vae.decode)
+    return plan, make_canvas(args.canvas, plan.final, vae.encode, vae.decode)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.size < 64 or args.size % 8:
@@ -129,23 +145,12 @@ def main(argv=None) -> int:
         vae = find_or_download(args.taesd, progress=ProgressBar).load()
     except TaesdError as error:  # missing or damaged weights: one line that says what to do, no traceback
         raise SystemExit(f"latent-painter-demo: {error}") from None
-    others = [name for name in PHOTOS if name != args.photo]
-    photos = load_photos([args.photo, *others], args.size)
-    latents = vae.encode(photos)
-    # the stand-in's prior is fitted on all bundled photos; its latent->RGB estimate on their decodes
-    latent_format = latent_format_from(latents, vae.decode(latents), name=vae.name)
-    plan = reencoded_photo_plan(photos, 0, vae.encode, steps=args.steps, latent_format=latent_format)
+    plan, canvas = demo_plan(vae, args)
     if args.painter in STROKE_PRESETS:
         stages = (Strokes(radii=STROKE_PRESETS[args.painter]),)
     else:
         stages = (Action(args.painter),)
     options = PaintOptions(frames=args.frames, pacing="change", seed=args.seed)
-    if args.canvas == "zero":
-        canvas = None
-    elif args.canvas == "default":
-        canvas = default_canvas(plan.final, vae.encode, vae.decode)
-    else:
-        canvas = make_canvas(args.canvas, plan.final, vae.encode, vae.decode)
     painting = paint(plan, stages, options, canvas, progress=ProgressBar("painting"), decode=vae.decode)
     images = decode_frames(vae.decoder_view(), painting, chunk_size=16, white_canvas=args.white_canvas,
                            stroke_map=args.stroke_map, progress=ProgressBar("decoding"), mode="auto")

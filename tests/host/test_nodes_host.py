@@ -168,7 +168,7 @@ def test_bad_input_reaches_the_user_with_the_node_name(comfy, ksampler_run):
             "plan": ["2", 0], "painter": ["3", 0], "frames": 0, "pacing": "strokes", "cleanup_frames": 3, "seed": 0}},
         "6": {"class_type": "PreviewAny", "inputs": {"source": ["5", 2]}},
     }
-    with pytest.raises(HostError, match=r"Paint: .*allowed channels \[9\] are outside this 4-channel latent"):
+    with pytest.raises(HostError, match=r"Paint: stage 1 of the chain \(Strokes\): channels \[9\] are outside this 4-channel latent; use indices 0\.\.3"):
         comfy.queue(prompt)
     with pytest.raises(HostError, match=r"Load Plan: plan: no plan file"):
         comfy.queue({**prompt, "2": {"class_type": "LatentPainterLoadPlan", "inputs": {"plan": "nothing.safetensors"}}})
