@@ -372,33 +372,47 @@ def check_sd3(path: str) -> None:
     print(f"check ok: SD3 latent std {out.std().item():.3f}", flush=True)
 
 
+# What main() writes: a checkpoint, diffusion models, VAEs.
+FILE_FAMILIES = ("sd15", "sd3", "wan21", "kl_vae16", "flux2_vae", "wan21_vae", "wan21_vae_rgba")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", help="output .safetensors path")
     ap.add_argument("seed", type=int)
-    ap.add_argument("--family", choices=("sd15", "sd3"), default="sd15",
-                    help="sd15: full checkpoint (default); sd3: tiny SD3 diffusion model for UNETLoader")
+    ap.add_argument("--family", choices=FILE_FAMILIES, default="sd15",
+                    help="sd15: full checkpoint (default); sd3, wan21: tiny diffusion models for UNETLoader; "
+                         "kl_vae16, flux2_vae, wan21_vae, wan21_vae_rgba: VAEs for VAELoader")
     ap.add_argument("--check", action="store_true", help="load it through ComfyUI and sample once")
+    ap.add_argument("--also", nargs="*", default=[], metavar="OUT:FAMILY",
+                    help="more files written with the same seed in the same process (one ComfyUI import)")
     args = ap.parse_args(argv)
-
-    from safetensors.torch import save_file
-
-    t0 = time.time()
-    sd = build_state_dict(args.seed, args.family)
-    n = sum(t.numel() for t in sd.values())
-    tmp = args.out + ".part"
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    save_file(sd, tmp, metadata={"latent_painter_test_checkpoint": f"{args.family}-random",
-                                 "seed": str(args.seed)})
-    os.replace(tmp, args.out)  # never leave a half file under the final name
-    print(f"wrote {args.out}: {len(sd)} tensors, {n / 1e6:.0f}M params, "
-          f"{os.path.getsize(args.out) / 1e9:.2f} GB, {time.time() - t0:.1f} s", flush=True)
+    for item in args.also:
+        out, family = item.rsplit(":", 1)
+        if family not in FILE_FAMILIES:
+            raise SystemExit(f"--also {item}: unknown family {family!r}")
+        _write(out, args.seed, family)
+    _write(args.out, args.seed, args.family)
     if args.check:
-        del sd
         t1 = time.time()
         (check_sd3 if args.family == "sd3" else check)(args.out)
         print(f"check took {time.time() - t1:.1f} s", flush=True)
     return 0
+
+
+def _write(out: str, seed: int, family: str) -> None:
+    from safetensors.torch import save_file
+
+    t0 = time.time()
+    sd = build_state_dict(seed, family)
+    n = sum(t.numel() for t in sd.values())
+    tmp = out + ".part"
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    save_file(sd, tmp, metadata={"latent_painter_test_checkpoint": f"{family}-random",
+                                 "seed": str(seed)})
+    os.replace(tmp, out)  # never leave a half file under the final name
+    print(f"wrote {out}: {len(sd)} tensors, {n / 1e6:.0f}M params, "
+          f"{os.path.getsize(out) / 1e9:.2f} GB, {time.time() - t0:.1f} s", flush=True)
 
 
 if __name__ == "__main__":
