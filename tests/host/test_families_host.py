@@ -100,6 +100,7 @@ def _chain(head: dict, tag: str, scheduler: str = "simple", model=("model", 0), 
         "paint": {"class_type": "LatentPainterPaint", "inputs": {
             "plan": ["plan", 0], "painter": ["painter", 0], "frames": FRAMES, "pacing": "change", "cleanup_frames": 1,
             "seed": 0, "canvas": ["canvas", 0], "vae": vae}},
+        "canvas_out": _save_latent(["canvas", 0], f"{out}_canvas"),
         "frames_out": _save_latent(["paint", 0], f"{out}_frames"),
         "decoded": {"class_type": "LatentPainterDecodeFrames", "inputs": {
             "vae": vae, "frames": ["paint", 0], "chunk_size": 8, "white_canvas": True,
@@ -145,7 +146,14 @@ def _check_family(comfy, prompt: dict, shape: tuple, fmt: str, channels: int, im
     assert plan.steps == STEPS, text
     assert plan.final.numel() == captured[0].numel() and torch.equal(plan.final.float().reshape(captured[0].shape),
                                                                      captured[0].float()), text
-    assert (plan.latent_format.name, plan.latent_format.channels) == (fmt, channels), plan.latent_format
+    fmt_seen = plan.latent_format
+    assert (fmt_seen.name, fmt_seen.channels) == (fmt, channels), fmt_seen
+    assert fmt_seen.time_axis == (len(shape) == 5), fmt_seen  # put back on every LATENT the pack outputs
+    # ComfyUI 0.8.0 defines preview factors for all six formats (Wan21's on 5-D tensors, Flux.2's reshaped
+    # from 32 rows to 128): the plan carries one row per channel of the LATENT
+    assert fmt_seen.rgb_factors is not None and len(fmt_seen.rgb_factors) == channels, fmt_seen
+    canvas = _latent(comfy, history, "canvas_out")
+    assert canvas.shape == captured.shape, (canvas.shape, captured.shape)  # the shape the family's VAE decodes
 
     frames = _latent(comfy, history, "frames_out")
     assert frames.shape[1:] == captured.shape[1:], (frames.shape, captured.shape)  # the sampler's own shape
@@ -159,6 +167,7 @@ def _check_family(comfy, prompt: dict, shape: tuple, fmt: str, channels: int, im
     (final,) = _images(comfy, history, "final_decode_out")
     assert len(decoded) == len(core) == frames.shape[0], (len(decoded), len(core), frames.shape)
     assert all(image.shape[:2] == (SIZE, SIZE) for image in decoded + core)
+    assert all(image.shape[2] == 3 for image in decoded)  # an RGBA decode is composited onto the paper
     assert core[-1].shape == final.shape and final.shape[-1] == image_channels, (core[-1].shape, final.shape)
     # core VAE Decode of Paint's LATENT: its last image is the sampler's image (batched decode: up to one level)
     assert np.abs(core[-1].astype(int) - final.astype(int)).max() <= 1
