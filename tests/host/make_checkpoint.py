@@ -16,6 +16,15 @@ Families (``--family``):
   ``y_embedder`` a 768 pooled vector, exactly what SD1.5's CLIP (CLIPTextEncode with the sd15
   checkpoint's CLIP) produces, so no SD3 text encoder is needed. ``supported_models.SD3``
   matches on ``in_channels == 16`` alone.
+- ``wan21``: a Wan 2.1 text-to-video diffusion model (WAN21_CONFIG, ~0.9M parameters) that the
+  core ``UNETLoader`` detects as WAN21_T2V (latent format ``Wan21``: 16 channels, 3-D latents).
+- VAEs for the core ``VAELoader``: ``kl_vae16`` (SD's KL VAE with 16 latent channels),
+  ``flux2_vae`` (Flux.2's: 32 z channels, 2x2 patches batch-normed to 128 channels at 1/16),
+  ``wan21_vae`` / ``wan21_vae_rgba`` (a Wan 2.1 VAE of dim 8 decoding to RGB / RGBA).
+
+``tiny_model`` builds, inside a running host, the families detection only builds at full width
+(Qwen-Image, Flux.2, Chroma Radiance; TINY_MODELS), and ``tiny_conditioning`` gives text features of
+any width; ``latent_painter_test_nodes.py`` offers both as test-only nodes.
 
 The sd15 checkpoint:
 

@@ -7,22 +7,12 @@ Paint, Decode Frames, Render (animated WEBP) and core VAE Decode of Paint's LATE
 frame must be the sampler's latent bit for bit, in the sampler's own shape ([1,16,1,H,W] for the
 Wan21 format), and every decoder must take the LATENT the pack hands it.
 
-The models are tiny and random, built in the session, nothing downloaded (make_checkpoint.py):
-
-| family | model | latent (64 px) | VAE | text input |
-| --- | --- | --- | --- | --- |
-| SD1.5, 4 ch | checkpoint_a (CheckpointLoaderSimple) | [1,4,8,8] | its own KL VAE | its CLIP |
-| SD3, 16 ch | sd3_model (UNETLoader, detected) | [1,16,8,8] | random 16-ch KL VAE | checkpoint_a's CLIP (768) |
-| Wan 2.1, T=1 | wan21_model (UNETLoader, detected) | [1,16,1,8,8] | random Wan 2.1 VAE | N(0,1) 4096-wide features |
-| Qwen-Image | tiny, from its detected config | [1,16,1,8,8] | the Wan 2.1 VAE; RGBA variant | N(0,1) 256-wide |
-| Flux.2 | tiny, from its detected config | [1,128,4,4] | random Flux.2 KL VAE (bn, 1/16) | N(0,1) 256-wide |
-| Chroma Radiance | tiny, from its detected config | [1,3,64,64] | core VAELoader "pixel_space" | N(0,1) 256-wide |
-
-Qwen-Image, Flux.2 and Chroma Radiance cannot be tiny through detection (it fixes 24-48 heads of
-128 and Flux.2's one double block alone is ~1G parameters), so the test node
-LatentPainterTestTinyModel builds them from the config detection gives with 1-2 heads and one
-block, matched to their supported_models entry by ComfyUI itself. Text features come from the
-test node LatentPainterTestConditioning (no multi-GB text encoder).
+The models are tiny and random, built in the session, nothing downloaded (make_checkpoint.py; the
+table of families, models, VAEs and empty-latent nodes is in the README, "One host test per latent
+family"). Qwen-Image, Flux.2 and Chroma Radiance cannot be tiny through ComfyUI's detection (it fixes
+24-48 heads of 128), so the test node LatentPainterTestTinyModel builds them from the config detection
+gives with 1-2 heads and one block, matched to their supported_models entry by ComfyUI itself; text
+features come from the test node LatentPainterTestConditioning (no multi-GB text encoder).
 """
 
 from __future__ import annotations
