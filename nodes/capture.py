@@ -42,9 +42,13 @@ class CaptureWrapper:
 
     def __call__(self, executor, *args, **kwargs):
         latent_image, sigmas, callback, parts = host.outer_sample_inputs(args, kwargs)
-        if parts != 1 or getattr(latent_image, "is_nested", False) or latent_image.dim() not in (4, 5):
+        if parts != 1 or getattr(latent_image, "is_nested", False):
             self.store.skipped("it sampled a multi-part latent; Latent Painter paints image latents [B,C,H,W] "
                                "(or [B,C,1,H,W]) only")
+            return executor(*args, **kwargs)
+        if latent_image.dim() not in (4, 5):
+            self.store.skipped(f"it sampled a latent of shape {tuple(latent_image.shape)}, not an image; Latent "
+                               "Painter paints image latents [B,C,H,W] (or [B,C,1,H,W]) only")
             return executor(*args, **kwargs)
         try:  # a time axis of one is an image: recorded without it, given back on every painted latent
             start, time_axis = image_latents(latent_image)

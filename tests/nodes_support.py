@@ -261,3 +261,60 @@ class CoreVAE:
         samples = samples_in.to(self.vae_dtype).to(self.device)
         out = self.process_output(self.first_stage_model.decode(samples).to(self.output_device).float())
         return out.movedim(1, -1)
+
+
+# --- Flux.2 as ComfyUI hands it over (128 channels at 1/16) and pixel space (ChromaRadiance) --------
+
+
+def flux2_unpack(t):
+    """ComfyUI 0.8.0's ``Flux2.latent_rgb_factors_reshape`` (comfy/latent_formats.py), same operations."""
+    return t.reshape(t.shape[0], 32, 2, 2, t.shape[-2], t.shape[-1]).permute(0, 1, 4, 2, 5, 3).reshape(
+        t.shape[0], 32, t.shape[-2] * 2, t.shape[-1] * 2)
+
+
+class Flux2LikeFormat(FakeFormat):
+    """Like ComfyUI's ``Flux2``: 128 channels, identity process_in/out, 32 rows of factors used after
+    unpacking 2x2 (``latent_rgb_factors_reshape``)."""
+
+    latent_channels = 128
+    scale_factor = 1.0
+    shift_factor = None
+    latent_rgb_factors = torch.randn(32, 3, generator=torch.Generator().manual_seed(5)).mul(0.1).tolist()
+    latent_rgb_factors_bias = [-0.0329, -0.0718, -0.0851]
+    latent_rgb_factors_reshape = staticmethod(flux2_unpack)
+
+    def process_in(self, latent):
+        return latent
+
+    def process_out(self, latent):
+        return latent
+
+
+class PixelFormat(Flux2LikeFormat):
+    """Like ComfyUI's ``ChromaRadiance``: 3 channels, the identity as preview factors."""
+
+    latent_channels = 3
+    latent_rgb_factors = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    latent_rgb_factors_bias = None
+    latent_rgb_factors_reshape = None
+
+
+class ScaledVAE:
+    """A ComfyUI VAE of ``scale`` pixels per latent pixel (``spacial_compression_encode``): 16 for
+    Flux.2's, 1 for the pixel-space "VAE" (comfy.pixel_space_convert: images in -1..1 are the latent)."""
+
+    latent_dim = 2
+
+    def __init__(self, channels, scale):
+        self.channels, self.scale = channels, scale
+
+    def spacial_compression_encode(self):
+        return self.scale
+
+    def decode(self, samples):
+        rgb = ((samples[:, :3] + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1)
+        return rgb.repeat_interleave(self.scale, 1).repeat_interleave(self.scale, 2).contiguous()
+
+    def encode(self, pixels):
+        x = torch.nn.functional.avg_pool2d(pixels.movedim(-1, 1) * 2 - 1, self.scale)
+        return x.repeat(1, self.channels // 3 + 1, 1, 1)[:, : self.channels]

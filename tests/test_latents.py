@@ -109,3 +109,18 @@ def test_the_time_axis_survives_a_plan_file_and_old_files_load_without_it(tmp_pa
     assert load_plan(tmp_path / "old.safetensors").latent_format.time_axis is False
     with pytest.raises(ValueError, match="time_axis must be true or false"):
         LatentFormat.from_json({**old, "time_axis": "yes"})
+
+
+def test_the_renderer_paints_an_rgba_decoder_onto_the_paper():
+    from latent_painter.painter.render.decoding import decode_frames
+
+    def rgba(latents):  # [n,4,h,w] -> [n,2h,2w,4], the alpha from channel 3
+        return torch.sigmoid(latents).permute(0, 2, 3, 1).repeat_interleave(2, 1).repeat_interleave(2, 2)
+
+    latents = torch.randn(5, 4, 3, 4, generator=torch.Generator().manual_seed(3))
+    images = decode_frames(rgba, latents, 2)
+    raw = rgba(latents)
+    assert images.shape == (5, 6, 8, 3)
+    assert torch.allclose(images, raw[..., :3] * raw[..., 3:] + 1 - raw[..., 3:], atol=1e-6)
+    with pytest.raises(ValueError, match=r"expected one RGB or RGBA image per latent \[4,H,W,3 or 4\]"):
+        decode_frames(lambda x: rgba(x)[..., :2], latents, 5)

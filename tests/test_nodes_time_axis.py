@@ -197,3 +197,14 @@ def test_a_wan_video_of_two_latent_frames_is_refused_once_by_every_node(progress
     with pytest.raises(ValueError) as refused:  # the latent of another node: the record says the run was a video
         run("LatentPainterGetPlan", model=captured, latent={"samples": torch.zeros(1, 16, 1, 60, 104)})
     assert str(refused.value).startswith("Get Plan: model: no sampling has been recorded with this model (" + said)
+
+
+def test_capture_names_a_latent_that_is_no_image():
+    (captured,) = run("LatentPainterCapture", model=FakeModel(FORMAT))
+    audio = torch.zeros(1, 64, 100)  # an audio model's [B,C,L]
+    out = FakeGuider(captured, [(0, torch.randn(1, 64, 100))], torch.ones(1, 64, 100)).sample(
+        torch.zeros_like(audio), audio, "euler", SIGMAS[:2], callback=Previews())
+    assert torch.equal(out, torch.ones(1, 64, 100))
+    with pytest.raises(ValueError, match=r"^Get Plan: model: no sampling has been recorded with this model \(it "
+                                         r"sampled a latent of shape \(1, 64, 100\), not an image; "):
+        run("LatentPainterGetPlan", model=captured, latent={"samples": torch.zeros(1, 16, 8, 8)})

@@ -7,31 +7,10 @@ from __future__ import annotations
 
 import torch
 
-from nodes_support import FakeFormat, FakeModel, WanLikeFormat
+from nodes_support import FakeModel, Flux2LikeFormat, WanLikeFormat
 
 from latent_painter.nodes import host
 from latent_painter.painter.engine.projection import project_rgb
-
-
-def flux2_unpack(t):
-    """ComfyUI 0.8.0's ``Flux2.latent_rgb_factors_reshape`` (comfy/latent_formats.py), same operations."""
-    return t.reshape(t.shape[0], 32, 2, 2, t.shape[-2], t.shape[-1]).permute(0, 1, 4, 2, 5, 3).reshape(
-        t.shape[0], 32, t.shape[-2] * 2, t.shape[-1] * 2)
-
-
-class Flux2Like(FakeFormat):
-    latent_channels = 128
-    scale_factor = 1.0
-    shift_factor = None
-    latent_rgb_factors = torch.randn(32, 3, generator=torch.Generator().manual_seed(5)).mul(0.1).tolist()
-    latent_rgb_factors_bias = [-0.0329, -0.0718, -0.0851]
-    latent_rgb_factors_reshape = staticmethod(flux2_unpack)
-
-    def process_in(self, latent):
-        return latent
-
-    def process_out(self, latent):
-        return latent
 
 
 def comfy_preview(fmt, x0):
@@ -43,7 +22,7 @@ def comfy_preview(fmt, x0):
 
 
 def test_flux2_factors_are_the_mean_colour_of_each_unpacked_block():
-    fmt = Flux2Like()
+    fmt = Flux2LikeFormat()
     recorded = host.latent_format(FakeModel(fmt))
     assert recorded.channels == 128 and len(recorded.rgb_factors) == 128
     latents = torch.randn(2, 128, 6, 5, generator=torch.Generator().manual_seed(1))
