@@ -58,10 +58,10 @@ def _clip_text(ckpt: str) -> dict:
             "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["ckpt", 1]}}}
 
 
-def _ksampler(model: list, latent: list, seed: int = 7, scheduler: str = "simple", cls: str = "KSampler") -> dict:
-    return {"class_type": cls, "inputs": {
+def _ksampler(model: list, latent: list, seed: int = 7, scheduler: str = "simple", pos: str = "pos", neg: str = "neg") -> dict:
+    return {"class_type": "KSampler", "inputs": {
         "model": model, "seed": seed, "steps": STEPS, "cfg": 1.0, "sampler_name": "euler", "scheduler": scheduler,
-        "positive": ["pos", 0], "negative": ["neg", 0], "latent_image": latent, "denoise": 1.0}}
+        "positive": [pos, 0], "negative": [neg, 0], "latent_image": latent, "denoise": 1.0}}
 
 
 def _save_latent(source: list, prefix: str) -> dict:
@@ -257,3 +257,56 @@ def test_wan_video_of_two_latent_frames_is_refused_once_and_clearly(comfy, wan21
     assert f"({node_type}):" in message, message
     assert re.search(SHAPE_2_FRAMES, message), message
     assert re.search(r"\b2 latent frames\b", message), message
+
+
+def test_wan21_plans_saved_loaded_transitioned_and_rebuilt(comfy, wan21_model, family_vaes):
+    """Plans of [1,16,1,H,W] latents elsewhere in the pack: Save Plan / Load Plan, a Transition from a Wan
+    image to a Qwen-Image one (two models, one latent space) and Plan From Latents, each LATENT in the
+    sampler's own shape and ending on its sampler's latent bit for bit."""
+    painter = {"class_type": "LatentPainterAction", "inputs": {
+        "kind": "fade", "frames": 2, "channels": "", "motivation": 0.0, "block": 2.0, "fraction": 1.0, "schedules": 0}}
+    paint = {"painter": ["painter", 0], "frames": 0, "pacing": "strokes", "cleanup_frames": 1, "seed": 0}
+    prompt = {**_wan_head(wan21_model, family_vaes["wan21_vae"]), "painter": painter,
+              "qwen": {"class_type": "LatentPainterTestTinyModel", "inputs": {"family": "qwen_image", "seed": 11}},
+              **_conditioning("qwen_pos", 256, 1), **_conditioning("qwen_neg", 256, 2),
+              "qwen_empty": {"class_type": "EmptySD3LatentImage", "inputs": {"width": SIZE, "height": SIZE,
+                                                                             "batch_size": 1}}}
+    for tag, model, empty, pos, neg in (("wan", "model", "empty", "pos", "neg"),
+                                        ("qwen", "qwen", "qwen_empty", "qwen_pos", "qwen_neg")):
+        prompt[f"{tag}_capture"] = {"class_type": "LatentPainterCapture", "inputs": {"model": [model, 0]}}
+        prompt[f"{tag}_sampled"] = _ksampler([f"{tag}_capture", 0], [empty, 0], seed=21, pos=pos, neg=neg)
+        prompt[f"{tag}_out"] = _save_latent([f"{tag}_sampled", 0], f"lp_families/plans_{tag}")
+        prompt[f"{tag}_plan"] = {"class_type": "LatentPainterGetPlan", "inputs": {
+            "model": [f"{tag}_capture", 0], "latent": [f"{tag}_sampled", 0], "batch_index": 0}}
+    prompt.update({
+        "save_plan": {"class_type": "LatentPainterSavePlan", "inputs": {"plan": ["wan_plan", 0],
+                                                                       "filename_prefix": "lp_families/wan_saved"}},
+        "transition": {"class_type": "LatentPainterTransition", "inputs": {
+            "plan_a": ["wan_plan", 0], "plan_b": ["qwen_plan", 0], "painter": ["painter", 0], "depth": 0.5,
+            "guidance": 0.0, "guidance_steps": 12, "interpolation": "lerp", "pingpong": False, "resize": False,
+            "frames": 6, "pacing": "strokes", "cleanup_frames": 1, "seed": 0}},
+        "transition_out": _save_latent(["transition", 0], "lp_families/transition"),
+        "transition_decode": {"class_type": "VAEDecode", "inputs": {"samples": ["transition", 0], "vae": ["vae", 0]}},
+        "transition_images": {"class_type": "SaveImage", "inputs": {"images": ["transition_decode", 0],
+                                                                    "filename_prefix": "lp_families/transition"}},
+        "rebuilt": {"class_type": "LatentPainterPlanFromLatents", "inputs": {
+            "latents": ["transition", 0], "final": ["qwen_sampled", 0], "model": ["qwen", 0]}},
+        "rebuilt_paint": {"class_type": "LatentPainterPaint", "inputs": {"plan": ["rebuilt", 0], **paint}},
+        "rebuilt_out": _save_latent(["rebuilt_paint", 0], "lp_families/rebuilt"),
+    })
+    history = comfy.queue(prompt)
+    wan, qwen = _latent(comfy, history, "wan_out"), _latent(comfy, history, "qwen_out")
+    assert wan.shape == qwen.shape == (1, 16, 1, 8, 8)
+    for node in ("transition_out", "rebuilt_out"):
+        frames = _latent(comfy, history, node)
+        assert frames.shape[1:] == (16, 1, 8, 8) and torch.equal(frames[-1], qwen[0]), (node, frames.shape)
+    assert len(_images(comfy, history, "transition_images")) == _latent(comfy, history, "transition_out").shape[0]
+
+    name = history["outputs"]["save_plan"]["text"][0].split(" ", 2)[1]  # "lp_families/wan_saved_00001_.safetensors"
+    loaded = {"loaded": {"class_type": "LatentPainterLoadPlan", "inputs": {"plan": name + " [output]"}},
+              "painter": painter, "paint": {"class_type": "LatentPainterPaint", "inputs": {"plan": ["loaded", 0], **paint}},
+              "out": _save_latent(["paint", 0], "lp_families/loaded")}
+    frames = _latent(comfy, comfy.queue(loaded), "out")
+    assert frames.shape[1:] == (16, 1, 8, 8) and torch.equal(frames[-1], wan[0]), frames.shape
+    print(f"\nWan21 plans: Load Plan -> Paint {tuple(frames.shape)}, Transition and Plan From Latents end on "
+          "their sampler's latent bit for bit")
