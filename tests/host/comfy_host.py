@@ -230,7 +230,8 @@ class ComfyHost:
         ``flux2_vae``, ``wan21_vae``, ``wan21_vae_rgba``) into the ``vae`` folder; return each family's
         vae_name for core VAELoader."""
         names = {family: checkpoint_name(seed, family) for family in families}
-        missing = [(self.vaes / names[family], family) for family in families if not (self.vaes / names[family]).exists()]
+        missing = [(self.vaes / names[family], family) for family in families
+                   if not (self.vaes / names[family]).exists()]
         if missing:
             (target, family), *also = missing
             self._build(target, seed, family, timeout, also)

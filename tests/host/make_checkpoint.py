@@ -147,8 +147,8 @@ def _meta_modules_vaes(family: str):
 # num_heads = dim // 128, ffn from blocks.0.ffn.0, layers counted, in/out dims from patch_embedding and
 # head.head; text_dim is not read (the model's default, 4096: umT5-XXL's width). ~0.9M parameters.
 WAN21_CONFIG = {"model_type": "t2v", "patch_size": (1, 2, 2), "in_dim": 16, "dim": 128, "ffn_dim": 256, "freq_dim": 256,
-                "text_dim": 4096, "out_dim": 16, "num_heads": 1, "num_layers": 1, "qk_norm": True, "cross_attn_norm": True,
-                "eps": 1e-6}
+                "text_dim": 4096, "out_dim": 16, "num_heads": 1, "num_layers": 1, "qk_norm": True,
+                "cross_attn_norm": True, "eps": 1e-6}
 # Wan 2.1 VAE as comfy.sd.VAE reads it: dim from decoder.head.0.gamma, image channels from encoder.conv1
 # (4 = an RGBA VAE like Qwen-Image 2.1's); everything else is the branch's fixed config.
 WAN21_VAE_DIM = 8
@@ -299,7 +299,8 @@ def tiny_model(family: str, seed: int):
     import comfy.model_management as mm
     import comfy.model_patcher
 
-    unet_config = {key: (list(value) if isinstance(value, list) else value) for key, value in TINY_MODELS[family].items()}
+    unet_config = {key: list(value) if isinstance(value, list) else value
+                   for key, value in TINY_MODELS[family].items()}
     model_config = comfy.model_detection.model_config_from_unet_config(unet_config)
     if model_config is None:
         raise ValueError(f"no supported model matches the {family} config {unet_config}")

@@ -36,7 +36,8 @@ FPS = 8.0
 
 
 def _conditioning(node: str, width: int, seed: int) -> dict:
-    return {node: {"class_type": "LatentPainterTestConditioning", "inputs": {"width": width, "tokens": 8, "seed": seed}}}
+    return {node: {"class_type": "LatentPainterTestConditioning",
+                   "inputs": {"width": width, "tokens": 8, "seed": seed}}}
 
 
 def _tiny(family: str, width: int = 256) -> dict:
@@ -58,7 +59,8 @@ def _clip_text(ckpt: str) -> dict:
             "neg": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["ckpt", 1]}}}
 
 
-def _ksampler(model: list, latent: list, seed: int = 7, scheduler: str = "simple", pos: str = "pos", neg: str = "neg") -> dict:
+def _ksampler(model: list, latent: list, seed: int = 7, scheduler: str = "simple", pos: str = "pos",
+              neg: str = "neg") -> dict:
     return {"class_type": "KSampler", "inputs": {
         "model": model, "seed": seed, "steps": STEPS, "cfg": 1.0, "sampler_name": "euler", "scheduler": scheduler,
         "positive": [pos, 0], "negative": [neg, 0], "latent_image": latent, "denoise": 1.0}}
@@ -163,7 +165,7 @@ def _check_family(comfy, prompt: dict, shape: tuple, fmt: str, channels: int, im
     assert np.abs(core[-1].astype(int) - final.astype(int)).max() <= 1
     (webp,) = comfy.output_files({"outputs": {"render": history["outputs"]["render"]}})
     _, width, height, duration = webp_info(webp)
-    assert (width, height) == (SIZE, SIZE) and duration == round(1000 * frames.shape[0] / FPS), (width, height, duration)
+    assert (width, height, duration) == (SIZE, SIZE, round(1000 * frames.shape[0] / FPS)), (width, height, duration)
     print(f"{fmt}: Decode Frames {len(decoded)} images, Render {webp.name} {duration} ms, "
           f"core VAE Decode {len(core)} images of {core[-1].shape}")
     return history
@@ -189,11 +191,13 @@ def _wan_head(wan21_model, vae_name, length=1) -> dict:
 
 def test_wan21_single_frame(comfy, wan21_model, family_vaes):
     """Wan 2.1 with length 1 (the Wan template's EmptyHunyuanLatentVideo): an image, [1,16,1,8,8]."""
-    _check_family(comfy, _chain(_wan_head(wan21_model, family_vaes["wan21_vae"]), "wan21"), (1, 16, 1, 8, 8), "Wan21", 16)
+    prompt = _chain(_wan_head(wan21_model, family_vaes["wan21_vae"]), "wan21")
+    _check_family(comfy, prompt, (1, 16, 1, 8, 8), "Wan21", 16)
 
 
 def _qwen_head(vae_name) -> dict:
-    """Qwen-Image as its template wires it: EmptySD3LatentImage's 4-D latent, to which the sampler adds the time axis."""
+    """Qwen-Image as its template wires it: EmptySD3LatentImage's 4-D latent, to which the sampler adds the
+    time axis."""
     return {**_tiny("qwen_image"), **_vae(vae_name), **_empty("EmptySD3LatentImage")}
 
 
@@ -304,7 +308,8 @@ def test_wan21_plans_saved_loaded_transitioned_and_rebuilt(comfy, wan21_model, f
 
     name = history["outputs"]["save_plan"]["text"][0].split(" ", 2)[1]  # "lp_families/wan_saved_00001_.safetensors"
     loaded = {"loaded": {"class_type": "LatentPainterLoadPlan", "inputs": {"plan": name + " [output]"}},
-              "painter": painter, "paint": {"class_type": "LatentPainterPaint", "inputs": {"plan": ["loaded", 0], **paint}},
+              "painter": painter,
+              "paint": {"class_type": "LatentPainterPaint", "inputs": {"plan": ["loaded", 0], **paint}},
               "out": _save_latent(["paint", 0], "lp_families/loaded")}
     frames = _latent(comfy, comfy.queue(loaded), "out")
     assert frames.shape[1:] == (16, 1, 8, 8) and torch.equal(frames[-1], wan[0]), frames.shape
