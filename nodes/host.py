@@ -24,7 +24,7 @@ from ..painter.render.strategies import DecoderView
 from ..painter.engine.canvas import on_paper
 from ..painter.engine.latents import image_decoder, image_encoder
 from ..painter.engine.plan import LatentFormat, is_plan_file
-from ..painter.engine.projection import factors_through_affine
+from ..painter.engine.projection import factors_in_latent_space
 from ..painter.tools.taesd import TinyAutoencoder
 
 PLAN_SUFFIX = ".safetensors"
@@ -128,60 +128,26 @@ def format_time_axis(model) -> bool:
 
 
 def latent_space_rgb(fmt, channels: int):
-    """A ComfyUI latent format's preview factors as ``(factors [C][3], bias [3])`` on LATENT-space
-    latents ``[C,h,w]``, one colour per latent pixel; ``(None, None)`` when it has none or they cannot
-    be carried over.
-
-    - ``latent_rgb_factors_reshape`` (Flux.2: 128 channels -> 32 at twice the side) is probed with one
-      latent pixel per channel: a channel's factors are the mean colour it gives the block of pixels
-      its latent pixel becomes.
-    - ``process_in`` must be per-channel affine; it is read off probes of the format's own shape
-      (``[1,C,1,1]``, or ``[1,C,1,1,1]`` for ``latent_dimensions = 3``: Wan21/Wan22's mean and std
-      work on 5-D tensors only) and checked on a third.
-    """
+    """A ComfyUI latent format's preview factors (``latent_rgb_factors``, ``_bias``, ``_reshape``,
+    ``process_in``, ``latent_dimensions``) as ``(factors [C][3], bias [3])`` on LATENT-space latents,
+    one colour per latent pixel (painter/engine/projection.factors_in_latent_space); ``(None, None)``
+    when it has none or they cannot be carried over."""
     raw = getattr(fmt, "latent_rgb_factors", None)
     if raw is None or channels < 1:
         return None, None
     try:
-        factors = torch.tensor(raw, dtype=torch.float64)
-        raw_bias = getattr(fmt, "latent_rgb_factors_bias", None)
-        bias = torch.zeros(3, dtype=torch.float64) if raw_bias is None else torch.tensor(raw_bias, dtype=torch.float64)
-        reshape = getattr(fmt, "latent_rgb_factors_reshape", None)
-        if reshape is not None:
-            factors = _unpacked_factors(reshape, factors, channels)
-        if factors is None or factors.shape != (channels, 3) or bias.shape != (3,):
-            return None, None
-        shape = (1, channels) + (1,) * int(getattr(fmt, "latent_dimensions", 2))
-
-        def process_in(x):
-            return fmt.process_in(x.to(torch.float32)).to(torch.float64).reshape(channels)
-
-        offset = process_in(torch.zeros(shape, dtype=torch.float64))
-        gain = process_in(torch.ones(shape, dtype=torch.float64)) - offset
-        probe = torch.linspace(-2.0, 3.0, channels, dtype=torch.float64)
-        if not torch.allclose(process_in(probe.reshape(shape)), gain * probe + offset, rtol=1e-4, atol=1e-5):
-            return None, None
+        carried = factors_in_latent_space(raw, getattr(fmt, "latent_rgb_factors_bias", None), fmt.process_in, channels,
+                                          int(getattr(fmt, "latent_dimensions", 2)),
+                                          getattr(fmt, "latent_rgb_factors_reshape", None))
     except Exception:  # a format with a process_in or reshape we cannot probe: fitted to the VAE instead
         return None, None
-    latent_factors, latent_bias = factors_through_affine(factors, bias, gain, offset)
+    if carried is None:
+        return None, None
+    latent_factors, latent_bias = carried
     return (
         tuple(tuple(float(v) for v in row) for row in latent_factors.tolist()),
         tuple(float(v) for v in latent_bias.tolist()),
     )
-
-
-def _unpacked_factors(reshape, factors: torch.Tensor, channels: int):
-    """``[channels, 3]`` factors for a format whose preview first reshapes ``[B,channels,h,w]`` to
-    ``[B,K,s*h,s*w]`` (``factors`` is ``[K,3]``): each channel alone, on one latent pixel, through the
-    reshape; its factors are the mean colour of the ``s x s`` block it lands in. None when the reshape
-    is not such a rearrangement."""
-    ones = torch.eye(channels, dtype=torch.float64).reshape(channels, channels, 1, 1)
-    unpacked = reshape(ones)
-    if unpacked.dim() != 4 or unpacked.shape[:2] != (channels, factors.shape[0]):
-        return None
-    if not torch.equal(unpacked.abs().sum((1, 2, 3)), torch.ones(channels, dtype=torch.float64)):
-        return None  # not a rearrangement: a channel must land on exactly one place
-    return torch.einsum("ckij,kr->cr", unpacked, factors) / (unpacked.shape[2] * unpacked.shape[3])
 
 
 def latent_out(model, x0: torch.Tensor) -> torch.Tensor:

@@ -77,8 +77,26 @@ def test_a_pixel_space_plan_paints_on_the_pixel_grid(progress):
 def test_a_pixel_space_painting_beyond_the_budget_is_refused_before_painting(progress):
     final = torch.zeros(3, 1024, 1024)
     plan = make_plan(torch.stack([final, final]))
-    with pytest.raises(ValueError, match=r"^Paint: 700 frames of a 3x1024x1024 latent need 8\.2 GiB, more than 8 GiB; "
-                                         r"ask for fewer frames or a smaller latent$"):
-        run("LatentPainterPaint", plan=plan, painter=(Strokes(),), frames=700, pacing="strokes", cleanup_frames=4,
+    with pytest.raises(ValueError, match=r"^Paint: 400 frames of a 3x1024x1024 latent with their stroke maps need "
+                                         r"8\.6 GiB, more than 8 GiB; ask for fewer frames or a smaller latent$"):
+        run("LatentPainterPaint", plan=plan, painter=(Strokes(),), frames=400, pacing="strokes", cleanup_frames=4,
             seed=0)
     assert progress.reports == []  # refused before a stroke was painted
+
+
+def test_strokes_on_a_pixel_space_latent_are_placed_on_a_coarser_grid_where_the_gain_is():
+    from latent_painter.painter.engine.strokes import PLACEMENT_SIDE, placement_step
+
+    assert placement_step(PLACEMENT_SIDE, 128) == 1 and placement_step(1024, 1024) == 4  # 1024 px pixel space
+    side, spot = 600, (403, 141)  # a 600 px pixel-space image: a grid of 3 pixels
+    rows, cols = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    final = torch.zeros(3, side, side)
+    final[1][(rows - spot[0]) ** 2 + (cols - spot[1]) ** 2 <= 20**2] = 1.0  # one green disk to paint
+    plan = make_plan(final[None])
+    events = generate_events(plan.targets, torch.zeros_like(final), (Strokes(radii=(20,), size_scale=1.0),),
+                             PaintOptions())
+    first = events[0]
+    centre = (first.top + first.mask.shape[-2] // 2, first.left + first.mask.shape[-1] // 2)
+    assert first.channels.tolist() == [1]
+    assert abs(centre[0] - spot[0]) <= 3 and abs(centre[1] - spot[1]) <= 3, centre  # within one grid cell
+    assert torch.equal(paint(plan, (Strokes(),), PaintOptions(pacing="strokes", frames=12)).frames[-1], plan.final)
