@@ -249,6 +249,12 @@ def test_wan_video_of_two_latent_frames_is_refused_once_and_clearly(comfy, wan21
     else:
         prompt["capture"] = {"class_type": "LatentPainterCapture", "inputs": {"model": ["model", 0]}}
         prompt["captured"] = _ksampler(["capture", 0], ["empty", 0], seed=9)
+        prompt["plain"] = _ksampler(["model", 0], ["empty", 0], seed=9)
+        prompt["captured_out"] = _save_latent(["captured", 0], "lp_families/wan_video_captured")
+        prompt["plain_out"] = _save_latent(["plain", 0], "lp_families/wan_video_plain")
+        history = comfy.queue(prompt)  # a video sampled with the captured model is left as it was
+        captured = _latent(comfy, history, "captured_out")
+        assert captured.shape == (1, 16, 2, 8, 8) and torch.equal(captured, _latent(comfy, history, "plain_out"))
         prompt["plan"] = {"class_type": "LatentPainterGetPlan", "inputs": {"model": ["capture", 0],
                                                                           "latent": ["captured", 0], "batch_index": 0}}
         prompt["save_plan"] = {"class_type": "LatentPainterSavePlan",
