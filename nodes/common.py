@@ -89,8 +89,8 @@ def image_samples(latent, node, input_name: str):
                                            f"{tuple(samples.shape)}")
     # Floating point, not empty, no NaN/inf: what every painter function and VAE needs. Checked here
     # so a diverged sampler's NaNs are named at the node that received them, not decoded into black frames.
-    with reporting(node, input_name):
-        check_latent(samples, "the latent", dims=4)
+    with reporting(node, input_name):  # float32 as every node computes (the same tensor when it is already)
+        samples = check_latent(samples, "the latent", dims=4)
     return samples, time_axis
 
 
