@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..painter.engine.canvas import CANVAS_KINDS, make_canvas, parse_colour
 from . import host
-from .common import CATEGORY, PLAN, node_error, plan_input, reporting, vae_input
+from .common import CATEGORY, PLAN, latent_output, node_error, plan_input, reporting, vae_input
 
 
 class LatentPainterCanvas:
@@ -18,7 +18,7 @@ class LatentPainterCanvas:
     FUNCTION = "canvas"
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("canvas",)
-    OUTPUT_TOOLTIPS = ("The canvas latent [1,C,H,W] (the plan's size and channels); connect it to Paint's 'canvas'.",)
+    OUTPUT_TOOLTIPS = ("The canvas latent [1,C,H,W] (the plan's size and channels; [1,C,1,H,W] when the plan's latents have a time axis of one); connect it to Paint's 'canvas'.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -49,8 +49,9 @@ class LatentPainterCanvas:
             with reporting(node, "colour"):
                 rgb = parse_colour(colour)
         with reporting(node, "vae"):
-            latent = make_canvas(kind, plan.final, vae.encode, vae.decode, colour=rgb, scale=host.vae_scale(vae))
-        return ({"samples": latent[None]},)
+            latent = make_canvas(kind, plan.final, host.image_encode(vae), host.image_decode(vae), colour=rgb,
+                                 scale=host.vae_scale(vae))
+        return (latent_output(latent[None], plan.latent_format.time_axis),)
 
 
 NODES = (LatentPainterCanvas,)

@@ -12,8 +12,10 @@ and returns its plan.
 from __future__ import annotations
 
 import weakref
+from dataclasses import replace
 
 from ..painter.engine.limits import widget
+from ..painter.engine.latents import VideoLatentError, image_latents
 from ..painter.engine.capture import RunOrigin, RunStore, newest_continued, plan_of_run
 from . import host
 from .common import CATEGORY, PLAN, latent_samples, node_error, reporting
@@ -40,19 +42,27 @@ class CaptureWrapper:
 
     def __call__(self, executor, *args, **kwargs):
         latent_image, sigmas, callback, parts = host.outer_sample_inputs(args, kwargs)
-        if parts != 1 or getattr(latent_image, "is_nested", False) or latent_image.dim() != 4:
-            self.store.skipped("it sampled a video or multi-part latent; Latent Painter paints image latents "
-                               "[B,C,H,W] only")
+        if parts != 1 or getattr(latent_image, "is_nested", False):
+            self.store.skipped("it sampled a multi-part latent; Latent Painter paints image latents [B,C,H,W] "
+                               "(or [B,C,1,H,W]) only")
+            return executor(*args, **kwargs)
+        if latent_image.dim() not in (4, 5):
+            self.store.skipped(f"it sampled a latent of shape {tuple(latent_image.shape)}, not an image; Latent "
+                               "Painter paints image latents [B,C,H,W] (or [B,C,1,H,W]) only")
+            return executor(*args, **kwargs)
+        try:  # a time axis of one is an image: recorded without it, given back on every painted latent
+            start, time_axis = image_latents(latent_image)
+        except VideoLatentError as video:
+            self.store.skipped(str(video))  # sampled untouched; Get Plan says why there is no plan
             return executor(*args, **kwargs)
         model = host.sampled_model(executor)
-        latent_format = host.latent_format(model)
+        latent_format = replace(host.latent_format(model), time_axis=time_axis)
         session, node_id = host.executing_node()
-        previous = newest_continued(latent_image, [run for store in list(_STORES) for run in store.runs],
-                                    latent_format)
-        run = self.store.begin(latent_image, sigmas, latent_format, RunOrigin(session, node_id), previous)
+        previous = newest_continued(start, [run for store in list(_STORES) for run in store.runs], latent_format)
+        run = self.store.begin(start, sigmas, latent_format, RunOrigin(session, node_id), previous)
 
         def observed(step, x0, x, total_steps):
-            run.record(step, host.latent_out(model, x0))
+            run.record(step, image_latents(host.latent_out(model, x0))[0])
             if callback is not None:
                 return callback(step, x0, x, total_steps)
             return None
@@ -63,7 +73,7 @@ class CaptureWrapper:
         except BaseException:
             self.store.abandon(run)  # an error or Cancel mid-run leaves no half record
             raise
-        run.finish(output)
+        run.finish(image_latents(output)[0])
         return output
 
 

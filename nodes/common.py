@@ -14,6 +14,7 @@ from ..painter.engine import gain
 from ..painter.engine.limits import widget
 from ..painter.engine.pacing import PACINGS
 from ..painter.engine.paint import PaintOptions
+from ..painter.engine.latents import host_latents, image_latents
 from ..painter.engine.plan import Plan, check_latent
 from ..painter.engine.stages import is_stage
 from ..painter.render.spans import IncrementalOptions
@@ -62,32 +63,40 @@ def parse_channels(text: str, node) -> tuple[int, ...]:
 
 
 def first_item(latent, node, input_name: str):
-    """``latent["samples"][0]`` of a LATENT dict, refusing anything that is not an image latent batch."""
+    """``latent["samples"][0]`` of a LATENT dict as ``[C,H,W]``, refusing anything that is not an image latent batch."""
     samples = latent_samples(latent, node, input_name)
     return samples[0]
 
 
 def latent_samples(latent, node, input_name: str):
-    """The ``samples`` tensor of a LATENT dict; refuses nested and video (5-D) latents by name."""
+    """The ``samples`` of a LATENT dict as image latents ``[B,C,H,W]`` (see :func:`image_samples`)."""
+    return image_samples(latent, node, input_name)[0]
+
+
+def image_samples(latent, node, input_name: str):
+    """``(samples as [B,C,H,W], whether they came as [B,C,1,H,W])`` of a LATENT dict. A time axis of one
+    is an image (Qwen-Image and other Wan-VAE image models); nested latents and videos (T > 1) are
+    refused by name (painter/engine/latents.py)."""
     samples = latent.get("samples") if isinstance(latent, dict) else None
     if samples is None or not hasattr(samples, "dim"):
         raise node_error(node, input_name, "expected a LATENT (a dict with 'samples'); connect a latent output")
     if getattr(samples, "is_nested", False):
         raise node_error(node, input_name, "nested (multi-part) latents are not supported; use an image latent")
-    if samples.dim() == 5:
-        raise node_error(
-            node,
-            input_name,
-            f"this is a video latent {tuple(samples.shape)} [B,C,T,H,W]; Latent Painter paints image latents "
-            "[B,C,H,W] only, so use an image model and an image latent (e.g. Empty Latent Image)",
-        )
+    with reporting(node, input_name):
+        samples, time_axis = image_latents(samples)
     if samples.dim() != 4 or samples.shape[0] == 0:
-        raise node_error(node, input_name, f"expected image latents [B,C,H,W], got shape {tuple(samples.shape)}")
+        raise node_error(node, input_name, f"expected image latents [B,C,H,W] or [B,C,1,H,W], got shape "
+                                           f"{tuple(samples.shape)}")
     # Floating point, not empty, no NaN/inf: what every painter function and VAE needs. Checked here
     # so a diverged sampler's NaNs are named at the node that received them, not decoded into black frames.
-    with reporting(node, input_name):
-        check_latent(samples, "the latent", dims=4)
-    return samples
+    with reporting(node, input_name):  # float32 as every node computes (the same tensor when it is already)
+        samples = check_latent(samples, "the latent", dims=4)
+    return samples, time_axis
+
+
+def latent_output(latents, time_axis: bool) -> dict:
+    """A LATENT dict of painted latents ``[N,C,H,W]`` in the host's shape (``[N,C,1,H,W]`` with a time axis)."""
+    return {"samples": host_latents(latents, time_axis)}
 
 
 def field_default(cls, name: str):
@@ -146,7 +155,7 @@ def pacing_decoder(node, pacing: str, vae):
     """The decoder that change pacing calibrates with: ``vae.decode``, or ``None`` for a pacing
     that needs none. A pacing that decodes refuses to run blind (README "Pacing")."""
     if vae is not None:
-        return vae_input(vae, node, methods=("decode",)).decode
+        return host.image_decode(vae_input(vae, node, methods=("decode",)))
     if pacing in PACINGS and PACINGS[pacing].decodes:
         raise node_error(node, "vae", f"is not connected, and pacing '{pacing}' needs it: connect the VAE output of "
                                       "Load Checkpoint or Load VAE (the one you decode with), or set pacing to "

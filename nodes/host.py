@@ -21,8 +21,10 @@ import torch
 
 from ..painter.render.layers import layers_of
 from ..painter.render.strategies import DecoderView
+from ..painter.engine.canvas import on_paper
+from ..painter.engine.latents import image_decoder, image_encoder
 from ..painter.engine.plan import LatentFormat, is_plan_file
-from ..painter.engine.projection import factors_through_affine
+from ..painter.engine.projection import factors_in_latent_space
 from ..painter.tools.taesd import TinyAutoencoder
 
 PLAN_SUFFIX = ".safetensors"
@@ -96,15 +98,16 @@ def latent_format(model) -> LatentFormat:
     """The latent format of a ComfyUI MODEL (a ModelPatcher) as the painter records it.
 
     name, channels, scale and shift are ComfyUI's (class name, ``latent_channels``,
-    ``scale_factor``, ``shift_factor``). ComfyUI's ``latent_rgb_factors``/``_bias`` act on the
-    model's internal space (``process_in``); the plan lives in LATENT space, so the factors are
-    carried over through ``process_in``, which is per-channel affine for every image format.
-    Formats whose factors need a reshape (Flux.2) or whose ``process_in`` is not per-channel
-    affine get no factors (the painter then measures change in latent units).
+    ``scale_factor``, ``shift_factor``); ``time_axis`` is whether its latents carry one
+    (``latent_dimensions == 3``). ComfyUI's ``latent_rgb_factors``/``_bias`` act on the model's
+    internal space (``process_in``), after ``latent_rgb_factors_reshape`` where a format has one
+    (Flux.2's 2x2 unpacking); the plan lives in LATENT space, one RGB colour per latent pixel, so
+    the factors are carried over through both (:func:`latent_space_rgb`). A format whose factors
+    cannot be carried over gets none; the painter then fits them to the connected VAE.
     """
     fmt = model.get_model_object("latent_format")
     channels = int(getattr(fmt, "latent_channels", 0))
-    factors, bias = _latent_space_rgb(fmt, channels)
+    factors, bias = latent_space_rgb(fmt, channels)
     return LatentFormat(
         name=type(fmt).__name__,
         channels=channels,
@@ -112,33 +115,35 @@ def latent_format(model) -> LatentFormat:
         shift=float(getattr(fmt, "shift_factor", 0.0) or 0.0),
         rgb_factors=factors,
         rgb_bias=bias,
+        time_axis=format_time_axis(model),
     )
 
 
-def _latent_space_rgb(fmt, channels: int):
+def format_time_axis(model) -> bool:
+    """Whether a MODEL's latents carry a time axis (its latent format has 3 dimensions: ``Wan21``,
+    ``Wan22``, the video formats); False without a model."""
+    if model is None:
+        return False
+    return int(getattr(model.get_model_object("latent_format"), "latent_dimensions", 2)) == 3
+
+
+def latent_space_rgb(fmt, channels: int):
+    """A ComfyUI latent format's preview factors (``latent_rgb_factors``, ``_bias``, ``_reshape``,
+    ``process_in``, ``latent_dimensions``) as ``(factors [C][3], bias [3])`` on LATENT-space latents,
+    one colour per latent pixel (painter/engine/projection.factors_in_latent_space); ``(None, None)``
+    when it has none or they cannot be carried over."""
     raw = getattr(fmt, "latent_rgb_factors", None)
-    if raw is None or getattr(fmt, "latent_rgb_factors_reshape", None) is not None or channels < 1:
+    if raw is None or channels < 1:
         return None, None
     try:
-        factors = torch.tensor(raw, dtype=torch.float64)
-        raw_bias = getattr(fmt, "latent_rgb_factors_bias", None)
-        bias = torch.zeros(3, dtype=torch.float64) if raw_bias is None else torch.tensor(raw_bias, dtype=torch.float64)
-        if factors.shape != (channels, 3) or bias.shape != (3,):
-            return None, None
-        # process_in(x) = gain * x + offset per channel; read gain and offset off two probes and
-        # check the third, so a non-affine format never gets wrong factors.
-        def process_in(x):
-            return fmt.process_in(x.to(torch.float32)).to(torch.float64).reshape(channels)
-
-        shape = (1, channels, 1, 1)
-        offset = process_in(torch.zeros(shape, dtype=torch.float64))
-        gain = process_in(torch.ones(shape, dtype=torch.float64)) - offset
-        probe = torch.linspace(-2.0, 3.0, channels, dtype=torch.float64)
-        if not torch.allclose(process_in(probe.reshape(shape)), gain * probe + offset, rtol=1e-4, atol=1e-5):
-            return None, None
-    except Exception:  # a format with a process_in we cannot probe: measure change in latent units
+        carried = factors_in_latent_space(raw, getattr(fmt, "latent_rgb_factors_bias", None), fmt.process_in, channels,
+                                          int(getattr(fmt, "latent_dimensions", 2)),
+                                          getattr(fmt, "latent_rgb_factors_reshape", None))
+    except Exception:  # a format with a process_in or reshape we cannot probe: fitted to the VAE instead
         return None, None
-    latent_factors, latent_bias = factors_through_affine(factors, bias, gain, offset)
+    if carried is None:
+        return None, None
+    latent_factors, latent_bias = carried
     return (
         tuple(tuple(float(v) for v in row) for row in latent_factors.tolist()),
         tuple(float(v) for v in latent_bias.tolist()),
@@ -160,6 +165,23 @@ def guider_model(guider):
 # --- decoders ---------------------------------------------------------------------------------
 
 
+def vae_time_axis(vae) -> bool:
+    """Whether a VAE takes latents with a time axis (ComfyUI's ``VAE.latent_dim == 3``: the Wan VAE of
+    Qwen-Image and Wan, Cosmos, Hunyuan Video); such a VAE crashes on ``[B,C,H,W]``."""
+    return getattr(vae, "latent_dim", 2) == 3
+
+
+def image_decode(vae):
+    """``vae.decode`` for image latents ``[n,C,h,w]`` -> ``[n,H,W,3]``: handed to the VAE in the shape it
+    expects (a time axis of one for a video VAE), RGBA composited onto the paper (painter/engine/latents.py)."""
+    return image_decoder(vae.decode, vae_time_axis(vae))
+
+
+def image_encode(vae):
+    """``vae.encode`` for one image ``[1,H,W,3]`` -> ``[1,C,h,w]`` (a video VAE's one latent frame, squeezed)."""
+    return image_encoder(vae.encode)
+
+
 def decoder_view(vae) -> DecoderView:
     """What the renderer can see of a VAE. The pack's own TAESD and ComfyUI's TAESD family (core
     ``comfy.taesd.taesd.TAESD``, whatever its weights) give their decoder as layers, so
@@ -168,32 +190,48 @@ def decoder_view(vae) -> DecoderView:
         return vae.decoder_view()
     model = getattr(vae, "first_stage_model", None)
     name = type(model).__name__ if model is not None else type(vae).__name__
+    decode = image_decode(vae)
     layers = _taesd_layers(vae, model)
     if isinstance(layers, str):
-        return DecoderView(decode=vae.decode, name=name)
-    return DecoderView(decode=vae.decode, name=name, layers=layers)
+        return DecoderView(decode=decode, name=name)
+    return DecoderView(decode=decode, name=name, layers=layers)
 
 
 def _taesd_layers(vae, model):
     """Core TAESD's decoder as layers: its ``nn.Sequential`` between what ``VAE.decode`` does before
-    it (the VAE's dtype and device, then ``TAESD.decode``'s ``(x - vae_shift) * vae_scale``) and after
-    it (``TAESD.decode``'s ``x.sub(0.5).mul(2)``, then ``VAE.process_output`` and ``movedim``), the same
-    operations in the same order (comfy/sd.py, comfy/taesd/taesd.py in 0.8.0); or why not."""
+    it and after it, the same operations in the same order (comfy/sd.py, comfy/taesd/taesd.py in
+    0.8.0); or why not. Before: load the VAE through ComfyUI's model management as ``VAE.decode``
+    does (:func:`load_vae`; on a GPU the weights may be offloaded until then), then the VAE's dtype
+    and device and ``TAESD.decode``'s ``(x - vae_shift) * vae_scale``. After: ``TAESD.decode``'s
+    ``x.sub(0.5).mul(2)``, ``VAE.process_output``, ``movedim``, and RGBA onto the paper."""
     decoder = getattr(model, "taesd_decoder", None)
-    if not isinstance(decoder, torch.nn.Sequential) or not hasattr(model, "vae_scale"):
+    if not isinstance(decoder, torch.nn.Sequential) or not hasattr(model, "vae_scale") or vae_time_axis(vae):
         return "not a TAESD"
     first = next(decoder.parameters())
     channels = next(m for m in decoder.modules() if isinstance(m, torch.nn.Conv2d)).in_channels
 
     def before(latents):
-        x = latents.to(getattr(vae, "vae_dtype", first.dtype)).to(first.device)
+        load_vae(vae, latents.shape)
+        x = latents.to(getattr(vae, "vae_dtype", first.dtype)).to(getattr(vae, "device", first.device))
         return (x - model.vae_shift) * model.vae_scale
 
     def after(x):
         x = x.sub(0.5).mul(2).to(getattr(vae, "output_device", x.device)).float()
-        return vae.process_output(x).movedim(1, -1)
+        return on_paper(vae.process_output(x).movedim(1, -1))
 
     return layers_of(decoder, channels, before=before, after=after)
+
+
+def load_vae(vae, shape) -> None:
+    """What ``VAE.decode`` does before its decoder runs (comfy/sd.py, 0.8.0): load the VAE through
+    ComfyUI's model management with the memory a decode of ``shape`` needs, so its weights are on its
+    device (a VAE without a patcher, such as the pack's own TAESD, needs none)."""
+    patcher = getattr(vae, "patcher", None)
+    if patcher is None:
+        return
+    memory = vae.memory_used_decode(tuple(shape), vae.vae_dtype)
+    _host("comfy.model_management").load_models_gpu([patcher], memory_required=memory,
+                                                      force_full_load=getattr(vae, "disable_offload", False))
 
 
 # --- sampling: the core nodes' own functions and the capture patch --------------------------------
@@ -277,12 +315,6 @@ def executing_node() -> tuple[str | None, str | None]:
     if context is None:
         return None, None
     return context.prompt_id, context.node_id
-
-
-def samples_video(model) -> bool:
-    """Whether ``model`` samples video latents [B,C,T,H,W] (its latent format has 3 dimensions)."""
-    fmt = model.get_model_object("latent_format")
-    return int(getattr(fmt, "latent_dimensions", 2)) == 3
 
 
 # --- folders ----------------------------------------------------------------------------------

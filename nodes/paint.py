@@ -14,6 +14,7 @@ from .common import (
     STROKE_MAPS,
     STROKE_MAPS_TOOLTIP,
     first_item,
+    latent_output,
     paint_option_inputs,
     pacing_decoder,
     paint_options,
@@ -37,7 +38,7 @@ class LatentPainterPaint:
     RETURN_TYPES = ("LATENT", "MASK", "INT", STROKE_MAPS)
     RETURN_NAMES = ("frames", "stroke_map", "frame_count", "stroke_maps")
     OUTPUT_TOOLTIPS = (
-        "The painted frames [N,C,H,W] as one LATENT batch.",
+        "The painted frames [N,C,H,W] as one LATENT batch ([N,C,1,H,W] when the plan's latents have a time axis of one, as the Wan VAE decodes them).",
         "Where strokes have landed so far, per frame [N,H,W] at latent resolution: the cumulative stroke coverage "
         "divided by its largest value over all frames (0 = never painted, 1 = the most painted place). "
         "Feed it to Decode Frames for a white canvas or a grey side-by-side stroke map (stroke_maps gives colour).",
@@ -82,11 +83,13 @@ class LatentPainterPaint:
         if start is None and vae is not None:
             vae_input(vae, node)
             with reporting(node, "vae"):
-                start = default_canvas(plan.final, vae.encode, vae.decode, scale=host.vae_scale(vae))
+                start = default_canvas(plan.final, host.image_encode(vae), host.image_decode(vae),
+                                       scale=host.vae_scale(vae))
         report = host.progress(PROGRESS_STEPS)
         with reporting(node):
             painting = paint(plan, painter, options, start, progress=report, decode=decode)
-        return ({"samples": painting.frames}, coverage_mask(painting.coverage), len(painting), StrokeMaps.of(painting))
+        frames = latent_output(painting.frames, plan.latent_format.time_axis)
+        return (frames, coverage_mask(painting.coverage), len(painting), StrokeMaps.of(painting))
 
 
 NODES = (LatentPainterPaint,)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 
-from ..painter.engine.plan import load_plan, make_plan, plan_file_signature, save_plan
+from dataclasses import replace
+
+from ..painter.engine.plan import LatentFormat, load_plan, make_plan, plan_file_signature, save_plan
 from . import host
-from .common import CATEGORY, PLAN, latent_samples, node_error, plan_input, reporting
+from .common import CATEGORY, PLAN, image_samples, latent_samples, node_error, plan_input, reporting
 
 DEFAULT_PREFIX = "latent_painter/plan"
 
@@ -40,9 +42,12 @@ class LatentPainterPlanFromLatents:
 
     def build(self, latents, final=None, model=None):
         node = type(self)
-        originals = latent_samples(latents, node, "latents")
+        originals, time_axis = image_samples(latents, node, "latents")
         last = None if final is None else latent_samples(final, node, "final")[0]
-        latent_format = None if model is None else host.latent_format(model)
+        latent_format = LatentFormat() if model is None else host.latent_format(model)
+        # The host's shape comes back on every latent painted from the plan: a time axis of one when
+        # the latents came with one or the model's VAE takes one (its latent format has a time axis).
+        latent_format = replace(latent_format, time_axis=time_axis or latent_format.time_axis)
         with reporting(node):
             return (make_plan(originals, last, None, latent_format),)
 

@@ -23,13 +23,6 @@ NOT_SAMPLED = ("the sampling did not go through ComfyUI's guider (CFGGuider.samp
                "core sampler with Capture + Get Plan")
 
 
-def refuse_video_model(model, node, input_name: str = "latent_image") -> None:
-    """Refuse a video model before sampling: it would sample [B,C,T,H,W] latents, which are not painted."""
-    if host.samples_video(model):
-        raise node_error(node, input_name, "the model samples video latents [B,C,T,H,W]; Latent Painter paints "
-                                           "image latents [B,C,H,W] only, so use an image model")
-
-
 class LatentPainterSampler:
     DISPLAY_NAME = "Latent Painter Sampler"
     DESCRIPTION = (
@@ -57,7 +50,7 @@ class LatentPainterSampler:
                 "scheduler": (host.scheduler_names(), {"tooltip": "How noise is removed over the steps (as in KSampler)."}),
                 "positive": ("CONDITIONING", {"tooltip": "The conditioning describing what to include in the image."}),
                 "negative": ("CONDITIONING", {"tooltip": "The conditioning describing what to exclude from the image."}),
-                "latent_image": ("LATENT", {"tooltip": "The latent image to denoise (image latents only, no video)."}),
+                "latent_image": ("LATENT", {"tooltip": "The latent image to denoise: an image latent [B,C,H,W], or [B,C,1,H,W] (one latent frame, as Qwen-Image and Wan with length 1 use); videos of more latent frames are refused."}),
                 "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.01,
                                       "tooltip": "How much to denoise; lower keeps more of the input latent (image to image). Must be above 0 to record a plan."}),
             }
@@ -68,7 +61,6 @@ class LatentPainterSampler:
         latent_samples(latent_image, node, "latent_image")
         if not denoise > 0:
             raise node_error(node, "denoise", "is 0, so nothing is sampled and there is no plan; raise it above 0")
-        refuse_video_model(model, node)
         captured, recorder = capture(model, max_runs=1)
         out = host.core_ksampler(captured, seed, steps, cfg, sampler_name, scheduler, positive, negative,
                                  latent_image, denoise)
@@ -96,7 +88,7 @@ class LatentPainterSamplerCustom:
                 "guider": ("GUIDER", {"tooltip": "The guider (e.g. CFG Guider, Basic Guider) holding model and conditioning."}),
                 "sampler": ("SAMPLER", {"tooltip": "The sampler (e.g. KSampler Select)."}),
                 "sigmas": ("SIGMAS", {"tooltip": "The noise schedule (e.g. Basic Scheduler); recorded in the plan."}),
-                "latent_image": ("LATENT", {"tooltip": "The latent image to denoise (image latents only, no video)."}),
+                "latent_image": ("LATENT", {"tooltip": "The latent image to denoise: an image latent [B,C,H,W], or [B,C,1,H,W] (one latent frame, as Qwen-Image and Wan with length 1 use); videos of more latent frames are refused."}),
             }
         }
 
@@ -104,7 +96,6 @@ class LatentPainterSamplerCustom:
         node = type(self)
         latent_samples(latent_image, node, "latent_image")
         model = host.guider_model(guider)
-        refuse_video_model(model, node)
         captured, recorder = capture(model, max_runs=1)
         out = host.core_sampler_custom_advanced(noise, host.guider_with_model(guider, captured), sampler, sigmas,
                                                 latent_image)

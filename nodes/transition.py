@@ -18,6 +18,8 @@ from .common import (
     STROKE_MAPS_TOOLTIP,
     field_default,
     first_item,
+    image_samples,
+    latent_output,
     node_error,
     pacing_decoder,
     paint_option_inputs,
@@ -116,7 +118,9 @@ class LatentPainterTransition:
         with reporting(node):
             painting = transition(plans, stages, route, options, pingpong=bool(pingpong), progress=report,
                                   decode=decode)
-        return ({"samples": painting.frames}, coverage_mask(painting.coverage), len(painting), StrokeMaps.of(painting))
+        time_axis = any(plan.latent_format.time_axis for plan in plans)
+        return (latent_output(painting.frames, time_axis), coverage_mask(painting.coverage), len(painting),
+                StrokeMaps.of(painting))
 
 
 class LatentPainterInterpolate:
@@ -147,8 +151,8 @@ class LatentPainterInterpolate:
 
     def interpolate(self, latent_a, latent_b, frames, interpolation):
         node = type(self)
-        a = first_item(latent_a, node, "latent_a")
-        b = first_item(latent_b, node, "latent_b")
+        samples_a, time_axis = image_samples(latent_a, node, "latent_a")
+        a, b = samples_a[0], first_item(latent_b, node, "latent_b")
         if a.shape != b.shape:
             raise node_error(
                 node, "latent_b",
@@ -161,7 +165,7 @@ class LatentPainterInterpolate:
         with reporting(node, "frames"):
             checked("interpolated frames", int(frames))
             check_frame_budget(int(frames), tuple(a.shape))
-            return ({"samples": how(a, b, int(frames))},)
+            return (latent_output(how(a, b, int(frames)), time_axis),)
 
 
 NODES = (LatentPainterTransition, LatentPainterInterpolate)

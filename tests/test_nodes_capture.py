@@ -133,8 +133,8 @@ def test_multi_part_latents_are_sampled_untouched_and_not_recorded():
     out = wrapper(lambda *a, **k: guider.outer_sample(*a, **k), torch.zeros_like(latent), latent, "euler", SIGMAS,
                   None, previews, False, 0, latent_shapes=[(1, 4, 8, 8), (1, 4, 4, 4)])
     assert torch.equal(out, torch.ones(1, 4, 8, 8)) and len(previews.calls) == 4
-    with pytest.raises(ValueError, match=r"no sampling has been recorded with this model \(it sampled a video or "
-                                         r"multi-part latent; .*image latents \[B,C,H,W\] only\)"):
+    with pytest.raises(ValueError, match=r"no sampling has been recorded with this model \(it sampled a multi-part "
+                                         r"latent; .*image latents \[B,C,H,W\] \(or \[B,C,1,H,W\]\) only\)"):
         get_plan(captured, out)
 
 
@@ -159,7 +159,9 @@ def test_get_plan_errors():
     with pytest.raises(ValueError, match=r"^Get Plan: batch_index: 2 is outside the batch of 2 \(0\.\.1\); pick an "
                                          r"image of the batch"):
         get_plan(captured, result, batch_index=2)
-    with pytest.raises(ValueError, match=r"^Get Plan: latent: this is a video latent"):
+    with pytest.raises(ValueError, match=r"^Get Plan: latent: this is a video latent of shape \(1, 4, 2, 8, 8\) "
+                                         r"\[B,C,T,H,W\] with 2 latent frames; Latent Painter paints single-frame "
+                                         r"latents only"):
         get_plan(captured, torch.zeros(1, 4, 2, 8, 8))
     with pytest.raises(ValueError, match=r"^Capture: model: is not a MODEL"):
         run("LatentPainterCapture", model="not a model")
@@ -221,17 +223,11 @@ def test_samplers_refuse_what_gives_no_plan(monkeypatch):
     monkeypatch.setattr(host, "core_ksampler", lambda *a: pytest.fail("sampled what gives no plan"))
     inputs = dict(seed=0, steps=1, cfg=1.0, sampler_name="euler", scheduler="normal", positive=[], negative=[])
     model = FakeModel(FORMAT)
-    with pytest.raises(ValueError, match=r"^Latent Painter Sampler: latent_image: this is a video latent"):
+    with pytest.raises(ValueError, match=r"^Latent Painter Sampler: latent_image: this is a video latent of shape "
+                                         r"\(1, 16, 3, 8, 8\) \[B,C,T,H,W\] with 3 latent frames"):
         run("LatentPainterSampler", model=model, latent_image={"samples": torch.zeros(1, 16, 3, 8, 8)}, **inputs)
     with pytest.raises(ValueError, match=r"^Latent Painter Sampler: denoise: is 0, .*raise it above 0"):
         run("LatentPainterSampler", model=model, latent_image={"samples": torch.zeros(1, 4, 8, 8)}, denoise=0.0,
-            **inputs)
-
-    class VideoFormat(FakeFormat):
-        latent_dimensions = 3
-
-    with pytest.raises(ValueError, match=r"^Latent Painter Sampler: latent_image: the model samples video latents"):
-        run("LatentPainterSampler", model=FakeModel(VideoFormat()), latent_image={"samples": torch.zeros(1, 4, 8, 8)},
             **inputs)
 
     def never_calls_back(model_in, *args):

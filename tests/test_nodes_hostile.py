@@ -284,7 +284,7 @@ class TinyVAE:
 def test_decode_frames(frames, chunk_size, white_canvas, side_by_side, stroke_map):
     if isinstance(stroke_map, str) and isinstance(frames, dict) and isinstance(frames.get("samples"), torch.Tensor):
         samples = frames["samples"]
-        stroke_map = torch.rand(samples.shape[0], *samples.shape[2:]) if samples.dim() == 4 else None
+        stroke_map = torch.rand(samples.shape[0], *samples.shape[-2:]) if samples.dim() in (4, 5) else None
     elif isinstance(stroke_map, str):
         stroke_map = None
     result = ends_as_designed("LatentPainterDecodeFrames", lambda: results(
@@ -294,6 +294,8 @@ def test_decode_frames(frames, chunk_size, white_canvas, side_by_side, stroke_ma
         return
     (images,) = result
     samples = frames["samples"]
+    if samples.dim() == 5:  # [B,C,1,H,W] is an image latent (a time axis of one)
+        samples = samples[:, :, 0]
     n, _, h, w = samples.shape
     assert images.shape == (n, 8 * h, 8 * w * (2 if side_by_side else 1), 3)
     assert well_formed(images) and float(images.min()) >= 0 and float(images.max()) <= 1

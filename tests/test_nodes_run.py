@@ -265,8 +265,8 @@ def test_paint_calibrates_change_pacing_with_a_connected_vae(progress, taesd_fol
 
 
 def test_latent_format_without_usable_rgb_factors():
-    class Packed(FakeFormat):
-        latent_rgb_factors_reshape = staticmethod(lambda x: x)
+    class Mixed(FakeFormat):  # a "reshape" that mixes channels is no rearrangement
+        latent_rgb_factors_reshape = staticmethod(lambda x: x + x.roll(1, dims=1))
 
     class NotAffine(FakeFormat):
         def process_in(self, latent):
@@ -275,7 +275,7 @@ def test_latent_format_without_usable_rgb_factors():
     class NoFactors(FakeFormat):
         latent_rgb_factors = None
 
-    for fmt in (Packed(), NotAffine(), NoFactors()):
+    for fmt in (Mixed(), NotAffine(), NoFactors()):
         recorded = host.latent_format(FakeModel(fmt))
         assert recorded.rgb_factors is None and recorded.rgb_bias is None and recorded.channels == 4
 

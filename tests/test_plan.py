@@ -115,7 +115,7 @@ def test_failed_save_leaves_no_file(tmp_path, monkeypatch):
     [
         (torch.zeros(0, 4, 8, 8), None, "empty"),
         (torch.zeros(4, 8, 8), None, "4 dimensions"),
-        (torch.zeros(2, 4, 3, 8, 8), None, "video latents"),
+        (torch.zeros(2, 4, 3, 8, 8), None, r"4 dimensions, got shape \(2, 4, 3, 8, 8\)"),
         (torch.full((2, 4, 8, 8), float("nan")), None, "NaN"),
         (torch.zeros(2, 4, 8, 8, dtype=torch.int64), None, "floating-point"),
         (torch.zeros(2, 4, 8, 8), torch.zeros(4, 8, 9), "same run"),

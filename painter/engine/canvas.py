@@ -49,6 +49,18 @@ def parse_colour(text) -> tuple[float, float, float]:
     return tuple(int(digits[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
 
 
+def on_paper(images):
+    """Decoded images ``[..., 3]`` as they are; RGBA ``[..., 4]`` composited onto white paper (the colour
+    never-painted paper shows): ``rgb * alpha + (1 - alpha)``, alpha clamped to 0..1. VAEs that decode to
+    RGBA (Qwen-Image 2.1's and its TAESD) then paint and render like any other. Anything else, and
+    what is not a tensor, passes unchanged for the caller's own check to name."""
+    if not isinstance(images, torch.Tensor) or images.dim() < 1 or images.shape[-1] != 4:
+        return images
+    rgb, alpha = images[..., :3], images[..., 3:].clamp(0.0, 1.0)
+    paper = torch.tensor(PAPER_WHITE, dtype=images.dtype, device=images.device)
+    return rgb * alpha + paper * (1 - alpha)
+
+
 def mean_colour(decode: Decoder, final: torch.Tensor) -> tuple[float, float, float]:
     """The mean RGB of ``final`` [C,h,w] decoded: the colour of the finished image as a whole."""
     final = check_latent(final, "final latent", dims=3)
@@ -92,7 +104,7 @@ def flat_canvas(
         raise ValueError(
             f"the VAE encodes a {height * scale}x{width * scale} image to latents of shape "
             f"{tuple(latent.shape)}, but the plan's latents are [1,{channels},{height},{width}]; connect the VAE of "
-            "the model that made the plan (same latent channels and scale; video VAEs are not supported)"
+            "the model that made the plan (same latent channels and scale)"
         )
     latent = latent[0].to(device=device, dtype=torch.float32)
     return check_latent(latent, "encoded canvas", dims=3)
@@ -159,5 +171,6 @@ __all__ = [
     "flat_canvas",
     "make_canvas",
     "mean_colour",
+    "on_paper",
     "parse_colour",
 ]

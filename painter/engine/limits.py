@@ -91,7 +91,8 @@ LIMITS: dict[str, Limit] = {
 }
 
 BUDGETS: dict[str, int] = {
-    # float32 frames of one painting (20,000 frames of a 128-channel 32x32 latent are 10 GiB)
+    # float32 frames of one painting with their stroke maps (20,000 frames of a 128-channel 32x32
+    # latent are 10 GiB; 372 frames of a 1024 px pixel-space latent, 3x1024x1024, are 8 GiB)
     "painted frames": 8 * GIB,
     # a plan file's tensors as float32 (a 1,000-step plan of a 128-channel 256x256 latent is 32 GiB)
     "plan": 32 * GIB,

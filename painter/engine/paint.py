@@ -159,6 +159,8 @@ def paint_targets(
     if rgb is not None:
         rgb = rgb.to(device=targets.device, dtype=torch.float32)
     pacing = pacing_method(options.pacing)
+    if options.frames:  # refused before any painting: a pixel-space latent is 64x an 8x VAE's in area
+        check_frame_budget(options.frames, tuple(canvas.shape))
     decodes = pacing.decodes and decode is not None
     if decodes and rgb is None:
         # No preview factors for this latent format: fit them to the connected decoder, so

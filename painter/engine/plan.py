@@ -37,7 +37,10 @@ class LatentFormat:
 
     Two plans can share a canvas only when their formats agree on name, channels,
     scale and shift. ``rgb_factors`` ([C][3]) is an optional linear latent->RGB
-    projection, used to estimate how visible a change is.
+    projection, used to estimate how visible a change is. ``time_axis``: the host's
+    latents carry a time axis of one (``[B,C,1,H,W]``, the Wan VAE's images); the plan
+    holds them without it, and every latent painted from it gets it back
+    (:mod:`.latents`). Plan files written before it existed load as ``False``.
     """
 
     name: str = "unknown"
@@ -46,6 +49,7 @@ class LatentFormat:
     shift: float = 0.0
     rgb_factors: tuple[tuple[float, float, float], ...] | None = None
     rgb_bias: tuple[float, float, float] | None = None
+    time_axis: bool = False
 
     def describe(self) -> str:
         return f"{self.name} ({self.channels} channels, scale {self.scale:g}, shift {self.shift:g})"
@@ -79,6 +83,9 @@ class LatentFormat:
             raise PlanError(f"latent format: channels must be {LIMITS['latent channels'].describe()}, got {channels!r}")
         factors = data.get("rgb_factors")
         bias = data.get("rgb_bias")
+        time_axis = data.get("time_axis", False)
+        if not isinstance(time_axis, bool):
+            raise PlanError(f"latent format: time_axis must be true or false, got {str(time_axis)[:20]}")
         return cls(
             name=name,
             channels=channels,
@@ -86,6 +93,7 @@ class LatentFormat:
             shift=_finite(data.get("shift", 0.0), "shift"),
             rgb_factors=None if factors is None else tuple(_rgb(row, "rgb_factors row") for row in _list(factors, "rgb_factors")),
             rgb_bias=None if bias is None else _rgb(bias, "rgb_bias"),
+            time_axis=time_axis,
         )
 
 
@@ -163,10 +171,7 @@ def check_latent(tensor, name: str, *, dims: int) -> torch.Tensor:
     if not isinstance(tensor, torch.Tensor):
         raise PlanError(f"{name} must be a tensor, got {type(tensor).__name__}")
     if tensor.dim() != dims:
-        raise PlanError(
-            f"{name} must have {dims} dimensions, got shape {tuple(tensor.shape)}"
-            + (" (video latents [B,C,T,H,W] are not supported; use image latents)" if tensor.dim() == 5 else "")
-        )
+        raise PlanError(f"{name} must have {dims} dimensions, got shape {tuple(tensor.shape)}")
     if tensor.numel() == 0:
         raise PlanError(f"{name} is empty (shape {tuple(tensor.shape)}); give it at least one element")
     if not (tensor.is_floating_point() or tensor.is_complex()):

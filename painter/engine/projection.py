@@ -109,7 +109,8 @@ def fit_rgb_to_decoder(latents: torch.Tensor, decode, count: int = DECODER_FIT_L
     """Latent->RGB ``factors [C,3]`` fitted against ``decode`` on ``count`` of ``latents``
     ``[N,C,h,w]`` spread from first to last (e.g. a canvas and a plan's targets, blurry to sharp).
 
-    For latent formats that carry no preview factors (FLUX.2, plans built from bare latents):
+    For plans that carry no preview factors (plans built from bare latents, formats whose factors
+    cannot be carried over):
     with a VAE at hand the change estimate then sees colour as this VAE shows it. None when the
     decoder's images do not line up with the latents (a decoder this fit cannot read).
     """
@@ -141,8 +142,8 @@ def principal_projection(latent: torch.Tensor, components: int = 3) -> torch.Ten
     return directions[:, : min(components, latent.shape[0])].to(latent.device, torch.float32).contiguous()
 
 
-__all__ = ["explained_variance", "fit_rgb_factors", "fit_rgb_to_decoder", "pool_to_latent", "principal_projection",
-           "project_rgb"]
+__all__ = ["explained_variance", "factors_in_latent_space", "factors_through_affine", "fit_rgb_factors",
+           "fit_rgb_to_decoder", "pool_to_latent", "principal_projection", "project_rgb"]
 
 
 def factors_through_affine(factors, bias, gain: torch.Tensor, offset: torch.Tensor):
@@ -153,3 +154,40 @@ def factors_through_affine(factors, bias, gain: torch.Tensor, offset: torch.Tens
     bias = torch.zeros(3, dtype=torch.float64) if bias is None else torch.as_tensor(bias, dtype=torch.float64)
     gain, offset = gain.to(torch.float64), offset.to(torch.float64)
     return gain[:, None] * factors, offset @ factors + bias
+
+
+def factors_in_latent_space(factors, bias, process_in, channels: int, dims: int = 2, reshape=None):
+    """``(factors [C,3], bias [3])`` in float64 that act on LATENT-space latents, one colour per latent
+    pixel, when a host's preview ``factors``/``bias`` act on ``process_in(latents)`` (ComfyUI's model
+    space), after ``reshape`` where given; None when they cannot be carried over.
+
+    - ``reshape`` (Flux.2's ``latent_rgb_factors_reshape``: 128 channels -> 32 at twice the side) is
+      probed with one latent pixel per channel: a channel's factors are the mean colour it gives the
+      block of pixels its latent pixel becomes; a reshape that is no rearrangement is refused.
+    - ``process_in`` must be per-channel affine; it is read off probes of the format's own shape
+      (``[1,C,1,1]``, or ``[1,C,1,1,1]`` for ``dims = 3``: Wan21/Wan22's mean and std work on 5-D
+      tensors only) and checked on a third, so a format that is not gets no factors.
+    """
+    factors = torch.as_tensor(factors, dtype=torch.float64)
+    bias = torch.zeros(3, dtype=torch.float64) if bias is None else torch.as_tensor(bias, dtype=torch.float64)
+    if reshape is not None:
+        ones = torch.eye(channels, dtype=torch.float64).reshape(channels, channels, 1, 1)
+        unpacked = reshape(ones)
+        if unpacked.dim() != 4 or unpacked.shape[:2] != (channels, factors.shape[0]):
+            return None
+        if not torch.equal(unpacked.abs().sum((1, 2, 3)), torch.ones(channels, dtype=torch.float64)):
+            return None  # not a rearrangement: each channel must land on exactly one place
+        factors = torch.einsum("ckij,kr->cr", unpacked, factors) / (unpacked.shape[2] * unpacked.shape[3])
+    if factors.shape != (channels, 3) or bias.shape != (3,):
+        return None
+    shape = (1, channels) + (1,) * dims
+
+    def probe(x):
+        return process_in(x.to(torch.float32)).to(torch.float64).reshape(channels)
+
+    offset = probe(torch.zeros(shape, dtype=torch.float64))
+    gain = probe(torch.ones(shape, dtype=torch.float64)) - offset
+    values = torch.linspace(-2.0, 3.0, channels, dtype=torch.float64)
+    if not torch.allclose(probe(values.reshape(shape)), gain * values + offset, rtol=1e-4, atol=1e-5):
+        return None
+    return factors_through_affine(factors, bias, gain, offset)

@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from .gain import (
     BRUSHES,
@@ -50,6 +51,11 @@ from .timeline import Event, make_event
 STROKE24_RADII = (1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7, 8, 9, 10, 11, 12)
 # Up to this many channels (SD1.5/SDXL's 4) the automatic group is the author's single channel.
 AUTOMATIC_SINGLE_CHANNEL_MAX = 4
+# Stroke centres are chosen per latent pixel on latents up to this side (every 8x and 16x VAE's
+# latent up to 2048 px), and on a grid of ceil(side / PLACEMENT_SIDE) latent pixels beyond it: a
+# pixel-space latent of 1024 px is 1024 pixels a side, where scoring every pixel for strokes of
+# 16-192 px costs 64x an 8x latent's work for no visible difference (benchmarks/bench_families.py).
+PLACEMENT_SIDE = 256
 # Thinner and thicker runs of the same ramp, for shorter or longer paintings.
 STROKE_PRESETS = {
     "stroke24": STROKE24_RADII,
@@ -120,6 +126,11 @@ class Strokes:
         return paint_schedule(self, bench, targets, target_index, allowed, share)
 
 
+def placement_step(height: int, width: int) -> int:
+    """Latent pixels per side of the grid stroke centres are chosen on: 1 up to ``PLACEMENT_SIDE``."""
+    return max(1, math.ceil(max(height, width) / PLACEMENT_SIDE))
+
+
 def radius_for(settings: Strokes, stroke: int, budget: int, schedule_share: float, latent_side: float) -> float:
     """Radius of stroke ``stroke`` of ``budget`` (the ramp is stretched over a larger budget)."""
     ramp = settings.radii
@@ -155,8 +166,10 @@ def paint_schedule(
     diagonal = math.hypot(height, width)
     budget = len(settings.radii) + bench.carried_strokes
     weight = 1.0 / settings.strokes_per_frame
-    rows = torch.arange(height, device=canvas.device, dtype=torch.float32)[:, None]
-    cols = torch.arange(width, device=canvas.device, dtype=torch.float32)[None, :]
+    step = placement_step(height, width)
+    # the latent pixel each score stands for (a block's centre on a coarse placement grid)
+    rows = (torch.arange(-(-height // step), device=canvas.device, dtype=torch.float32) * step + step // 2)[:, None]
+    cols = (torch.arange(-(-width // step), device=canvas.device, dtype=torch.float32) * step + step // 2)[None, :]
     # The motivation level is set once per schedule; after that only a stroke's window
     # changes, so gain and its channel sums are kept up to date there alone.
     level = motivation_level(bench.motivation, settings.motivation, allowed)
@@ -175,11 +188,18 @@ def paint_schedule(
             break  # nothing motivated left to paint: the budget carries over
         radius = radius_for(settings, stroke, budget, schedule_share, math.sqrt(height * width))
         kernel = brush_kernel(radius, settings.brush, canvas.device)
-        score = pooled_gain(gain[channel], kernel, brush_spans(radius, settings.brush))
+        if step == 1:
+            score = pooled_gain(gain[channel], kernel, brush_spans(radius, settings.brush))
+        else:  # the gain summed over step x step blocks, scored for the stroke at that scale
+            coarse = F.pad(gain[channel], (0, (-width) % step, 0, (-height) % step))
+            coarse = coarse.reshape(coarse.shape[0] // step, step, coarse.shape[1] // step, step).sum((1, 3))
+            score = pooled_gain(coarse, brush_kernel(radius / step, settings.brush, canvas.device),
+                                brush_spans(radius / step, settings.brush))
         if bench.position is not None and settings.move_cost > 0:
             distance = ((rows - bench.position[0]) ** 2 + (cols - bench.position[1]) ** 2).sqrt()
             score = score - settings.move_cost * score.max() * distance / diagonal
-        centre = divmod(best(score, "stroke centre"), width)
+        row, col = divmod(best(score, "stroke centre"), score.shape[1])
+        centre = (min(height - 1, row * step + step // 2), min(width - 1, col * step + step // 2))
         top, left, mask = footprint(kernel, centre, (height, width))
         rows_window, cols_window = slice(top, top + mask.shape[0]), slice(left, left + mask.shape[1])
         channels = stroke_group(gain[:, rows_window, cols_window], mask, channel, group)

@@ -12,6 +12,8 @@ than by event count.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import torch
@@ -135,6 +137,10 @@ def make_event(
     return Event(target_index, channels, top, left, mask, visible_change(after - before, channels, rgb), weight, lead)
 
 
+# Bytes per latent pixel of a frame's stroke maps (Painting.strokes, .coverage: float32; .channels: int16).
+MAP_BYTES = 4 + 4 + 2
+
+
 def check_frame_budget(frames: int, latent_shape: tuple[int, ...]) -> None:
     """Refuse a painting of ``frames`` frames of ``latent_shape`` before it is allocated."""
     limit = LIMITS["frames"]
@@ -142,8 +148,12 @@ def check_frame_budget(frames: int, latent_shape: tuple[int, ...]) -> None:
         raise ValueError(f"frames must be at least 2 (the first and the last canvas), got {frames}; use 0 for automatic")
     if frames > limit.high:
         raise ValueError(f"{frames} frames is more than {limit.high:g}; ask for fewer frames")
-    check_budget("painted frames", frames * 4 * int(torch.tensor(latent_shape).prod()),
-                 f"{frames} frames of a {'x'.join(map(str, latent_shape))} latent", "ask for fewer frames or a smaller latent")
+    channels, pixels = int(latent_shape[0]), math.prod(int(n) for n in latent_shape[1:])
+    # each frame: the latent (float32) and its maps (strokes and coverage float32, channels int16), which
+    # weigh as much as a 3-channel pixel-space latent
+    check_budget("painted frames", frames * pixels * (4 * channels + MAP_BYTES),
+                 f"{frames} frames of a {'x'.join(map(str, latent_shape))} latent with their stroke maps",
+                 "ask for fewer frames or a smaller latent")
 
 
 def frame_points(weights: torch.Tensor, goals: torch.Tensor) -> list[tuple[int, float]]:

@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from ..engine.canvas import on_paper
 from ..engine.limits import check_budget, checked
 from ..engine.timeline import Painting
 from . import full, staged
@@ -36,9 +37,11 @@ def _check_map(tensor, name: str, frames: int, spatial: tuple[int, int]) -> torc
 def _check_decoded(images, count: int, size: tuple[int, int] | None) -> torch.Tensor:
     if not isinstance(images, torch.Tensor):
         raise ValueError(f"the decoder returned {type(images).__name__}, not an IMAGE tensor")
+    images = on_paper(images)  # RGBA (Qwen-Image 2.1's VAE and TAESD): alpha onto the paper
     if images.dim() != 4 or images.shape[0] != count or images.shape[-1] != 3:
-        raise ValueError(f"the decoder turned {count} latents into shape {tuple(images.shape)}, expected [{count},H,W,3]; "
-                         "use an image VAE (video VAEs are not supported) that matches the latents")
+        raise ValueError(f"the decoder turned {count} latents into shape {tuple(images.shape)}, expected one RGB or "
+                         f"RGBA image per latent [{count},H,W,3 or 4]; connect the VAE of the model that made the "
+                         "latents")
     if size is not None and tuple(images.shape[1:3]) != size:
         raise ValueError(f"the decoder changed image size between chunks ({size} then {tuple(images.shape[1:3])})")
     return images

@@ -12,13 +12,15 @@ Environment:
   present, else ``sys.executable``.
 - ``LATENT_PAINTER_CKPT_CACHE`` (optional): a folder that keeps the generated random test
   checkpoints between sessions (they are ~1.6 GB each and take ~10-20 s to write). Unset: they
-  are written to the session's scratch dir and deleted with it. The tiny random SD3 diffusion
-  model (a second latent format, ~2 MB, a few seconds) is always written to the scratch dir.
+  are written to the session's scratch dir and deleted with it. The tiny random diffusion models
+  (SD3, Wan 2.1: other latent formats, a few MB) and VAEs are always written to the scratch dir.
 - ``COMFYUI_START_TIMEOUT`` / ``COMFYUI_PROMPT_TIMEOUT`` (optional, seconds): default 180 / 900.
 
 The pack is loaded the way a user's install would load it, but without touching the checkout:
 a scratch ``custom_nodes/latent_painter`` symlink to the project root, registered through
-``--extra-model-paths-config`` (``custom_nodes:``, ``checkpoints:`` and ``diffusion_models:`` keys).
+``--extra-model-paths-config`` (``custom_nodes:``, ``checkpoints:``, ``diffusion_models:`` and ``vae:``
+keys). Beside it, ``latent_painter_test_nodes.py`` (test-only nodes: tiny models that no weights file
+can give, text conditioning of any width) is linked in the same way; it is never part of the pack.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from pathlib import Path
 PACK_DIR_NAME = "latent_painter"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # tests/host/comfy_host.py -> project root
 MAKE_CHECKPOINT = Path(__file__).resolve().with_name("make_checkpoint.py")
+TEST_NODES = Path(__file__).resolve().with_name("latent_painter_test_nodes.py")  # test-only nodes, linked in
 
 
 class HostError(RuntimeError):
@@ -117,6 +120,9 @@ class ComfyHost:
         link = self.custom_nodes / PACK_DIR_NAME
         if not link.is_symlink():
             link.symlink_to(PROJECT_ROOT, target_is_directory=True)
+        test_nodes = self.custom_nodes / TEST_NODES.name  # tiny models and conditioning for the family tests
+        if not test_nodes.is_symlink():
+            test_nodes.symlink_to(TEST_NODES)
         # Absolute paths: ComfyUI resolves relative ones against the yaml's own folder.
         self.yaml.write_text(
             "latent_painter_tests:\n"
@@ -189,14 +195,16 @@ class ComfyHost:
         self.stop()
 
     # ---------------------------------------------------------------- checkpoints
-    def _build(self, target: Path, seed: int, family: str, timeout: float) -> None:
+    def _build(self, target: Path, seed: int, family: str, timeout: float, also=()) -> None:
+        """Write ``target`` (and the ``(path, family)`` pairs of ``also``, same seed, same process)."""
         t0 = time.monotonic()
+        extra = ["--also", *(f"{path}:{fam}" for path, fam in also)] if also else []
         res = subprocess.run(
-            [self.python, str(MAKE_CHECKPOINT), str(target), str(seed), "--family", family],
+            [self.python, str(MAKE_CHECKPOINT), str(target), str(seed), "--family", family, *extra],
             cwd=self.path, capture_output=True, text=True, timeout=timeout,
             env={**os.environ, "COMFYUI_PATH": str(self.path)},
         )
-        if res.returncode != 0 or not target.exists():
+        if res.returncode != 0 or not target.exists() or not all(Path(path).exists() for path, _ in also):
             raise HostError(f"make_checkpoint.py failed ({family}, seed {seed}):\n{res.stdout}\n{res.stderr}")
         self.checkpoint_build_seconds = time.monotonic() - t0
 
@@ -216,6 +224,18 @@ class ComfyHost:
         if not target.exists():
             self._build(target, seed, family, timeout)
         return name
+
+    def ensure_vaes(self, seed: int, families, timeout: float = 300) -> dict[str, str]:
+        """Write (once, in one process) random VAEs (``make_checkpoint.py --family``: ``kl_vae16``,
+        ``flux2_vae``, ``wan21_vae``, ``wan21_vae_rgba``) into the ``vae`` folder; return each family's
+        vae_name for core VAELoader."""
+        names = {family: checkpoint_name(seed, family) for family in families}
+        missing = [(self.vaes / names[family], family) for family in families
+                   if not (self.vaes / names[family]).exists()]
+        if missing:
+            (target, family), *also = missing
+            self._build(target, seed, family, timeout, also)
+        return names
 
     def ensure_taesd_vae(self, taesd_folder: Path, name: str = "taef2_as_core_taesd.safetensors") -> str:
         """Write (once) the real taef2 pair as one ``models/vae`` file with ``taesd_encoder.`` /

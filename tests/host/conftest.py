@@ -18,6 +18,8 @@ _HERE = Path(__file__).resolve().parent
 SEED_A = 1001
 SEED_B = 2002
 SEED_SD3 = 3003
+SEED_WAN = 4004
+SEED_VAE = 5005
 
 
 # CI sets this: a host test that cannot run (no ComfyUI, no playwright, no Chromium, a fixture it
@@ -96,3 +98,31 @@ def sd3_model(comfy) -> str:
     options = listed[0] if isinstance(listed[0], list) else listed[1].get("options", [])
     assert name in options, f"{name} written but not listed by UNETLoader: {options}"
     return name
+
+
+def _listed(comfy: ComfyHost, node: str, key: str, name: str) -> str:
+    listed = comfy.object_info(node)["input"]["required"][key]
+    options = listed[0] if isinstance(listed[0], list) else listed[1].get("options", [])
+    assert name in options, f"{name} written but not listed by {node}: {options}"
+    return name
+
+
+@pytest.fixture(scope="session")
+def wan21_model(comfy) -> str:
+    """unet_name of a tiny random Wan 2.1 text-to-video model (dim 128, one head, one block, ffn 256,
+    16 in/out channels: ~0.9M parameters) that ComfyUI's detection loads as WAN21_T2V, latent format
+    Wan21 (16 channels, latent_dimensions 3). It takes 4096-wide text features (umT5-XXL's width):
+    condition it with the test node LatentPainterTestConditioning (latent_painter_test_nodes.py)."""
+    return _listed(comfy, "UNETLoader", "unet_name", comfy.ensure_diffusion_model(SEED_WAN, "wan21"))
+
+
+FAMILY_VAES = ("kl_vae16", "flux2_vae", "wan21_vae", "wan21_vae_rgba")
+
+
+@pytest.fixture(scope="session")
+def family_vaes(comfy) -> dict[str, str]:
+    """vae_name per random VAE for core VAELoader: ``kl_vae16`` (a 16-channel KL VAE, SD3's latent
+    width), ``flux2_vae`` (Flux.2's: 32 z channels patched to 128 at 1/16), ``wan21_vae`` and
+    ``wan21_vae_rgba`` (a small Wan 2.1 VAE, [B,16,T,H/8,W/8], decoding to RGB / RGBA)."""
+    names = comfy.ensure_vaes(SEED_VAE, FAMILY_VAES)
+    return {family: _listed(comfy, "VAELoader", "vae_name", name) for family, name in names.items()}
