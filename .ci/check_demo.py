@@ -8,7 +8,7 @@
    one before is stored once, with a longer duration);
 3. its first frame is the paper: the decode of the demo's white canvas;
 4. its last frame is the decode of the plan's final latent (the painting ends on it bit for bit;
-   the file is lossy WEBP at quality 85, so the comparison is a PSNR bound, measured at 40-45 dB).
+   the file is lossy WEBP at quality 85, so the comparison is a PSNR bound; measured 36.6 dB).
 
 The plan and the canvas are rebuilt with the demo's own function and defaults
 (``painter.tools.demo.demo_plan``), so this checks the file against what the demo painted.
@@ -21,9 +21,10 @@ import re
 import sys
 from pathlib import Path
 
+import numpy
 import torch
 
-MIN_PSNR = 35.0  # dB against the decoded latent; a wrong frame (the paper vs the photo) is below 12
+MIN_PSNR = 33.0  # dB against the decoded latent (measured 36.6 at quality 85); the paper against the photo is below 12
 
 
 def psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
@@ -53,8 +54,9 @@ def main(path: str, log: str) -> int:
             failures.append(f"{out} is {image.format}, animated={getattr(image, 'is_animated', False)}; expected an animated WEBP")
         durations, frames = [], []
         for frame in ImageSequence.Iterator(image):
+            rgb = numpy.array(frame.convert("RGB"))  # loads the frame, which sets its duration
             durations.append(frame.info["duration"])
-            frames.append(torch.from_numpy(__import__("numpy").asarray(frame.convert("RGB"))).float() / 255)
+            frames.append(torch.from_numpy(rgb).float() / 255)
     played = round(sum(durations) * fps / 1000)
     if played != reported:
         failures.append(f"the file plays {played} frames ({len(frames)} stored, {sum(durations)} ms at {fps:g} fps); the demo reported {reported}")
