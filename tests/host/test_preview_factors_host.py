@@ -11,23 +11,10 @@ Flux.2's reshape). A format whose factors the pack cannot carry over is listed a
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-
-from comfy_host import PROJECT_ROOT, comfy_path_or_skip, comfy_python
+from comfy_host import run_host_script
 
 SCRIPT = r'''
-import inspect, json, sys, tempfile
-from pathlib import Path
-
-comfy_path, root, out = sys.argv[1:4]
-sys.path.insert(0, comfy_path)
-scratch = tempfile.mkdtemp()
-(Path(scratch) / "latent_painter").symlink_to(root, target_is_directory=True)
-sys.path.insert(0, scratch)
-from comfy.cli_args import args
-args.cpu = True
+import inspect, json
 import torch
 import comfy.latent_formats as formats
 import latent_preview
@@ -68,12 +55,7 @@ Path(out).write_text(json.dumps(rows))
 
 
 def test_every_format_s_preview_factors_are_carried_and_agree_with_comfyui(tmp_path):
-    path = comfy_path_or_skip()
-    out = tmp_path / "formats.json"
-    res = subprocess.run([comfy_python(path), "-c", SCRIPT, str(path), str(PROJECT_ROOT), str(out)],
-                         capture_output=True, text=True, timeout=600, env=dict(os.environ, COMFYUI_PATH=str(path)))
-    assert res.returncode == 0, f"{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    rows = json.loads(out.read_text())
+    rows = run_host_script(SCRIPT, tmp_path / "formats.json")
     for name, row in sorted(rows.items()):
         print(name, row)
     for name in ("SD15", "SDXL", "SD3", "Flux", "Flux2", "Wan21", "Wan22", "HunyuanImage21", "ChromaRadiance"):
