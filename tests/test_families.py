@@ -62,6 +62,7 @@ def test_a_pixel_space_plan_paints_on_the_pixel_grid(progress):
     fmt = host.latent_format(FakeModel(PixelFormat()))
     assert fmt.channels == 3 and fmt.rgb_factors == ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
     plan = blurry_to_sharp_plan(channels=3, size=96, steps=3, latent_format=fmt)
+    assert Strokes().group_size(3) == 3  # whole pixels: red, green and blue one by one paint primaries
     vae = ScaledVAE(3, 1)
     (canvas,) = run("LatentPainterCanvas", vae=vae, plan=plan, kind="white", colour="#FFFFFF")
     assert torch.equal(canvas["samples"], torch.ones(1, 3, 96, 96))  # white paper is the pixels themselves
