@@ -6,7 +6,8 @@ Each case paints a synthetic plan (predicted originals that sharpen like a denoi
 latent a 1024 px image has in that family, with the default painter (stroke24, automatic channel
 groups), in a fresh interpreter (benchmarks/child_memory.py), and prints the painting time, the
 peak memory above what the interpreter held before, and the painted frames' own size, with the
-ratio of each to the 16-channel baseline measured in the same run:
+ratio of each to the 16-channel baseline measured in the same run (on a shared machine the
+seconds move with its load; the ratios less so):
 
 - 16 channels at 1/8 (SD3, Flux.1, Wan21/Qwen-Image): 16 x 128 x 128, the baseline;
 - 128 channels at 1/16 (Flux.2 as ComfyUI hands it over): 128 x 64 x 64;
@@ -38,15 +39,18 @@ BASELINE = next(iter(FAMILIES))
 
 
 def synthetic_plan(channels: int, side: int, steps: int, seed: int = 0):
-    """A final latent low-passed less and less, step by step (a denoising run's shape)."""
+    """A final latent low-passed less and less, step by step (a denoising run's shape): averaged over
+    blocks of a sixteenth of the side shrinking to one pixel, spread back bilinearly (linear time,
+    so making a plan of a pixel-space latent costs nothing next to painting it)."""
     from latent_painter.painter.engine.plan import make_plan
 
     generator = torch.Generator().manual_seed(seed)
     final = torch.randn(1, channels, side, side, generator=generator)
     originals = torch.empty(steps, channels, side, side)
     for step in range(steps):
-        width = 2 * round((steps - 1 - step) * side / (4 * steps)) + 1
-        originals[step] = torch.nn.functional.avg_pool2d(final, width, 1, width // 2, count_include_pad=False)[0]
+        block = max(1, round((side / 16) ** (1 - step / max(1, steps - 1))))
+        coarse = torch.nn.functional.adaptive_avg_pool2d(final, max(1, side // block))
+        originals[step] = torch.nn.functional.interpolate(coarse, size=(side, side), mode="bilinear")[0]
     originals[-1] = final[0]
     return make_plan(originals)
 
@@ -80,6 +84,7 @@ def main() -> None:
         case(args.case, args.pixels, args.steps, args.frames)
         return
     from latent_painter.painter.engine.limits import BUDGETS, GIB
+    from latent_painter.painter.engine.timeline import MAP_BYTES
 
     settings = [str(v) for v in ("--pixels", args.pixels, "--steps", args.steps, "--frames", args.frames)]
     rows = {name: spawn_case(__file__, name, settings) for name in FAMILIES}
@@ -95,9 +100,9 @@ def main() -> None:
               f"{row['exact']} |")
     budget = BUDGETS["painted frames"]
     for name, (channels, scale) in FAMILIES.items():
-        frame = channels * (args.pixels // scale) ** 2 * 4
-        print(f"{name}: at most {math.floor(budget / frame)} frames of {args.pixels} px within the "
-              f"{budget / GIB:g} GiB painted-frames budget")
+        frame = (channels * 4 + MAP_BYTES) * (args.pixels // scale) ** 2  # as timeline.check_frame_budget counts
+        print(f"{name}: at most {math.floor(budget / frame)} frames of {args.pixels} px with their stroke maps "
+              f"within the {budget / GIB:g} GiB painted-frames budget")
 
 
 if __name__ == "__main__":

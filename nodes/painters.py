@@ -80,8 +80,8 @@ class LatentPainterStrokes:
                                                 tooltip="Latent channels one stroke paints: the painting channel and "
                                                         "those that lack most under the stroke. 0 = automatic: 1 on "
                                                         "4-channel latents (SD1.5/SDXL, the paper's look), all channels "
-                                                        "on wider ones (SD3/FLUX.1: 16, FLUX.2: 32), so strokes fill whole "
-                                                        "latent pixels and show no decoder texture.")),
+                                                        "on any other (SD3/FLUX.1: 16, FLUX.2: 128, pixel space: 3), so "
+                                                        "strokes fill whole latent pixels and show no decoder texture.")),
             },
         }
 

@@ -1,5 +1,5 @@
 """Channel groups (issue 10): a stroke paints ``channels_per_stroke`` channels; by default one on
-4-channel latents (the author's) and all of them on wider latents."""
+4-channel latents (the author's) and all of them on any other (wider latents; pixel space's R, G, B)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from latent_painter.painter.engine.strokes import Strokes, stroke_group
 from latent_painter.painter.engine.timeline import NO_CHANNEL
 
 
-@pytest.mark.parametrize("channels, expected", [(1, 1), (3, 1), (4, 1), (8, 8), (16, 16), (32, 32), (128, 128)])
-def test_automatic_group_is_one_channel_up_to_four_and_every_channel_beyond(channels, expected):
+@pytest.mark.parametrize("channels, expected", [(1, 1), (2, 2), (3, 3), (4, 1), (8, 8), (16, 16), (32, 32), (128, 128)])
+def test_automatic_group_is_one_channel_on_four_and_every_channel_otherwise(channels, expected):
     assert Strokes().group_size(channels) == expected
 
 

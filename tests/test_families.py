@@ -62,6 +62,7 @@ def test_a_pixel_space_plan_paints_on_the_pixel_grid(progress):
     fmt = host.latent_format(FakeModel(PixelFormat()))
     assert fmt.channels == 3 and fmt.rgb_factors == ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
     plan = blurry_to_sharp_plan(channels=3, size=96, steps=3, latent_format=fmt)
+    assert Strokes().group_size(3) == 3  # whole pixels: red, green and blue one by one paint primaries
     vae = ScaledVAE(3, 1)
     (canvas,) = run("LatentPainterCanvas", vae=vae, plan=plan, kind="white", colour="#FFFFFF")
     assert torch.equal(canvas["samples"], torch.ones(1, 3, 96, 96))  # white paper is the pixels themselves
@@ -100,3 +101,16 @@ def test_strokes_on_a_pixel_space_latent_are_placed_on_a_coarser_grid_where_the_
     assert first.channels.tolist() == [1]
     assert abs(centre[0] - spot[0]) <= 3 and abs(centre[1] - spot[1]) <= 3, centre  # within one grid cell
     assert torch.equal(paint(plan, (Strokes(),), PaintOptions(pacing="strokes", frames=12)).frames[-1], plan.final)
+
+
+@pytest.mark.parametrize("shape", [(4, 4, 8, 8), (4, 16, 1, 8, 8), (4, 48, 1, 8, 8), (4, 64, 4, 4), (4, 128, 8, 8),
+                                   (4, 3, 48, 48)],
+                         ids=["SD", "Wan21", "Wan22", "HunyuanImage21", "Flux2", "pixel space"])
+def test_every_family_s_shape_paints_and_comes_back_in_its_own_shape(progress, shape):
+    generator = torch.Generator().manual_seed(len(shape) + shape[1])
+    latents = torch.randn(shape, generator=generator)
+    (plan,) = run("LatentPainterPlanFromLatents", latents={"samples": latents})
+    frames, stroke_map, count, _ = run("LatentPainterPaint", plan=plan, painter=(Strokes(),), frames=10,
+                                       pacing="strokes", cleanup_frames=2, seed=0)
+    assert frames["samples"].shape == (count, *shape[1:]) and stroke_map.shape == (count, *shape[-2:])
+    assert torch.equal(frames["samples"][-1], latents[-1])  # the last latent, bit for bit, in its own shape

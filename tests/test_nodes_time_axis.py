@@ -89,9 +89,10 @@ def test_the_pack_samplers_sample_an_image_latent_of_a_wan21_model(monkeypatch):
     assert plan.latent_format.time_axis and torch.equal(plan.final, out["samples"][0, :, 0])
 
 
-def test_canvas_paint_and_core_vae_decode_take_the_host_shape(progress):
+@pytest.mark.parametrize("output_channels", [3, 4])  # 4: an RGBA VAE (Qwen-Image 2.1's)
+def test_canvas_paint_and_core_vae_decode_take_the_host_shape(progress, output_channels):
     plan, out = captured_plan()
-    vae = VideoVAE()
+    vae = VideoVAE(output_channels=output_channels)
     (canvas,) = run("LatentPainterCanvas", vae=vae, plan=plan, kind="white", colour="#FFFFFF")
     assert canvas["samples"].shape == (1, 16, 1, SIZE, SIZE)
     frames, stroke_map, count, _ = run("LatentPainterPaint", plan=plan, painter=strokes(), frames=12, pacing="change",
@@ -103,7 +104,7 @@ def test_canvas_paint_and_core_vae_decode_take_the_host_shape(progress):
     assert all(len(shape) == 5 for shape in vae.decoded_shapes)  # every decode got the time axis
     # what core VAE Decode does with Paint's LATENT and the Wan VAE: decode 5-D, frames out
     decoded = vae.decode(latents)
-    assert decoded.shape == (count, 1, SIZE * 8, SIZE * 8, 3)
+    assert decoded.shape == (count, 1, SIZE * 8, SIZE * 8, output_channels)
     # without a canvas, the VAE makes the default one (the final image's mean colour)
     frames, *_ = run("LatentPainterPaint", plan=plan, painter=strokes(), frames=8, pacing="strokes",
                      cleanup_frames=2, seed=0, vae=vae)

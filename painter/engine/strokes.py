@@ -10,8 +10,9 @@ residual and rolls into the next schedule; unspent budget carries over too.
 Channel groups. On latents with many channels one channel is a small slice of what a latent
 pixel holds: a stroke leaves half-painted pixels, which a decoder shows as texture (its
 8-px grid). So a stroke paints a group of ``channels_per_stroke`` channels. Automatic (0): one
-channel on latents of up to 4 channels (SD's, the author's one per stroke), every channel on
-wider ones. Measured on a re-encoded trajectory at 256 px with the real taef2 decoder
+channel on SD's 4-channel latents (the author's one per stroke), every channel on any other: wider
+latents, and pixel space's 3 channels, which are red, green and blue (one at a time they paint
+disks of saturated primaries; whole pixels paint colour blobs that sharpen, README "Model families"). Measured on a re-encoded trajectory at 256 px with the real taef2 decoder
 (benchmarks/bench_look.py; early-frame grid energy over the final frame's, target <= 1.5):
 32 channels, groups of 8 / 16 / 32: 3.4 / 2.3 / 1.0; 16 channels, groups of 1 / 4 / 8 / 16:
 7.5 / 4.1 / 3.0 / 1.1; 4 channels, one per stroke: 0.9. Any partial group leaves latent pixels
@@ -49,8 +50,8 @@ from .timeline import Event, make_event
 # The author's stroke24 ramp, measured on the stroke-map video (ARCHITECTURE.md), in
 # latent pixels of a 64x64 latent: small strokes first, large ones last, every schedule.
 STROKE24_RADII = (1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6, 7, 8, 9, 10, 11, 12)
-# Up to this many channels (SD1.5/SDXL's 4) the automatic group is the author's single channel.
-AUTOMATIC_SINGLE_CHANNEL_MAX = 4
+# On latents of this many channels (SD1.5/SDXL's) the automatic group is the author's single channel.
+AUTOMATIC_SINGLE_CHANNEL = 4
 # Stroke centres are chosen per latent pixel on latents up to this side (every 8x and 16x VAE's
 # latent up to 2048 px), and on a grid of ceil(side / PLACEMENT_SIDE) latent pixels beyond it: a
 # pixel-space latent of 1024 px is 1024 pixels a side, where scoring every pixel for strokes of
@@ -86,8 +87,8 @@ class Strokes:
     strokes_per_frame: how many strokes one frame shows when frames follow strokes.
     schedules:         how many schedules this stage paints in a chain; 0 = its share of the rest.
     channels_per_stroke: channels one stroke paints (the painting channel and those that lack
-                       most under its footprint); 0 = automatic: 1 on latents of up to 4
-                       channels, all of them on wider latents.
+                       most under its footprint); 0 = automatic: 1 on latents of 4
+                       channels, all of them on any other.
     """
 
     radii: tuple[float, ...] = STROKE24_RADII
@@ -116,7 +117,7 @@ class Strokes:
         """Channels one stroke paints on a ``channels``-channel latent (never more than it has)."""
         if self.channels_per_stroke:
             return min(channels, self.channels_per_stroke)
-        return 1 if channels <= AUTOMATIC_SINGLE_CHANNEL_MAX else channels
+        return 1 if channels == AUTOMATIC_SINGLE_CHANNEL else channels
 
     @property
     def frames_per_schedule(self) -> float:

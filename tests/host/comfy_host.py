@@ -684,6 +684,36 @@ def pack_node_keys(host: "ComfyHost | None" = None) -> list[str]:
                     f"host's Python:\n{res.stdout}\n{res.stderr}")
 
 
+# -------------------------------------------------------------------- scripts in the host's Python
+# What a script run in the host's Python (no server) starts with: ComfyUI's checkout on the path in
+# CPU mode, and the pack importable as ``latent_painter`` (a link in a scratch folder, as custom_nodes
+# holds it). The script is then given ``out``, the path to write its JSON result to.
+_HOST_SCRIPT_PRELUDE = r"""
+import sys, tempfile
+from pathlib import Path
+comfy_path, root, out = sys.argv[1:4]
+sys.path.insert(0, comfy_path)
+scratch = tempfile.mkdtemp()
+(Path(scratch) / "latent_painter").symlink_to(root, target_is_directory=True)
+sys.path.insert(0, scratch)
+from comfy.cli_args import args
+args.cpu = True
+"""
+
+
+def run_host_script(script: str, out: Path, timeout: float = 600):
+    """Run ``script`` (after the prelude above) in the host's Python and return the JSON it wrote to
+    ``out``; skips without COMFYUI_PATH, fails with the script's output when it fails."""
+    path = comfy_path_or_skip()
+    res = subprocess.run([comfy_python(path), "-c", _HOST_SCRIPT_PRELUDE + script, str(path), str(PROJECT_ROOT),
+                          str(out)], capture_output=True, text=True, timeout=timeout,
+                         env=dict(os.environ, COMFYUI_PATH=str(path)))
+    if res.returncode != 0:
+        raise HostError(f"the host script failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    print(res.stdout)
+    return json.loads(Path(out).read_text())
+
+
 # -------------------------------------------------------------------- API-format prompt builders
 def txt2img_prompt(ckpt_name: str, *, seed: int = 0, steps: int = 4, cfg: float = 7.0,
                    sampler_name: str = "euler", scheduler: str = "normal", width: int = 64,

@@ -11,23 +11,10 @@ tests/test_host_model_management.py."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-
-from comfy_host import PROJECT_ROOT, comfy_path_or_skip, comfy_python
+from comfy_host import run_host_script
 
 SCRIPT = r'''
-import json, sys, tempfile
-from pathlib import Path
-
-comfy_path, root, out = sys.argv[1:4]
-sys.path.insert(0, comfy_path)
-scratch = tempfile.mkdtemp()
-(Path(scratch) / "latent_painter").symlink_to(root, target_is_directory=True)
-sys.path.insert(0, scratch)
-from comfy.cli_args import args
-args.cpu = True
+import json
 import torch
 import comfy.model_management as management
 import comfy.sd
@@ -81,13 +68,7 @@ Path(out).write_text(json.dumps({"runs": runs, "fast_path": view.layers is not N
 
 
 def test_the_fast_taesd_path_loads_the_vae_as_vae_decode_does(tmp_path):
-    path = comfy_path_or_skip()
-    out = tmp_path / "calls.json"
-    res = subprocess.run([comfy_python(path), "-c", SCRIPT, str(path), str(PROJECT_ROOT), str(out)],
-                         capture_output=True, text=True, timeout=600, env=dict(os.environ, COMFYUI_PATH=str(path)))
-    assert res.returncode == 0, f"{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    print(res.stdout)
-    found = json.loads(out.read_text())
+    found = run_host_script(SCRIPT, tmp_path / "calls.json")
     decode, fast = found["runs"]["VAE.decode"], found["runs"]["fast path"]
     assert found["fast_path"] and decode, found
     assert fast == decode, found  # the same calls: models, memory_required, force_full_load, in order
