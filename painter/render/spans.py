@@ -5,6 +5,9 @@ A strategy brings a decoded frame up to the next latent by decoding only what ch
 in spans of ``check_every``: the span's last frame is decoded in full as well and compared with what
 the strategy gave (PSNR over the whole frame). A check that misses ``min_psnr`` has the whole span
 decoded again in full, tightens the strategy, and after repeated misses the rest is decoded in full.
+A check that passes teaches the strategy how much the change it left undecoded shows; a frame of the
+span that left more than that allows is decoded again in full (a check passes when the painting went
+back to an earlier frame, whatever the frames before it left stale).
 The check also resets any drift: its full decode starts the next span. Before a frame too large for
 the strategy (a full decode is cheaper) the crops since the last check are checked on the frame
 before. The first frame is the strategy's full decode and the last one exactly what ``decode`` gives
@@ -66,6 +69,7 @@ class IncrementalStats:
     checks: int = 0
     failed_checks: int = 0
     min_check_psnr: float = math.inf
+    stale_redecodes: int = 0  # frames of a passed span decoded again: what they left stale was judged too much
     check_psnrs: list = field(default_factory=list)
     seconds: float = 0.0  # decoding, all of it
     full_seconds: float = 0.0  # the full decodes among it
@@ -87,6 +91,8 @@ class IncrementalStats:
         text = (f"{self.strategy}: {self.frames} frames, {self.full_decodes} full decodes, {self.crop_decodes} crop "
                 f"decodes, {crop}; {self.checks} checks against full decodes, {self.failed_checks} missed, worst "
                 f"{worst}{speed}")
+        if self.stale_redecodes:
+            text += f"; {self.stale_redecodes} frames decoded again for what they left stale"
         return text + (f"; full decodes from then on: {self.fallback}" if self.fallback else "")
 
 
@@ -95,11 +101,14 @@ class IncrementalCanvas(Protocol):
 
     fallback:      why every later frame must be decoded in full, or None.
     changed:       the share of the latent the last :meth:`advance` decoded again.
+    pending:       how much change the last :meth:`advance` left undecoded, in the canvas's units
+                   (0: none); :meth:`stale_psnr` judges it.
     start_decodes: full decodes :meth:`start` runs (the stages compared with ``decode`` are two).
     """
 
     fallback: str | None
     changed: float
+    pending: float
     start_decodes: int
 
     def start(self, latent: torch.Tensor) -> torch.Tensor:
@@ -117,6 +126,12 @@ class IncrementalCanvas(Protocol):
 
     def tighten(self) -> bool:
         """After a missed check: decode more of what changed from now on; False when it cannot."""
+
+    def learn(self, latent: torch.Tensor, reference: torch.Tensor) -> None:
+        """Learn from ``reference``, the full decode of ``latent``, as a restart does, keeping the state."""
+
+    def stale_psnr(self, pending: float) -> float:
+        """The PSNR a frame that left ``pending`` undecoded has, as far as the canvas knows now."""
 
 
 def psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
@@ -198,9 +213,11 @@ def decode_verified(canvas: IncrementalCanvas, decode: Decoder, latents, options
     resumed = time.perf_counter()  # decoding time, not what the consumer does between spans
     span: list[torch.Tensor] = []
     span_latents: list[torch.Tensor] = []
+    span_pending: list[float] = []  # what each frame of the span left undecoded
     tightenings = 0
-    unverified = False  # the image holds crops no check has seen yet
+    unverified = False  # the image holds crops or stale change no check has seen yet
     previous = None
+    pending = 0.0
 
     def exact(latent):
         image = timer.full(decode, latent)
@@ -212,9 +229,18 @@ def decode_verified(canvas: IncrementalCanvas, decode: Decoder, latents, options
         stats.check_psnrs.append(score)
         stats.min_check_psnr = min(stats.min_check_psnr, score)
         if score >= options.min_psnr:
+            # The check's full decode taught the canvas how much stale change shows where the
+            # painting is now; a frame of the span that left more behind than that allows is
+            # decoded in full (a check passes when the painting moved on or went back, whatever the
+            # frames before it left stale).
+            for index, pending in enumerate(span_pending):
+                if pending > 0 and canvas.stale_psnr(pending) < options.min_psnr:
+                    span[index], span_pending[index] = exact(span_latents[index]), 0.0
+                    stats.stale_redecodes += 1
             return
         stats.failed_checks += 1
         span[:] = [exact(latent) for latent in span_latents]  # the span may be off by as much
+        span_pending[:] = [0.0] * len(span_pending)
         tightenings += 1
         if tightenings > MAX_TIGHTENINGS or not canvas.tighten():
             canvas.fallback = f"crops missed {options.min_psnr:g} dB {tightenings} times (last {score:.1f} dB)"
@@ -241,20 +267,29 @@ def decode_verified(canvas: IncrementalCanvas, decode: Decoder, latents, options
                 else:
                     stats.crop_decodes += canvas.changed > 0
                     stats.crop_area += canvas.changed
-                    unverified = unverified or canvas.changed > 0
+                    unverified = unverified or canvas.changed > 0 or canvas.pending > 0
                     if closes_span:
                         guess = image.clone()
-                        image = exact(latent) if last else timer.full(canvas.restart, latent)
+                        if last:
+                            image = exact(latent)
+                            canvas.learn(latent, image)
+                        else:
+                            image = timer.full(canvas.restart, latent)
                         record(psnr(guess, image) if last else canvas.score(guess, image))
                         unverified = False
+                    else:
+                        pending = canvas.pending
             span.append(image.clone())
             span_latents.append(latent)
+            span_pending.append(pending)
+            pending = 0.0
             previous = latent
             stats.frames += 1
             if closes_span:
                 chunk = torch.stack(span)
                 span.clear()
                 span_latents.clear()
+                span_pending.clear()
                 stats.seconds += time.perf_counter() - resumed
                 yield chunk
                 resumed = time.perf_counter()

@@ -136,6 +136,7 @@ class StagedCanvas:
         self.stage_mse = 0.0  # the stages run in full against decode (measured on the first frame)
         self.fallback: str | None = None
         self.changed = 0.0
+        self.pending = 0.0  # mean squared head-output change the last frame left stale
         if not exact:
             self.start_decodes = 2
 
@@ -161,6 +162,7 @@ class StagedCanvas:
         changed = (moved > self.settings.threshold) | self._over_budget(moved)
         self.changed = 0.0
         if not bool(changed.any()):
+            self.pending = float(moved.square().mean())
             return self.image
         margin = self.stages[0].reach
         boxes = changed_boxes(changed, gap=2 * (self.settings.halo + margin))
@@ -175,14 +177,21 @@ class StagedCanvas:
             y0, y1, x0, x1 = box
             self.shown[:, y0:y1, x0:x1] = features[0, :, y0:y1, x0:x1]
         self.changed = covered
+        self.pending = float(self._pending(features).square().mean())
         return self.image
 
     def restart(self, latent):
         features = self.head(latent)
         stale, moved = self.image.clone(), self._pending(features)
         self._full(features)
-        self._learn_gain(stale, moved)
+        self._learn_gain(stale, moved, self.image)
         return self.image
+
+    def learn(self, latent, reference):
+        self._learn_gain(self.image, self._pending(self.head(latent)), reference[0] if reference.dim() == 4 else reference)
+
+    def stale_psnr(self, pending: float) -> float:
+        return psnr_of(((self.gain * pending) ** 0.5 + self.stage_mse**0.5) ** 2) if pending > 0 else math.inf
 
     def score(self, guess, reference):
         """The difference from the stages run in full plus their own error against ``decode``, at
@@ -255,7 +264,7 @@ class StagedCanvas:
         cutoff = ordered[keep - 1] if keep > 0 else -1.0
         return moved.square() > cutoff
 
-    def _learn_gain(self, stale, moved) -> None:
+    def _learn_gain(self, stale, moved, reference) -> None:
         """The image error per unit of pending change, from a full decode and the image it replaced,
         measured away from the changes over the threshold (by the stages' reach): the gain stands
         for the sub-threshold change crops leave behind, and a stroke's strong change moves the image
@@ -267,7 +276,7 @@ class StagedCanvas:
         far = ~self._near(moved > self.settings.threshold)
         energy = float(moved.square()[far].sum()) / moved.numel()
         if energy > MIN_GAIN_ENERGY:
-            observed = float(_block_error(stale, self.image, moved.shape)[far].sum()) / moved.numel() / energy
+            observed = float(_block_error(stale, reference, moved.shape)[far].sum()) / moved.numel() / energy
             observed = max(observed, GAIN_FLOOR)
             self.gain = observed if self.gain_prior else max(observed, self.gain)
             self.gain_prior = False
