@@ -9,7 +9,7 @@ whatever residual the restrictions left, so the last frame is the final latent b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -138,6 +138,7 @@ def paint_targets(
     rgb: torch.Tensor | None = None,
     progress=None,
     decode=None,
+    sweep: bool = False,
 ) -> Painting:
     """Paint ``targets`` [K,C,H,W] (the last is the final latent) onto ``canvas`` [C,H,W].
 
@@ -147,6 +148,8 @@ def paint_targets(
     (:func:`projection.principal_projection`). ``decode`` (optional, a VAE's
     ``decode(latents) -> images``) is handed to the pacing method (change pacing corrects its
     estimate with a few decoded probe frames).
+    ``sweep``: frames that fall inside an event show it drawn in from its centre rather than
+    faded in (:attr:`timeline.Event.sweep`; a transition that paints B over A asks for it).
     ``progress(done, total)`` may raise to stop.
     """
     targets = check_latent(targets, "schedule targets", dims=4)
@@ -170,6 +173,8 @@ def paint_targets(
         rgb = principal_projection(targets[-1])
     phases = 3 if decodes else 2
     events = generate_events(targets, canvas, tuple(stages), options, rgb=rgb, progress=_phase(progress, 0, phases))
+    if sweep:
+        events = [replace(event, sweep=True) for event in events]
     frames = options.frames or natural_frames(events)
     check_frame_budget(frames, tuple(canvas.shape))
     context = PacingContext(targets, canvas, rgb, decode if decodes else None,

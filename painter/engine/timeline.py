@@ -58,6 +58,10 @@ class Event:
     weight: its share of a frame when frames are paced by event count.
     lead:   the channel that leads a group of channels painted as one stroke; the stroke
             map shows the event in its colour (None: one channel, or an action over several).
+    sweep:  how a frame shows the event part done: False = the whole footprint moves by that
+            share (faded in); True = drawn in, from the footprint's centre out, each place
+            moving all the way (its full weight) once reached, so a part-done event is no blend
+            of before and after (see :func:`drawn_in`).
     """
 
     target_index: int
@@ -68,6 +72,7 @@ class Event:
     change: float
     weight: float = 1.0
     lead: int | None = None
+    sweep: bool = False
 
     @property
     def window(self) -> tuple[slice, slice]:
@@ -91,13 +96,40 @@ def blend(region: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> t
     return torch.where(weight >= 1, target, torch.lerp(region, target, weight))
 
 
+def drawn_in(footprint: torch.Tensor, change: torch.Tensor, share: float) -> torch.Tensor:
+    """[h,w] 0/1: the places of ``footprint`` an event drawn in from its centre has reached when
+    ``share`` of its ``change`` ([h,w], how much each place moves) is done. Places are taken in
+    order of distance from the footprint's weighted centre (ties: the lower index); a place is
+    reached when the change of the places before it is below ``share`` of the whole."""
+    height, width = footprint.shape
+    rows = torch.arange(height, device=footprint.device, dtype=torch.float32)[:, None]
+    cols = torch.arange(width, device=footprint.device, dtype=torch.float32)[None, :]
+    mass = footprint.sum().clamp_min(torch.finfo(torch.float32).tiny)
+    centre_row, centre_col = (footprint * rows).sum() / mass, (footprint * cols).sum() / mass
+    distance = ((rows - centre_row) ** 2 + (cols - centre_col) ** 2).flatten()
+    order = torch.sort(distance, stable=True).indices
+    moved = (change * footprint).flatten()[order]
+    before = torch.cat([moved.new_zeros(1), moved.cumsum(0)[:-1]])
+    reached = torch.empty_like(moved)
+    reached[order] = (before < share * moved.sum()).to(moved.dtype)
+    return reached.view(height, width) * (footprint > 0)
+
+
+def event_weight(event: Event, region: torch.Tensor, goal: torch.Tensor, strength: float) -> torch.Tensor:
+    """The weights by which the event moves ``region`` toward ``goal`` when ``strength`` of it is done."""
+    if strength >= 1:
+        return event.mask
+    if event.sweep:
+        return event.mask * drawn_in(event.footprint, (goal - region).abs().sum(0), strength)
+    return event.mask * strength
+
+
 def event_delta(event: Event, canvas: torch.Tensor, targets: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
     """The blended values the event would write into its window (a new tensor)."""
     rows, cols = event.window
     region = canvas[event.channels, rows, cols]
     goal = targets[event.target_index][event.channels, rows, cols]
-    weight = event.mask if strength >= 1 else event.mask * strength
-    return blend(region, goal, weight.expand_as(region))
+    return blend(region, goal, event_weight(event, region, goal, strength).expand_as(region))
 
 
 def apply_event(event: Event, canvas: torch.Tensor, targets: torch.Tensor, strength: float = 1.0) -> None:
@@ -187,9 +219,9 @@ def render(
     out[0] = canvas
     schedule[0] = events[0].target_index
 
-    def mark(frame: int, event: Event, share: float, into: torch.Tensor) -> None:
+    def mark(frame: int, event: Event, share: float, into: torch.Tensor, strength: torch.Tensor | None = None) -> None:
         rows, cols = event.window
-        strength = event.footprint * share
+        strength = event.footprint * share if strength is None else strength
         strokes[frame, rows, cols] = torch.maximum(strokes[frame, rows, cols], strength)
         channel_map[frame, rows, cols] = torch.where(strength > 0, event.map_channel, channel_map[frame, rows, cols])
         into[rows, cols] += strength
@@ -205,8 +237,11 @@ def render(
         if share < 1 and done == index:
             event = events[index]
             rows, cols = event.window
-            out[frame][event.channels, rows, cols] = event_delta(event, canvas, targets, share)
-            mark(frame, event, share, coverage[frame])
+            region = canvas[event.channels, rows, cols]
+            goal = targets[event.target_index][event.channels, rows, cols]
+            weight = event_weight(event, region, goal, share)
+            out[frame][event.channels, rows, cols] = blend(region, goal, weight.expand_as(region))
+            mark(frame, event, share, coverage[frame], weight if weight.dim() == 2 else weight.amax(0))
         schedule[frame] = events[min(index, len(events) - 1)].target_index
         if progress is not None:
             progress(frame, frames - 1)
