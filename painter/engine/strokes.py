@@ -162,7 +162,7 @@ def paint_schedule(
     level = motivation_level(bench.motivation, settings.motivation, allowed)
     gain = information_gain(target, canvas) * eligible(bench.motivation, level, allowed)
     channel_gain = gain.sum((1, 2))
-    group = settings.group_size(canvas.shape[0])
+    group = canvas.shape[0] if bench.whole_pixels else settings.group_size(canvas.shape[0])
     events: list[Event] = []
     for stroke in range(budget):
         choice = channel_gain

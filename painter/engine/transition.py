@@ -176,7 +176,7 @@ def transition(
             leg_progress = lambda done, total, n=number: progress(n * total + done, len(legs) * total)
         targets = route_targets(source, destination, route)
         paintings.append(paint_targets(targets, source.final, stages, options, rgb=rgb, progress=leg_progress,
-                                       decode=decode, sweep=route.paints_over))
+                                       decode=decode, paint_over=route.paints_over))
     return join_paintings(paintings)
 
 

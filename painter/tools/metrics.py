@@ -154,6 +154,36 @@ def crispness(images: torch.Tensor) -> tuple[torch.Tensor, float]:
     return crispness_from_sharpness(sharpness(images))
 
 
+GHOST_PATCH = 8  # a latent pixel of TAESD-style decoders, in image pixels
+GHOST_FLOOR = 0.05  # blocks whose two ends differ less than this (mean |difference|, 0..1) do not count
+
+
+def ghosting(images: torch.Tensor, patch: int = GHOST_PATCH, floor: float = GHOST_FLOOR) -> torch.Tensor:
+    """How much each frame is a cross-fade of the first and the last frame: ``[N]``, 0 = none.
+
+    Over the ``patch`` x ``patch`` blocks where the two ends differ (mean |difference| above
+    ``floor``), a frame's block scores ``min(|F - first|, |F - last|) / |first - last|`` (mean
+    absolute values over the block): 0 when the block is one of the two ends (painted over or
+    not yet), 0.5 for a half-and-half cross-fade (a ghost). A frame's value is the median over
+    those blocks; a pair whose ends nowhere differ that much scores 0 everywhere."""
+    images = _check_images(images)
+    first, last = _as_float(images[0]), _as_float(images[-1])
+
+    def blocks(x: torch.Tensor) -> torch.Tensor:  # [..., H, W, C] -> mean |x| per block, flattened
+        x = x.abs().mean(-1)
+        return F.avg_pool2d(x.reshape(-1, 1, *x.shape[-2:]), patch).flatten(1)
+
+    apart = blocks(last - first)[0]
+    counted = apart > floor
+    scores = []
+    for start in range(0, images.shape[0], CHUNK):
+        chunk = _as_float(images[start : start + CHUNK])
+        near = torch.minimum(blocks(chunk - first), blocks(chunk - last))
+        ratio = near[:, counted] / apart[counted]
+        scores.append(ratio.median(1).values if counted.any() else torch.zeros(chunk.shape[0]))
+    return torch.cat(scores)
+
+
 # Decoder texture (ARCHITECTURE.md "Targets", look): TAESD-style decoders turn each latent pixel into an
 # 8x8 patch, and a half-painted latent shows that as a grid. Its energy sits on the lattice of
 # frequencies k/8 cycles per pixel (the 8-px period and its harmonics, in both directions).
