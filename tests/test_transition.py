@@ -166,3 +166,37 @@ def test_a_transition_needs_two_plans_and_sane_settings():
         Route(depth=2)
     with pytest.raises(ValueError, match="guidance"):
         Route(guidance=-0.1)
+
+
+def test_guided_quadrant_edit_of_a_real_photo_is_painted_over_crisp_and_never_ghosts(taesd_folder):
+    # The case at 128 px with the real taef2 pair: A a stand-in trajectory of the astronaut, B its
+    # final latent with the upper right quadrant replaced by chelsea's, one latent (no trajectory).
+    from latent_painter.painter.render.decoding import decode_frames
+    from latent_painter.painter.tools.demo import load_photos
+    from latent_painter.painter.tools.metrics import crispness, ghosting, pacing
+    from latent_painter.painter.tools.standin import latent_format_from, photo_plan
+    from latent_painter.painter.tools.taesd import TinyAutoencoder
+
+    torch.set_grad_enabled(False)
+    vae = TinyAutoencoder.from_folder(taesd_folder)
+    latents = vae.encode(load_photos(("astronaut", "chelsea", "coffee", "rocket"), 128))
+    fmt = latent_format_from(latents, vae.decode(latents), name=vae.name)
+    a = photo_plan(latents[0], latents, steps=8, latent_format=fmt)
+    quadrant = a.final.clone()
+    quadrant[:, :8, 8:] = latents[1][:, :8, 8:]
+    b = make_plan(quadrant[None], latent_format=fmt)
+
+    def painted(how):
+        painting = transition([a, b], (Strokes(),), Route(depth=0.0, guidance=1.0, interpolation=how),
+                              PaintOptions(frames=24, pacing="change"), decode=vae.decode)
+        assert torch.equal(painting.frames[-1].view(torch.int32), b.final.view(torch.int32))
+        return painting, decode_frames(vae.decode, painting.frames)
+
+    painting, images = painted("over")
+    assert whole_pixels(painting.frames, a.final, b.final).all()
+    measured = crispness(images)[1], pacing(images), float(ghosting(images).max())
+    print("over: crispness min %.3f, pacing %.3f, ghost max %.3f" % measured)
+    assert measured[0] >= 0.95 and measured[1] <= 0.10 and measured[2] < 0.15  # lerp: 0.45
+    _, lerped = painted("lerp")
+    print("lerp: crispness min %.3f, ghost max %.3f" % (crispness(lerped)[1], float(ghosting(lerped).max())))
+    assert ghosting(lerped).max() > 0.3  # the paper's guidance: the quadrant cross-fades

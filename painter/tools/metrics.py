@@ -162,25 +162,31 @@ def ghosting(images: torch.Tensor, patch: int = GHOST_PATCH, floor: float = GHOS
     """How much each frame is a cross-fade of the first and the last frame: ``[N]``, 0 = none.
 
     Over the ``patch`` x ``patch`` blocks where the two ends differ (mean |difference| above
-    ``floor``), a frame's block scores ``min(|F - first|, |F - last|) / |first - last|`` (mean
-    absolute values over the block): 0 when the block is one of the two ends (painted over or
-    not yet), 0.5 for a half-and-half cross-fade (a ghost). A frame's value is the median over
-    those blocks; a pair whose ends nowhere differ that much scores 0 everywhere."""
+    ``floor``), a frame's block is placed on the line from the first frame's block to the last's
+    (least squares: ``t = <F - first, last - first> / |last - first|^2``, clamped to 0..1) and
+    scores ``min(t, 1 - t)``: 0 when the block is one of the two ends (painted over or not yet),
+    0.5 for a half-and-half cross-fade (a ghost). A frame's value is the median over those
+    blocks; a pair whose ends nowhere differ that much scores 0 everywhere."""
     images = _check_images(images)
-    first, last = _as_float(images[0]), _as_float(images[-1])
+    count, height, width, colours = images.shape
+    if height % patch or width % patch:
+        raise ValueError(f"metrics: ghosting needs frames whose sides are multiples of {patch}, got {height}x{width}")
 
-    def blocks(x: torch.Tensor) -> torch.Tensor:  # [..., H, W, C] -> mean |x| per block, flattened
-        x = x.abs().mean(-1)
-        return F.avg_pool2d(x.reshape(-1, 1, *x.shape[-2:]), patch).flatten(1)
+    def blocks(x: torch.Tensor) -> torch.Tensor:  # [N,H,W,C] -> [N, blocks, patch*patch*C]
+        x = x.reshape(x.shape[0], height // patch, patch, width // patch, patch, colours)
+        return x.permute(0, 1, 3, 2, 4, 5).reshape(x.shape[0], -1, patch * patch * colours)
 
-    apart = blocks(last - first)[0]
-    counted = apart > floor
+    first, last = blocks(_as_float(images[:1]))[0], blocks(_as_float(images[-1:]))[0]
+    apart = last - first
+    counted = apart.abs().mean(-1) > floor
+    if not counted.any():
+        return torch.zeros(count)
+    apart, first = apart[counted], first[counted]
     scores = []
-    for start in range(0, images.shape[0], CHUNK):
-        chunk = _as_float(images[start : start + CHUNK])
-        near = torch.minimum(blocks(chunk - first), blocks(chunk - last))
-        ratio = near[:, counted] / apart[counted]
-        scores.append(ratio.median(1).values if counted.any() else torch.zeros(chunk.shape[0]))
+    for start in range(0, count, CHUNK):
+        chunk = blocks(_as_float(images[start : start + CHUNK]))[:, counted]
+        share = (((chunk - first) * apart).sum(-1) / (apart * apart).sum(-1)).clamp(0, 1)
+        scores.append(torch.minimum(share, 1 - share).median(1).values)
     return torch.cat(scores)
 
 
