@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .decisions import locate
+from .decisions import locate, ranked
 from .limits import LIMITS, check_budget
 
 
@@ -96,23 +96,30 @@ def blend(region: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> t
     return torch.where(weight >= 1, target, torch.lerp(region, target, weight))
 
 
+def turning_shares(priority: torch.Tensor, mass: torch.Tensor, kind: str) -> torch.Tensor:
+    """Places taken one by one, highest ``priority`` first (ties: the lower index): for each place,
+    the share of the whole ``mass`` (>= 0, same shape) taken before it. A place is in once a share
+    passes its value; share 1 takes every place that carries mass."""
+    flat = priority.flatten()
+    order = ranked(flat, flat.numel(), kind)
+    carried = mass.flatten()[order].cumsum(0)
+    turns = torch.empty_like(carried)
+    turns[order] = torch.cat([carried.new_zeros(1), carried[:-1]]) / carried[-1].clamp_min(torch.finfo(carried.dtype).tiny)
+    return turns.view(priority.shape)
+
+
 def drawn_in(footprint: torch.Tensor, change: torch.Tensor, share: float) -> torch.Tensor:
     """[h,w] 0/1: the places of ``footprint`` an event drawn in from its centre has reached when
-    ``share`` of its ``change`` ([h,w], how much each place moves) is done. Places are taken in
-    order of distance from the footprint's weighted centre (ties: the lower index); a place is
-    reached when the change of the places before it is below ``share`` of the whole."""
+    ``share`` of its ``change`` ([h,w], how much each place moves) is done: places are taken in
+    order of distance from the footprint's weighted centre (:func:`turning_shares`)."""
     height, width = footprint.shape
     rows = torch.arange(height, device=footprint.device, dtype=torch.float32)[:, None]
     cols = torch.arange(width, device=footprint.device, dtype=torch.float32)[None, :]
     mass = footprint.sum().clamp_min(torch.finfo(torch.float32).tiny)
     centre_row, centre_col = (footprint * rows).sum() / mass, (footprint * cols).sum() / mass
-    distance = ((rows - centre_row) ** 2 + (cols - centre_col) ** 2).flatten()
-    order = torch.sort(distance, stable=True).indices
-    moved = (change * footprint).flatten()[order]
-    before = torch.cat([moved.new_zeros(1), moved.cumsum(0)[:-1]])
-    reached = torch.empty_like(moved)
-    reached[order] = (before < share * moved.sum()).to(moved.dtype)
-    return reached.view(height, width) * (footprint > 0)
+    distance = (rows - centre_row) ** 2 + (cols - centre_col) ** 2
+    turns = turning_shares(-distance, change * footprint, "drawn-in order")
+    return ((turns < share) & (footprint > 0)).to(footprint.dtype)
 
 
 def event_weight(event: Event, region: torch.Tensor, goal: torch.Tensor, strength: float) -> torch.Tensor:

@@ -22,7 +22,7 @@ from .paint import PaintOptions, paint_targets
 from .plan import Plan, PlanError, make_plan
 from .stages import Stage
 from .limits import checked
-from .timeline import Painting, check_frame_budget
+from .timeline import Painting, check_frame_budget, turning_shares
 
 # How guidance goes from A to B (Route.interpolation; the Transition node's options, in this order).
 GUIDANCES = ("over",) + INTERPOLATIONS
@@ -129,13 +129,9 @@ def painted_over(a: torch.Tensor, b: torch.Tensor, shares: torch.Tensor) -> torc
     side = max(1, round(min(height, width) / 16))
     brought = _detail(b) - _detail(a)
     brought = F.avg_pool2d(brought[None, None], 2 * side + 1, stride=1, padding=side, count_include_pad=False)[0, 0]
-    order = torch.sort(brought.flatten(), descending=True, stable=True).indices
-    carried = difference.flatten()[order].cumsum(0)
-    total = carried[-1].clamp_min(torch.finfo(torch.float32).tiny)
-    turns = torch.empty_like(carried)  # the share of the difference painted before each place turns to b
-    turns[order] = torch.cat([carried.new_zeros(1), carried[:-1]]) / total
+    turns = turning_shares(brought, difference, "painted-over order")
     shares = shares.to(a.device, torch.float32).view(-1, 1, 1)
-    over = (shares > turns.view(1, height, width)) | (shares >= 1)
+    over = (shares > turns[None]) | (shares >= 1)
     return torch.where(over[:, None], b[None], a[None])
 
 
