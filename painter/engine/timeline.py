@@ -113,9 +113,9 @@ def drawn_in(footprint: torch.Tensor, change: torch.Tensor, share: float) -> tor
     ``share`` of its ``change`` ([h,w], how much each place moves) is done: places are taken in
     order of distance from the footprint's weighted centre (:func:`turning_shares`)."""
     height, width = footprint.shape
-    rows = torch.arange(height, device=footprint.device, dtype=torch.float32)[:, None]
-    cols = torch.arange(width, device=footprint.device, dtype=torch.float32)[None, :]
-    mass = footprint.sum().clamp_min(torch.finfo(torch.float32).tiny)
+    rows = torch.arange(height, device=footprint.device, dtype=footprint.dtype)[:, None]
+    cols = torch.arange(width, device=footprint.device, dtype=footprint.dtype)[None, :]
+    mass = footprint.sum().clamp_min(torch.finfo(footprint.dtype).tiny)
     centre_row, centre_col = (footprint * rows).sum() / mass, (footprint * cols).sum() / mass
     distance = (rows - centre_row) ** 2 + (cols - centre_col) ** 2
     turns = turning_shares(-distance, change * footprint, "drawn-in order")
@@ -127,7 +127,11 @@ def event_weight(event: Event, region: torch.Tensor, goal: torch.Tensor, strengt
     if strength >= 1:
         return event.mask
     if event.sweep:
-        return event.mask * drawn_in(event.footprint, (goal - region).abs().sum(0), strength)
+        # which places are reached is decided in float64 on the CPU, so that it does not move with the
+        # CPU's kernel set or thread count (as the order of painted-over targets: transition.painted_over)
+        change = (goal.detach().to("cpu", torch.float64) - region.detach().to("cpu", torch.float64)).abs().sum(0)
+        footprint = event.footprint.detach().to("cpu", torch.float64)
+        return event.mask * drawn_in(footprint, change, strength).to(event.mask.device, event.mask.dtype)
     return event.mask * strength
 
 

@@ -124,14 +124,17 @@ def painted_over(a: torch.Tensor, b: torch.Tensor, shares: torch.Tensor) -> torc
     before ``b``'s arrives (measured with taef2: benchmarks/bench_transition.py). Share s holds
     the first places that carry s of the whole difference |b - a|; share 0 gives ``a`` and
     share 1 gives ``b``, bit for bit."""
-    difference = (b - a).abs().sum(0)
+    # In float64 on the CPU: the order and the region edges then do not move with the CPU's kernel set or
+    # thread count (float32 sums in another order flipped places between regions, tests/README.md).
+    a64, b64 = (x.detach().to("cpu", torch.float64) for x in (a, b))
+    difference = (b64 - a64).abs().sum(0)
     height, width = difference.shape
     side = max(1, round(min(height, width) / 16))
-    brought = _detail(b) - _detail(a)
+    brought = _detail(b64) - _detail(a64)
     brought = F.avg_pool2d(brought[None, None], 2 * side + 1, stride=1, padding=side, count_include_pad=False)[0, 0]
     turns = turning_shares(brought, difference, "painted-over order")
-    shares = shares.to(a.device, torch.float32).view(-1, 1, 1)
-    over = (shares > turns[None]) | (shares >= 1)
+    shares = shares.detach().to("cpu", torch.float64).view(-1, 1, 1)
+    over = ((shares > turns[None]) | (shares >= 1)).to(a.device)
     return torch.where(over[:, None], b[None], a[None])
 
 
