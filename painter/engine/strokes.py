@@ -171,8 +171,10 @@ def paint_schedule(
             penalty[bench.channel] = 0
             choice = channel_gain - penalty
         channel = best(choice, "painting channel")
-        if channel_gain[channel] <= 0:
-            break  # nothing motivated left to paint: the budget carries over
+        if channel_gain[channel] <= 0 or not gain[channel].any():
+            # Nothing motivated left to paint: the budget carries over. (The running channel sums keep
+            # float residue of ~1e-7 once a channel is painted out; the gain itself is exactly 0 then.)
+            break
         radius = radius_for(settings, stroke, budget, schedule_share, math.sqrt(height * width))
         kernel = brush_kernel(radius, settings.brush, canvas.device)
         score = pooled_gain(gain[channel], kernel, brush_spans(radius, settings.brush))
