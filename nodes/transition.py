@@ -6,7 +6,7 @@ from ..painter.engine.interpolate import INTERPOLATIONS, lerp_latents, slerp_lat
 from ..painter.engine.limits import checked, widget
 from ..painter.engine.paint import PROGRESS_STEPS
 from ..painter.engine.timeline import check_frame_budget
-from ..painter.engine.transition import Route, transition
+from ..painter.engine.transition import GUIDANCES, Route, transition
 from ..painter.render.composite import StrokeMaps, coverage_mask
 from . import host
 from .common import (
@@ -40,8 +40,8 @@ class LatentPainterTransition:
     DESCRIPTION = (
         "Paints a transition from plan A's image to plan B's (and on to C and D when connected): the canvas unpaints A "
         "back through its own predictions to the chosen depth, then paints B forward from the same depth, ending on "
-        "B's final latent bit for bit. Guidance blends in latents interpolated between the two images (crisp "
-        "in-between frames for edits of one scene). Decode with Decode Frames."
+        "B's final latent bit for bit. Guidance paints B over A region by region (crisp in-between frames for "
+        "edits of one scene, never a cross-fade), or blends in interpolated latents. Decode with Decode Frames."
     )
     CATEGORY = CATEGORY
     FUNCTION = "transition"
@@ -69,15 +69,19 @@ class LatentPainterTransition:
                                             "from A to B; 1 = back to A's roughest prediction and up from B's roughest. "
                                             "Deeper is longer and blurrier in the middle; shallower keeps more detail.")),
                 "guidance": ("FLOAT", widget("guidance", default=r("guidance"), step=0.01,
-                                       tooltip="Weight of the latents interpolated between the two images in every "
-                                               "target: 0 = the plans alone; 1 = the interpolations alone (crisp, for "
-                                               "two images that share a background, e.g. an edit of one scene).")),
+                                       tooltip="Weight of the guidance (see interpolation) in every target: 0 = the "
+                                               "plans alone; 1 = the guidance alone (crisp, for two images that share "
+                                               "a background, e.g. an edit of one scene). At depth 0 with over, lower "
+                                               "guidance paints B over A sooner, never blending.")),
                 "guidance_steps": ("INT", widget("guidance_steps", default=r("guidance_steps"),
                                            tooltip="Schedules of a leg when depth is 0 (the interpolated targets between "
                                                    "the two images); more gives a slower, smoother change.")),
-                "interpolation": (list(INTERPOLATIONS), {"default": r("interpolation"),
-                                                         "tooltip": "How guidance latents are interpolated: lerp (straight "
-                                                                    "line) or slerp (keeps the latents' norm)."}),
+                "interpolation": (list(GUIDANCES), {"default": r("interpolation"),
+                                                    "tooltip": "How guidance goes from A to B: over = B painted over A "
+                                                               "where they differ, region by region (every frame shows "
+                                                               "each place as A's or B's, no ghost); lerp / slerp = "
+                                                               "latents interpolated between the two (the paper's "
+                                                               "guidance: the changed region cross-fades)."}),
                 "pingpong": ("BOOLEAN", {"default": False,
                                          "tooltip": "Come back to A afterwards (A -> B -> A, or A -> ... -> D -> ... -> A): "
                                                     "a seamless loop."}),

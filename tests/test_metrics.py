@@ -183,3 +183,17 @@ def test_is_exact_bit_for_bit():
 
 # --- lerp / slerp --------------------------------------------------------------------------
 
+
+
+def test_ghosting_scores_a_cross_fade_half_and_a_collage_of_the_two_ends_none():
+    generator = torch.Generator().manual_seed(8)
+    first, last = torch.rand(2, 1, 32, 32, 3, generator=generator)
+    fade = torch.cat([torch.lerp(first, last, t) for t in (0.0, 0.25, 0.5, 0.75, 1.0)])
+    assert metrics.ghosting(fade).tolist() == pytest.approx([0.0, 0.25, 0.5, 0.25, 0.0], abs=1e-5)
+    collage = first.clone()
+    collage[:, :16] = last[:, :16]  # whole 8x8 blocks of the last frame painted over the first
+    assert metrics.ghosting(torch.cat([first, collage, last])).tolist() == pytest.approx([0.0, 0.0, 0.0], abs=1e-6)
+    still = torch.cat([first, first * 1.01])  # ends that differ nowhere by the floor: nothing to ghost
+    assert metrics.ghosting(still).tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match="multiples of 8"):
+        metrics.ghosting(torch.rand(2, 30, 32, 3))

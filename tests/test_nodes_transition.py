@@ -43,8 +43,27 @@ def same_bits(x, y):
 # --- Transition --------------------------------------------------------------------------------
 
 
+def test_guidance_over_is_offered_first_and_the_default_and_saved_lerp_slerp_still_run_as_before(progress):
+    from latent_painter.nodes.transition import LatentPainterTransition
+    from latent_painter.painter.engine.paint import PaintOptions
+    from latent_painter.painter.engine.transition import Route, transition
+
+    options, spec = LatentPainterTransition.INPUT_TYPES()["required"]["interpolation"]
+    assert options == ["over", "lerp", "slerp"] and spec["default"] == "over"
+    a, b = plan(1), plan(2)
+    for how in ("over", "lerp", "slerp"):
+        frames, _, count, _ = run("LatentPainterTransition", plan_a=a, plan_b=b, painter=painter(),
+                                  **settings(depth=0.0, guidance=1.0, interpolation=how, frames=12))
+        engine = transition([a, b], painter(), Route(depth=0.0, guidance=1.0, interpolation=how),
+                            PaintOptions(frames=12, pacing="strokes", cleanup_frames=4))
+        assert same_bits(frames["samples"], engine.frames)
+        whole = ((frames["samples"] == a.final) | (frames["samples"] == b.final)).all(1)
+        assert bool(whole.all()) == (how == "over")  # over paints whole pixels of B over A; lerp/slerp blend
+
+
 @pytest.mark.parametrize("route", [dict(depth=0.5), dict(depth=1.0, frames=9),
-                                   dict(depth=0.0, guidance=1.0, interpolation="slerp", guidance_steps=5)])
+                                   dict(depth=0.0, guidance=1.0, interpolation="slerp", guidance_steps=5),
+                                   dict(depth=0.0, guidance=1.0, interpolation="over", guidance_steps=5)])
 def test_transition_ends_exactly_on_both_images(progress, route):
     a, b = plan(1), plan(2)
     frames, stroke_map, count, _ = run("LatentPainterTransition", plan_a=a, plan_b=b, painter=painter(), **settings(**route))
@@ -128,7 +147,7 @@ def test_sizes_must_match_unless_resized(progress):
     (dict(plan_d="later"), r"^Transition: plan_d: is connected but plan_c is not; connect"),
     (dict(frames=1), r"^Transition: frames must be 0 \(automatic\) or at least 2"),
     (dict(depth=1.5), r"^Transition: depth must be a number from 0 to 1, got 1\.5"),
-    (dict(interpolation="cubic"), r"^Transition: interpolation 'cubic' is unknown; use lerp or slerp"),
+    (dict(interpolation="cubic"), r"^Transition: interpolation 'cubic' is unknown; use over, lerp, slerp"),
     (dict(frames=20_000, pingpong=True, plan_c="C"), r"^Transition: frames \(20000 per leg x 4 legs\): 79997 frames is more"),
 ])  # fmt: skip
 def test_bad_inputs_name_the_node_and_the_input(progress, inputs, pattern):

@@ -9,7 +9,7 @@ whatever residual the restrictions left, so the last frame is the final latent b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -78,10 +78,13 @@ def generate_events(
     *,
     rgb: torch.Tensor | None = None,
     progress=None,
+    whole_pixels: bool = False,
 ) -> list[Event]:
-    """Run the chain over ``targets`` on a working copy of ``canvas``; returns the events."""
+    """Run the chain over ``targets`` on a working copy of ``canvas``; returns the events.
+    ``whole_pixels``: strokes paint every channel of the pixels they touch (:class:`Workbench`)."""
     schedules, channels = targets.shape[0], targets.shape[1]
-    bench = Workbench(canvas=canvas.clone(), motivation=torch.zeros_like(canvas), rgb=rgb, seed=options.seed)
+    bench = Workbench(canvas=canvas.clone(), motivation=torch.zeros_like(canvas), rgb=rgb, seed=options.seed,
+                      whole_pixels=whole_pixels)
     allowed = []
     for number, stage in enumerate(stages, start=1):
         try:
@@ -138,6 +141,7 @@ def paint_targets(
     rgb: torch.Tensor | None = None,
     progress=None,
     decode=None,
+    paint_over: bool = False,
 ) -> Painting:
     """Paint ``targets`` [K,C,H,W] (the last is the final latent) onto ``canvas`` [C,H,W].
 
@@ -147,6 +151,10 @@ def paint_targets(
     (:func:`projection.principal_projection`). ``decode`` (optional, a VAE's
     ``decode(latents) -> images``) is handed to the pacing method (change pacing corrects its
     estimate with a few decoded probe frames).
+    ``paint_over`` (a transition painting B over A asks for it): no frame blends a place's
+    before and after. Strokes paint every channel of the pixels they touch (a partial channel
+    group would leave a pixel part A and part B), and frames that fall inside an event show it
+    drawn in from its centre rather than faded in (:attr:`timeline.Event.sweep`).
     ``progress(done, total)`` may raise to stop.
     """
     targets = check_latent(targets, "schedule targets", dims=4)
@@ -171,7 +179,10 @@ def paint_targets(
         # finished latent varies most in.
         rgb = principal_projection(targets[-1])
     phases = 3 if decodes else 2
-    events = generate_events(targets, canvas, tuple(stages), options, rgb=rgb, progress=_phase(progress, 0, phases))
+    events = generate_events(targets, canvas, tuple(stages), options, rgb=rgb, progress=_phase(progress, 0, phases),
+                             whole_pixels=paint_over)
+    if paint_over:
+        events = [replace(event, sweep=True) for event in events]
     frames = options.frames or natural_frames(events)
     check_frame_budget(frames, tuple(canvas.shape))
     context = PacingContext(targets, canvas, rgb, decode if decodes else None,

@@ -34,6 +34,7 @@ class Workbench:
     position: tuple[int, int] | None = None
     channel: int | None = None
     carried_strokes: int = 0
+    whole_pixels: bool = False  # strokes paint every channel of their pixels (a transition painting B over A)
 
 
 @runtime_checkable

@@ -176,7 +176,7 @@ def paint_schedule(
     level = motivation_level(bench.motivation, settings.motivation, allowed)
     gain = information_gain(target, canvas) * eligible(bench.motivation, level, allowed)
     channel_gain = gain.sum((1, 2))
-    group = settings.group_size(canvas.shape[0])
+    group = canvas.shape[0] if bench.whole_pixels else settings.group_size(canvas.shape[0])
     events: list[Event] = []
     for stroke in range(budget):
         choice = channel_gain
@@ -185,8 +185,10 @@ def paint_schedule(
             penalty[bench.channel] = 0
             choice = channel_gain - penalty
         channel = best(choice, "painting channel")
-        if channel_gain[channel] <= 0:
-            break  # nothing motivated left to paint: the budget carries over
+        if channel_gain[channel] <= 0 or not gain[channel].any():
+            # Nothing motivated left to paint: the budget carries over. (The running channel sums keep
+            # float residue of ~1e-7 once a channel is painted out; the gain itself is exactly 0 then.)
+            break
         radius = radius_for(settings, stroke, budget, schedule_share, math.sqrt(height * width))
         kernel = brush_kernel(radius, settings.brush, canvas.device)
         if step == 1:

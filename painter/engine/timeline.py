@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .decisions import locate
+from .decisions import locate, ranked
 from .limits import LIMITS, check_budget
 
 
@@ -60,6 +60,10 @@ class Event:
     weight: its share of a frame when frames are paced by event count.
     lead:   the channel that leads a group of channels painted as one stroke; the stroke
             map shows the event in its colour (None: one channel, or an action over several).
+    sweep:  how a frame shows the event part done: False = the whole footprint moves by that
+            share (faded in); True = drawn in, from the footprint's centre out, each place
+            moving all the way (its full weight) once reached, so a part-done event is no blend
+            of before and after (see :func:`drawn_in`).
     """
 
     target_index: int
@@ -70,6 +74,7 @@ class Event:
     change: float
     weight: float = 1.0
     lead: int | None = None
+    sweep: bool = False
 
     @property
     def window(self) -> tuple[slice, slice]:
@@ -93,13 +98,51 @@ def blend(region: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> t
     return torch.where(weight >= 1, target, torch.lerp(region, target, weight))
 
 
+def turning_shares(priority: torch.Tensor, mass: torch.Tensor, kind: str) -> torch.Tensor:
+    """Places taken one by one, highest ``priority`` first (ties: the lower index): for each place,
+    the share of the whole ``mass`` (>= 0, same shape) taken before it. A place is in once a share
+    passes its value; share 1 takes every place that carries mass."""
+    flat = priority.flatten()
+    order = ranked(flat, flat.numel(), kind)
+    carried = mass.flatten()[order].cumsum(0)
+    turns = torch.empty_like(carried)
+    turns[order] = torch.cat([carried.new_zeros(1), carried[:-1]]) / carried[-1].clamp_min(torch.finfo(carried.dtype).tiny)
+    return turns.view(priority.shape)
+
+
+def drawn_in(footprint: torch.Tensor, change: torch.Tensor, share: float) -> torch.Tensor:
+    """[h,w] 0/1: the places of ``footprint`` an event drawn in from its centre has reached when
+    ``share`` of its ``change`` ([h,w], how much each place moves) is done: places are taken in
+    order of distance from the footprint's weighted centre (:func:`turning_shares`)."""
+    height, width = footprint.shape
+    rows = torch.arange(height, device=footprint.device, dtype=footprint.dtype)[:, None]
+    cols = torch.arange(width, device=footprint.device, dtype=footprint.dtype)[None, :]
+    mass = footprint.sum().clamp_min(torch.finfo(footprint.dtype).tiny)
+    centre_row, centre_col = (footprint * rows).sum() / mass, (footprint * cols).sum() / mass
+    distance = (rows - centre_row) ** 2 + (cols - centre_col) ** 2
+    turns = turning_shares(-distance, change * footprint, "drawn-in order")
+    return ((turns < share) & (footprint > 0)).to(footprint.dtype)
+
+
+def event_weight(event: Event, region: torch.Tensor, goal: torch.Tensor, strength: float) -> torch.Tensor:
+    """The weights by which the event moves ``region`` toward ``goal`` when ``strength`` of it is done."""
+    if strength >= 1:
+        return event.mask
+    if event.sweep:
+        # which places are reached is decided in float64 on the CPU, so that it does not move with the
+        # CPU's kernel set or thread count (as the order of painted-over targets: transition.painted_over)
+        change = (goal.detach().to("cpu", torch.float64) - region.detach().to("cpu", torch.float64)).abs().sum(0)
+        footprint = event.footprint.detach().to("cpu", torch.float64)
+        return event.mask * drawn_in(footprint, change, strength).to(event.mask.device, event.mask.dtype)
+    return event.mask * strength
+
+
 def event_delta(event: Event, canvas: torch.Tensor, targets: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
     """The blended values the event would write into its window (a new tensor)."""
     rows, cols = event.window
     region = canvas[event.channels, rows, cols]
     goal = targets[event.target_index][event.channels, rows, cols]
-    weight = event.mask if strength >= 1 else event.mask * strength
-    return blend(region, goal, weight.expand_as(region))
+    return blend(region, goal, event_weight(event, region, goal, strength).expand_as(region))
 
 
 def apply_event(event: Event, canvas: torch.Tensor, targets: torch.Tensor, strength: float = 1.0) -> None:
@@ -197,9 +240,9 @@ def render(
     out[0] = canvas
     schedule[0] = events[0].target_index
 
-    def mark(frame: int, event: Event, share: float, into: torch.Tensor) -> None:
+    def mark(frame: int, event: Event, share: float, into: torch.Tensor, strength: torch.Tensor | None = None) -> None:
         rows, cols = event.window
-        strength = event.footprint * share
+        strength = event.footprint * share if strength is None else strength
         strokes[frame, rows, cols] = torch.maximum(strokes[frame, rows, cols], strength)
         channel_map[frame, rows, cols] = torch.where(strength > 0, event.map_channel, channel_map[frame, rows, cols])
         into[rows, cols] += strength
@@ -215,8 +258,11 @@ def render(
         if share < 1 and done == index:
             event = events[index]
             rows, cols = event.window
-            out[frame][event.channels, rows, cols] = event_delta(event, canvas, targets, share)
-            mark(frame, event, share, coverage[frame])
+            region = canvas[event.channels, rows, cols]
+            goal = targets[event.target_index][event.channels, rows, cols]
+            weight = event_weight(event, region, goal, share)
+            out[frame][event.channels, rows, cols] = blend(region, goal, weight.expand_as(region))
+            mark(frame, event, share, coverage[frame], weight if weight.dim() == 2 else weight.amax(0))
         schedule[frame] = events[min(index, len(events) - 1)].target_index
         if progress is not None:
             progress(frame, frames - 1)

@@ -154,6 +154,42 @@ def crispness(images: torch.Tensor) -> tuple[torch.Tensor, float]:
     return crispness_from_sharpness(sharpness(images))
 
 
+GHOST_PATCH = 8  # a latent pixel of TAESD-style decoders, in image pixels
+GHOST_FLOOR = 0.05  # blocks whose two ends differ less than this (mean |difference|, 0..1) do not count
+
+
+def ghosting(images: torch.Tensor, patch: int = GHOST_PATCH, floor: float = GHOST_FLOOR) -> torch.Tensor:
+    """How much each frame is a cross-fade of the first and the last frame: ``[N]``, 0 = none.
+
+    Over the ``patch`` x ``patch`` blocks where the two ends differ (mean |difference| above
+    ``floor``), a frame's block is placed on the line from the first frame's block to the last's
+    (least squares: ``t = <F - first, last - first> / |last - first|^2``, clamped to 0..1) and
+    scores ``min(t, 1 - t)``: 0 when the block is one of the two ends (painted over or not yet),
+    0.5 for a half-and-half cross-fade (a ghost). A frame's value is the median over those
+    blocks; a pair whose ends nowhere differ that much scores 0 everywhere."""
+    images = _check_images(images)
+    count, height, width, colours = images.shape
+    if height % patch or width % patch:
+        raise ValueError(f"metrics: ghosting needs frames whose sides are multiples of {patch}, got {height}x{width}")
+
+    def blocks(x: torch.Tensor) -> torch.Tensor:  # [N,H,W,C] -> [N, blocks, patch*patch*C]
+        x = x.reshape(x.shape[0], height // patch, patch, width // patch, patch, colours)
+        return x.permute(0, 1, 3, 2, 4, 5).reshape(x.shape[0], -1, patch * patch * colours)
+
+    first, last = blocks(_as_float(images[:1]))[0], blocks(_as_float(images[-1:]))[0]
+    apart = last - first
+    counted = apart.abs().mean(-1) > floor
+    if not counted.any():
+        return torch.zeros(count)
+    apart, first = apart[counted], first[counted]
+    scores = []
+    for start in range(0, count, CHUNK):
+        chunk = blocks(_as_float(images[start : start + CHUNK]))[:, counted]
+        share = (((chunk - first) * apart).sum(-1) / (apart * apart).sum(-1)).clamp(0, 1)
+        scores.append(torch.minimum(share, 1 - share).median(1).values)
+    return torch.cat(scores)
+
+
 # Decoder texture (ARCHITECTURE.md "Targets", look): TAESD-style decoders turn each latent pixel into an
 # 8x8 patch, and a half-painted latent shows that as a grid. Its energy sits on the lattice of
 # frequencies k/8 cycles per pixel (the 8-px period and its harmonics, in both directions).
