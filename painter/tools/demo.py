@@ -5,11 +5,11 @@
 The photo (from scikit-image's bundled data) is encoded with a real TAESD encoder, found by
 :mod:`painter.weights` (``--taesd``, ComfyUI's ``models/vae_approx``, ``../shared/data/taesd``, the
 user cache, else the FLUX.2 taef2 pair is downloaded once); the painting happens in that latent
-space. No diffusion model is at hand here, so the plan comes from an analytic stand-in run
-through a real sampler loop (:mod:`painter.standin`: the exact posterior-mean denoiser of a
-Gaussian natural-image prior fitted to the photos, Euler steps over a Karras schedule), run in
-pixel space, each predicted original encoded like a real run's previews would be
-(:func:`standin.reencoded_photo_plan`). Inside ComfyUI the plan comes from the real model. The painting is
+space. No diffusion model is at hand here, so the plan is the one the Plan From Image node makes
+(:func:`engine.picture.picture_plan`): the photo's exact inversion under a Gaussian prior fitted to
+it, sampled back through a real sampler loop (Euler steps over a Karras schedule) in pixel space,
+each predicted original encoded like a real run's previews would be, ending exactly on the encoded
+photo. Inside ComfyUI the plan comes from the real model or from Plan From Image. The painting is
 decoded with the real TAESD decoder and written as an animated WEBP (or MP4 when PyAV is
 installed and the name ends in .mp4).
 """
@@ -32,7 +32,8 @@ from ..engine.strokes import STROKE_PRESETS, Strokes
 from ..render.decoding import decode_frames
 from ..render.sink import render
 from ..render.writers import Encoding, require_encoder, to_uint8
-from .standin import latent_format_from, reencoded_photo_plan
+from ..engine.picture import picture_plan
+from .standin import latent_format_from
 from .taesd import TaesdError
 from .weights import find_or_download
 
@@ -132,9 +133,9 @@ def main(argv=None) -> int:
     others = [name for name in PHOTOS if name != args.photo]
     photos = load_photos([args.photo, *others], args.size)
     latents = vae.encode(photos)
-    # the stand-in's prior is fitted on all bundled photos; its latent->RGB estimate on their decodes
+    # the latent format (scale, shift, latent->RGB estimate) is fitted on all bundled photos and their decodes
     latent_format = latent_format_from(latents, vae.decode(latents), name=vae.name)
-    plan = reencoded_photo_plan(photos, 0, vae.encode, steps=args.steps, latent_format=latent_format)
+    plan = picture_plan(photos[0], vae.encode, steps=args.steps, latent_format=latent_format)  # Plan From Image
     if args.painter in STROKE_PRESETS:
         stages = (Strokes(radii=STROKE_PRESETS[args.painter]),)
     else:
