@@ -87,6 +87,16 @@ def write_filmstrip(images: torch.Tensor, path: str, rows: int = 2, columns: int
     return path
 
 
+def measured(images: torch.Tensor, painting, plan) -> str:
+    """Pacing and early grid ratio of the decoded painting (holds excluded), and its exact end."""
+    from .metrics import active_range, early_grid_ratio, is_exact, pacing
+
+    start, stop = active_range(images)
+    return (f"pacing {pacing(images[start:stop]):.3f} (target <= 0.10), early grid "
+            f"{early_grid_ratio(images[start:stop]):.2f}x the final frame's (target <= 1.5), ends on the encoded "
+            f"photo bit for bit: {'yes' if is_exact(painting.frames, plan.final) else 'NO'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="latent-painter-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="latent_painter_demo.webp", help="output file, .webp or .mp4")
@@ -110,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "../shared/data/taesd, the user cache, else a one-time download)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--filmstrip", help="also write a JPEG of six frames from first to last")
+    parser.add_argument("--measure", action="store_true",
+                        help="also print the painting's pacing and early decoder grid (tools/metrics.py, as the "
+                             "benchmarks measure them) and whether it ends exactly on the encoded photo")
     return parser
 
 
@@ -153,6 +166,8 @@ def main(argv=None) -> int:
     rendered = render([[images]], args.out, encoding, hold_last=args.hold)
     if args.filmstrip:
         write_filmstrip(images, args.filmstrip)
+    if args.measure:
+        print(measured(images[..., : images.shape[2] // (2 if args.stroke_map else 1), :], painting, plan))
     seconds = time.perf_counter() - started
     print(f"wrote {args.out}: {rendered.frames} frames of {rendered.width}x{rendered.height} "
           f"at {args.fps:g} fps ({plan.steps} schedules, {len(painting)} painted frames) in {seconds:.0f}s")
