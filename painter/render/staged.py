@@ -34,6 +34,12 @@ from .strategies import Strategy, incremental
 # The image error per unit of pending head-output change assumed before a full decode measures it:
 # taef2 measured 0.04-0.08 at 512 px; an underestimate costs a missed check.
 GAIN_PRIOR = 0.25
+# The least gain a measurement may set. A full decode can equal the stale image away from the changes
+# (a saturated image: white paper clamps to 1), which measures a gain of 0; that says the pending
+# change was hidden there, not that later change will be, and a gain near 0 would let unlimited
+# change stay stale (a gain of exactly 0 was divided by: the demo crashed on an AMD EPYC). taef2
+# measured 0.04-0.08 at 512 px and 0.043-0.055 at 1024 px wherever the image was not saturated.
+GAIN_FLOOR = 0.04
 # Below this mean squared pending change a full decode says nothing about the gain.
 MIN_GAIN_ENERGY = 1e-6
 # Share of the error min_psnr allows that sub-threshold change left behind may use (the rest is for
@@ -262,6 +268,7 @@ class StagedCanvas:
         energy = float(moved.square()[far].sum()) / moved.numel()
         if energy > MIN_GAIN_ENERGY:
             observed = float(_block_error(stale, self.image, moved.shape)[far].sum()) / moved.numel() / energy
+            observed = max(observed, GAIN_FLOOR)
             self.gain = observed if self.gain_prior else max(observed, self.gain)
             self.gain_prior = False
 
