@@ -75,6 +75,7 @@ class LatentSpace:
     channels: int
     encode: object  # IMAGE [N,H,W,3] -> latents [N,C,h,w]
     decode: object  # latents [N,C,h,w] -> IMAGE [N,H,W,3]
+    scale: int = 8  # pixels per latent pixel
 
 
 def principal_space(autoencoder: TinyAutoencoder, photo_latents: torch.Tensor, channels: int) -> LatentSpace:
@@ -169,7 +170,8 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=None, help="photo side in px (default 256, --quick 128)")
     parser.add_argument("--steps", type=int, default=None, help="stand-in sampler steps (default 30, --quick 12)")
     parser.add_argument("--frames", type=int, default=None, help="frames per painting (default 120, --quick 60)")
-    parser.add_argument("--families", default="32,16,4", help="latent channel counts to measure")
+    parser.add_argument("--families", default="32,16,4",
+                        help="latent channel counts to measure; with --picture, 'pixel' adds pixel space")
     parser.add_argument("--paint-only", action="store_true",
                         help="only Paint with a VAE (the must-show figures), no transitions or no-VAE runs")
     parser.add_argument("--formats", default="rgb,none",
@@ -185,7 +187,7 @@ def main(argv=None) -> int:
     size = args.size or (128 if args.quick else 256)
     steps = args.steps or (12 if args.quick else 30)
     frames = args.frames or (60 if args.quick else 120)
-    families = tuple(int(c) for c in args.families.split(","))
+    families = tuple(int(c) for c in args.families.split(",") if c != "pixel")
     torch.set_grad_enabled(False)
     started = time.perf_counter()
     autoencoder = TinyAutoencoder.from_folder(args.taesd)
@@ -197,7 +199,7 @@ def main(argv=None) -> int:
     print(f"{'family':<26} {'configuration':<40} {'frames':>6} {'grid':>6} {'<=1.5':>5} {'pacing':>7} {'<=0.10':>6} "
           f"{'exact':>5}")
     if args.picture:
-        spaces = latent_spaces(autoencoder, photos, families) + [pixel_space()]
+        spaces = latent_spaces(autoencoder, photos, families) + ([pixel_space()] if "pixel" in args.families else [])
         for space in spaces:
             measure_picture(space, photos[0], steps, frames, Path(args.sheets))
         print(f"({time.perf_counter() - started:.0f}s)")
@@ -235,7 +237,7 @@ def main(argv=None) -> int:
 def pixel_space() -> LatentSpace:
     """ComfyUI's 'pixel_space' VAE: the latent is the image on -1..1, 3 channels, no decoder texture."""
     return LatentSpace("pixel space", 3, lambda images: images.permute(0, 3, 1, 2) * 2 - 1,
-                       lambda latents: ((latents + 1) / 2).permute(0, 2, 3, 1))
+                       lambda latents: ((latents + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1), scale=1)
 
 
 def measure_picture(space: LatentSpace, photo: torch.Tensor, steps: int, frames: int, sheets: Path) -> None:
@@ -245,9 +247,9 @@ def measure_picture(space: LatentSpace, photo: torch.Tensor, steps: int, frames:
     assert torch.equal(plan.final, space.encode(photo[None])[0])
     for kind in ("default", "white"):
         if kind == "default":
-            canvas = default_canvas(plan.final, space.encode, space.decode)
+            canvas = default_canvas(plan.final, space.encode, space.decode, scale=space.scale)
         else:
-            canvas = make_canvas("white", plan.final, space.encode, space.decode)
+            canvas = make_canvas("white", plan.final, space.encode, space.decode, scale=space.scale)
         painting = paint(plan, (Strokes(),), PaintOptions(frames=frames), canvas, decode=space.decode)
         label = f"Plan From Image, Paint, {kind} canvas"
         result, images = measure(label, painting, plan.final, space.decode)
