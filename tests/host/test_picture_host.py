@@ -60,6 +60,16 @@ def only(prompt: dict, class_type: str) -> str:
     return found
 
 
+def use_vae_loader(prompt: dict, vae_name: str) -> None:
+    """The template's checkpoint loader (only its VAE is used) replaced by core VAELoader."""
+    loader = only(prompt, "CheckpointLoaderSimple")
+    prompt[loader] = {"class_type": "VAELoader", "inputs": {"vae_name": vae_name}}
+    for node in prompt.values():
+        for name, value in node["inputs"].items():
+            if value == [loader, 2]:
+                node["inputs"][name] = [loader, 0]
+
+
 def write_photo(comfy, size: int) -> torch.Tensor:
     """The astronaut photo at ``size`` px into the host's input folder; returns it as Load Image reads it."""
     from PIL import Image
@@ -107,12 +117,7 @@ def test_paint_a_picture_you_have_ends_on_the_photo_and_paints_rough_to_fine(com
 
     write_photo(comfy, 256)
     prompt = api_prompt(load(WORKFLOWS / f"{PICTURE_TEMPLATE}.json"))
-    loader = only(prompt, "CheckpointLoaderSimple")  # only its VAE is used: the real taef2 pair instead
-    prompt[loader] = {"class_type": "VAELoader", "inputs": {"vae_name": comfy.ensure_taesd_vae(taesd_folder)}}
-    for node in prompt.values():
-        for name, value in node["inputs"].items():
-            if value == [loader, 2]:
-                node["inputs"][name] = [loader, 0]
+    use_vae_loader(prompt, comfy.ensure_taesd_vae(taesd_folder))  # the real taef2 pair as the VAE
     prompt[only(prompt, "LoadImage")]["inputs"]["image"] = PHOTO
     prompt[only(prompt, "LatentPainterRender")]["inputs"]["filename_prefix"] = "lp_picture/template"
     frames_id, encoded_id = add_outputs(prompt, "lp_picture/nomodel")
@@ -174,16 +179,12 @@ def test_plan_from_image_in_pixel_space_and_with_the_checkpoint_vae(comfy, check
     """The same template with core VAELoader's 'pixel_space' (the latent is the image) and with the
     checkpoint's own KL-VAE: both end on VAE Encode's latent bit for bit."""
     write_photo(comfy, 64)
-    for tag, vae in (("pixel", {"class_type": "VAELoader", "inputs": {"vae_name": "pixel_space"}}),
-                     ("kl", {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint_a}})):
+    for tag in ("pixel", "kl"):
         prompt = api_prompt(load(WORKFLOWS / f"{PICTURE_TEMPLATE}.json"))
-        loader = only(prompt, "CheckpointLoaderSimple")
-        prompt[loader] = vae
         if tag == "pixel":
-            for node in prompt.values():
-                for name, value in node["inputs"].items():
-                    if value == [loader, 2]:
-                        node["inputs"][name] = [loader, 0]
+            use_vae_loader(prompt, "pixel_space")
+        else:
+            prompt[only(prompt, "CheckpointLoaderSimple")]["inputs"]["ckpt_name"] = checkpoint_a
         prompt[only(prompt, "LoadImage")]["inputs"]["image"] = PHOTO
         prompt[only(prompt, "LatentPainterPlanFromImage")]["inputs"]["steps"] = 8
         prompt[only(prompt, "LatentPainterPaint")]["inputs"].update(frames=24, cleanup_frames=4)
