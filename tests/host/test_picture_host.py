@@ -98,7 +98,20 @@ def add_outputs(prompt: dict, prefix: str) -> tuple[str, str]:
                                                                       "filename_prefix": f"{prefix}_encoded"}}
     prompt["save_frames"] = {"class_type": "SaveLatent", "inputs": {"samples": [paint, 0],
                                                                      "filename_prefix": f"{prefix}_frames"}}
+    # the frames decoded by the same VAE in the host (core VAE Decode), as PNGs
+    prompt["decode"] = {"class_type": "VAEDecode", "inputs": {"samples": [paint, 0], "vae": vae}}
+    prompt["save_images"] = {"class_type": "SaveImage", "inputs": {"images": ["decode", 0],
+                                                                    "filename_prefix": f"{prefix}_images"}}
     return "save_frames", "save_encoded"
+
+
+def saved_images(comfy, history) -> torch.Tensor:
+    """The PNGs of add_outputs' SaveImage, in order, as an IMAGE batch in 0..1."""
+    import numpy
+    from PIL import Image
+
+    files = sorted(comfy.output_files({"outputs": {"save_images": history["outputs"]["save_images"]}}))
+    return torch.stack([torch.from_numpy(numpy.array(Image.open(f).convert("RGB"))) for f in files]).float() / 255
 
 
 def strip(images: torch.Tensor, path: Path) -> None:
@@ -113,7 +126,6 @@ def strip(images: torch.Tensor, path: Path) -> None:
 
 def test_paint_a_picture_you_have_ends_on_the_photo_and_paints_rough_to_fine(comfy, taesd_folder):
     from latent_painter.painter.tools.metrics import active_range, early_grid_ratio, pacing
-    from latent_painter.painter.tools.taesd import TinyAutoencoder
 
     write_photo(comfy, 256)
     prompt = api_prompt(load(WORKFLOWS / f"{PICTURE_TEMPLATE}.json"))
@@ -127,8 +139,8 @@ def test_paint_a_picture_you_have_ends_on_the_photo_and_paints_rough_to_fine(com
     assert torch.equal(frames[-1], encoded[0])  # the painting ends on the encoded photo, bit for bit
     render = only(prompt, "LatentPainterRender")
     assert comfy.output_files({"outputs": {render: history["outputs"][render]}})
-    with torch.no_grad():
-        images = TinyAutoencoder.from_folder(taesd_folder).decode(frames)
+    images = saved_images(comfy, history)
+    assert len(images) == len(frames)
     start, stop = active_range(images)
     measured_pacing, grid = pacing(images[start:stop]), early_grid_ratio(images[start:stop])
     strip(images, Path("/tmp/latent_painter_picture_host.png"))
@@ -139,9 +151,6 @@ def test_paint_a_picture_you_have_ends_on_the_photo_and_paints_rough_to_fine(com
 
 
 def test_paint_a_picture_with_your_model_ends_on_the_picture_without_a_jump(comfy, checkpoint_a):
-    import numpy
-    from PIL import Image
-
     from latent_painter.painter.tools.metrics import frame_changes
 
     write_photo(comfy, 64)
@@ -150,18 +159,12 @@ def test_paint_a_picture_with_your_model_ends_on_the_picture_without_a_jump(comf
     prompt[only(prompt, "LoadImage")]["inputs"]["image"] = PHOTO
     prompt[only(prompt, "LatentPainterRender")]["inputs"]["filename_prefix"] = "lp_picture/model_template"
     frames_id, encoded_id = add_outputs(prompt, "lp_picture/model")
-    paint = only(prompt, "LatentPainterPaint")
-    vae = prompt[paint]["inputs"]["vae"]
-    prompt["decode"] = {"class_type": "VAEDecode", "inputs": {"samples": [paint, 0], "vae": vae}}
-    prompt["save_images"] = {"class_type": "SaveImage", "inputs": {"images": ["decode", 0],
-                                                                    "filename_prefix": "lp_picture/model_images"}}
     history = comfy.queue(prompt, timeout=3600)
 
     frames, encoded = saved_latent(comfy, history, frames_id), saved_latent(comfy, history, encoded_id)
     assert torch.equal(frames[-1], encoded[0])  # the painting lands on the picture, not on the model's remake
-    files = sorted(comfy.output_files({"outputs": {"save_images": history["outputs"]["save_images"]}}))
-    assert len(files) == len(frames)
-    images = torch.stack([torch.from_numpy(numpy.array(Image.open(f).convert("RGB"))) for f in files]).float() / 255
+    images = saved_images(comfy, history)
+    assert len(images) == len(frames)
     figures = {}
     for label, changes in (("latents", (frames[1:] - frames[:-1]).abs().flatten(1).mean(1)),
                            ("frames decoded by the random VAE", frame_changes(images))):
