@@ -43,7 +43,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from latent_painter.painter.engine.canvas import default_canvas
+from latent_painter.painter.engine.canvas import default_canvas, make_canvas
+from latent_painter.painter.engine.picture import picture_plan
 from latent_painter.painter.tools.demo import load_photos
 from latent_painter.painter.tools.metrics import active_range, early_grid_ratio_from_energy, grid_energy, is_exact, pacing
 from latent_painter.painter.render.decoding import decode_frames
@@ -74,6 +75,7 @@ class LatentSpace:
     channels: int
     encode: object  # IMAGE [N,H,W,3] -> latents [N,C,h,w]
     decode: object  # latents [N,C,h,w] -> IMAGE [N,H,W,3]
+    scale: int = 8  # pixels per latent pixel
 
 
 def principal_space(autoencoder: TinyAutoencoder, photo_latents: torch.Tensor, channels: int) -> LatentSpace:
@@ -168,7 +170,8 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=None, help="photo side in px (default 256, --quick 128)")
     parser.add_argument("--steps", type=int, default=None, help="stand-in sampler steps (default 30, --quick 12)")
     parser.add_argument("--frames", type=int, default=None, help="frames per painting (default 120, --quick 60)")
-    parser.add_argument("--families", default="32,16,4", help="latent channel counts to measure")
+    parser.add_argument("--families", default="32,16,4",
+                        help="latent channel counts to measure; with --picture, 'pixel' adds pixel space")
     parser.add_argument("--paint-only", action="store_true",
                         help="only Paint with a VAE (the must-show figures), no transitions or no-VAE runs")
     parser.add_argument("--formats", default="rgb,none",
@@ -176,11 +179,15 @@ def main(argv=None) -> int:
     parser.add_argument("--without-vae", action="store_true",
                         help="also measure the engine without a decoder (no node default; for comparison)")
     parser.add_argument("--sheets", default="/tmp/latent_painter_look", help="folder for the contact sheet PNGs")
+    parser.add_argument("--picture", action="store_true",
+                        help="measure Plan From Image instead (engine/picture.py: the photo's own prior, no other "
+                             "photos, ending on the encoded photo), on every family and in pixel space, Paint with a "
+                             "VAE on the default canvas and on white paper (the template)")
     args = parser.parse_args(argv)
     size = args.size or (128 if args.quick else 256)
     steps = args.steps or (12 if args.quick else 30)
     frames = args.frames or (60 if args.quick else 120)
-    families = tuple(int(c) for c in args.families.split(","))
+    families = tuple(int(c) for c in args.families.split(",") if c != "pixel")
     torch.set_grad_enabled(False)
     started = time.perf_counter()
     autoencoder = TinyAutoencoder.from_folder(args.taesd)
@@ -191,6 +198,12 @@ def main(argv=None) -> int:
           f"{size}x{size} px, {steps}-step re-encoded stand-in plans, {frames} frames, painter defaults")
     print(f"{'family':<26} {'configuration':<40} {'frames':>6} {'grid':>6} {'<=1.5':>5} {'pacing':>7} {'<=0.10':>6} "
           f"{'exact':>5}")
+    if args.picture:
+        spaces = latent_spaces(autoencoder, photos, families) + ([pixel_space()] if "pixel" in args.families else [])
+        for space in spaces:
+            measure_picture(space, photos[0], steps, frames, Path(args.sheets))
+        print(f"({time.perf_counter() - started:.0f}s)")
+        return 0
     for space in latent_spaces(autoencoder, photos, families):
         latents = space.encode(photos)
         with_rgb = latent_format_from(latents, space.decode(latents), name=space.name)
@@ -219,6 +232,32 @@ def main(argv=None) -> int:
                 report(space, result, grid=False, target=vae)
     print(f"({time.perf_counter() - started:.0f}s)")
     return 0
+
+
+def pixel_space() -> LatentSpace:
+    """ComfyUI's 'pixel_space' VAE: the latent is the image on -1..1, 3 channels, no decoder texture."""
+    return LatentSpace("pixel space", 3, lambda images: images.permute(0, 3, 1, 2) * 2 - 1,
+                       lambda latents: ((latents + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1), scale=1)
+
+
+def measure_picture(space: LatentSpace, photo: torch.Tensor, steps: int, frames: int, sheets: Path) -> None:
+    """Plan From Image on one photo (the node's defaults but ``steps``), painted with a VAE on the
+    default canvas and on white paper; the last frame must be the encoded photo, bit for bit."""
+    plan = picture_plan(photo, space.encode, steps=steps)
+    assert torch.equal(plan.final, space.encode(photo[None])[0])
+    for kind in ("default", "white"):
+        if kind == "default":
+            canvas = default_canvas(plan.final, space.encode, space.decode, scale=space.scale)
+        else:
+            canvas = make_canvas("white", plan.final, space.encode, space.decode, scale=space.scale)
+        painting = paint(plan, (Strokes(),), PaintOptions(frames=frames), canvas, decode=space.decode)
+        label = f"Plan From Image, Paint, {kind} canvas"
+        result, images = measure(label, painting, plan.final, space.decode)
+        report(space, result, grid=True, target=True)
+        picks = torch.tensor([0, (len(images) - 1) // 2, len(images) - 1])
+        sheet = sheets / f"picture_{space.channels}ch_{kind}.png"
+        write_sheet(sheet, [(f"{space.name}: {label}: first, middle, last", images[picks])])
+        print(f"    first/middle/last: {sheet}")
 
 
 def report(space: LatentSpace, result: Result, grid: bool, target: bool) -> None:

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from ..painter.engine.limits import widget
 from ..painter.engine.latents import VideoLatentError, image_latents
+from ..painter.engine.picture import land_plan
 from ..painter.engine.capture import RunOrigin, RunStore, newest_continued, plan_of_run
 from . import host
 from .common import CATEGORY, PLAN, latent_samples, node_error, reporting
@@ -174,13 +175,25 @@ class LatentPainterGetPlan:
             "optional": {
                 "batch_index": ("INT", widget("batch_index", default=0,
                                               tooltip="Which image of the sampled batch to paint (0 = the first).")),
+                "end_latent": ("LATENT", {"tooltip": "Optional: the latent the painting must end on, exactly, instead of "
+                                                     "the sampler's result, e.g. your picture through VAE Encode when the "
+                                                     "model re-made it from its inverted noise. The difference is faded "
+                                                     "in along the plan, broad first and detail last, so the last frames "
+                                                     "do not jump. Same size and latent space as the sampled latent "
+                                                     "(item batch_index of a batch, else item 0)."}),
             },
         }
 
-    def get_plan(self, model, latent, batch_index=None):
+    def get_plan(self, model, latent, batch_index=None, end_latent=None):
         node = type(self)
         wrapper = captured_wrapper(model, node)
-        return (plan_from_capture(wrapper, latent, 0 if batch_index is None else int(batch_index), node),)
+        index = 0 if batch_index is None else int(batch_index)
+        plan = plan_from_capture(wrapper, latent, index, node)
+        if end_latent is None:
+            return (plan,)
+        ends = latent_samples(end_latent, node, "end_latent")
+        with reporting(node, "end_latent"):
+            return (land_plan(plan, ends[index if index < ends.shape[0] else 0]),)
 
 
 NODES = (LatentPainterCapture, LatentPainterGetPlan)

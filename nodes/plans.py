@@ -6,9 +6,11 @@ import os
 
 from dataclasses import replace
 
+from ..painter.engine.limits import LIMITS, widget
+from ..painter.engine.picture import ROUGHNESS_DEFAULT, latent_picture_plan, picture_plan, start_sigma
 from ..painter.engine.plan import LatentFormat, load_plan, make_plan, plan_file_signature, save_plan
 from . import host
-from .common import CATEGORY, PLAN, image_samples, latent_samples, node_error, plan_input, reporting
+from .common import CATEGORY, PLAN, image_samples, latent_samples, node_error, plan_input, reporting, vae_input
 
 DEFAULT_PREFIX = "latent_painter/plan"
 
@@ -50,6 +52,86 @@ class LatentPainterPlanFromLatents:
         latent_format = replace(latent_format, time_axis=time_axis or latent_format.time_axis)
         with reporting(node):
             return (make_plan(originals, last, None, latent_format),)
+
+
+class LatentPainterPlanFromImage:
+    DISPLAY_NAME = "Plan From Image"
+    DESCRIPTION = (
+        "Makes a rough-to-fine plan from a picture you already have (a photo, an artwork, an old generation), with no "
+        "model and no sampling: the picture is blurred back to colour blobs and sharpened again step by step, as a "
+        "real run's predictions sharpen, and each step is encoded by the VAE. The painting ends exactly on the "
+        "encoded picture. Connect an image and a VAE, or a latent (with the VAE for the best look)."
+    )
+    CATEGORY = CATEGORY
+    FUNCTION = "build"
+    RETURN_TYPES = (PLAN,)
+    RETURN_NAMES = ("plan",)
+    OUTPUT_TOOLTIPS = ("The plan: rough-to-fine predictions of the picture in the VAE's latent space, ending exactly "
+                       "on the encoded picture (what VAE Encode gives).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "steps": ("INT", widget("plan steps", default=30,
+                                        tooltip="How many schedules the painting has (one per step of the rough-to-fine "
+                                                "run). More steps give more stages of detail and take a little longer "
+                                                "to encode (one VAE encode per step).")),
+                "roughness": ("FLOAT", widget("roughness", default=ROUGHNESS_DEFAULT, step=0.05,
+                                              tooltip="How rough the start is: 1 = colour blobs, as a real run's first "
+                                                      "steps; 0.5 = a soft blur of the picture; lower starts closer to "
+                                                      "the finished picture.")),
+            },
+            "optional": {
+                "image": ("IMAGE", {"tooltip": "The picture to paint (e.g. Load Image). The first image of a batch."}),
+                "vae": ("VAE", {"tooltip": "The VAE of the latent space to paint in (any ComfyUI VAE, TAESD, or "
+                                           "'pixel_space'): it encodes every step of the plan. Use the VAE you will "
+                                           "decode the painting with."}),
+                "latent": ("LATENT", {"tooltip": "Instead of an image, or as well: the latent the painting must end on, "
+                                                 "exactly (batch item 0). With a VAE it is decoded for the rough-to-fine "
+                                                 "run when no image is connected; without a VAE the run happens in "
+                                                 "latent space (early frames may show the decoder's texture)."}),
+                "model": ("MODEL", {"tooltip": "Optional: the model whose latent space this is; records its latent "
+                                               "format, so the plan can join transitions with plans of that model."}),
+            },
+        }
+
+    def build(self, steps=30, roughness=ROUGHNESS_DEFAULT, image=None, vae=None, latent=None, model=None):
+        node = type(self)
+        if image is None and latent is None:
+            raise node_error(node, "image", "nothing to paint; connect an image (with a VAE) or a latent")
+        if not LIMITS["plan steps"].admits(steps):
+            raise node_error(node, "steps", f"must be {LIMITS['plan steps'].describe()}, got {steps!r}")
+        with reporting(node, "roughness"):
+            start_sigma(roughness)
+        final = None if latent is None else latent_samples(latent, node, "latent")[0]
+        latent_format = None if model is None else host.latent_format(model)
+        if vae is None:
+            if image is not None and latent is None:
+                raise node_error(node, "vae", "is needed to paint an image: connect the VAE of the model (or Load VAE) "
+                                              "whose latent space the painting should be in")
+            with reporting(node, "latent"):
+                return (latent_picture_plan(final, steps, roughness, latent_format),)
+        vae_input(vae, node)
+        if image is None:
+            with reporting(node, "vae"):
+                picture = vae.decode(final[None])[0].clamp(0, 1)
+        else:
+            picture = first_image(image, node)
+        report = host.progress(steps + (final is None))
+        with reporting(node, "vae"):
+            plan = picture_plan(picture[..., :3], vae.encode, steps=steps, roughness=roughness, final=final,
+                                latent_format=latent_format, progress=report)
+        return (plan,)
+
+
+def first_image(image, node):
+    """The first image ``[H,W,3]`` of an IMAGE batch, else a clear error."""
+    if not hasattr(image, "dim") or image.dim() != 4 or image.shape[0] == 0 or image.shape[-1] < 3:
+        shape = tuple(image.shape) if hasattr(image, "shape") else type(image).__name__
+        raise node_error(node, "image", f"expected an IMAGE batch [N,H,W,3], got {shape}; connect an image output "
+                                        "such as Load Image")
+    return image[0, ..., :3]
 
 
 class LatentPainterSavePlan:
@@ -134,4 +216,4 @@ class LatentPainterLoadPlan:
         return True
 
 
-NODES = (LatentPainterPlanFromLatents, LatentPainterSavePlan, LatentPainterLoadPlan)
+NODES = (LatentPainterPlanFromLatents, LatentPainterPlanFromImage, LatentPainterSavePlan, LatentPainterLoadPlan)

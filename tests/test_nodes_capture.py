@@ -236,3 +236,27 @@ def test_samplers_refuse_what_gives_no_plan(monkeypatch):
     monkeypatch.setattr(host, "core_ksampler", never_calls_back)
     with pytest.raises(ValueError, match=r"^Latent Painter Sampler: the sampler ran no steps"):
         run("LatentPainterSampler", model=model, latent_image={"samples": torch.zeros(1, 4, 8, 8)}, **inputs)
+
+
+# --- Get Plan's end_latent: the plan lands on the user's own latent ------------------------------
+
+
+def test_get_plan_with_an_end_latent_ends_exactly_on_it():
+    (captured,) = run("LatentPainterCapture", model=FakeModel(FORMAT))
+    result = sample(captured, reports_for(batch=2, steps=4))
+    plain = get_plan(captured, result, batch_index=1)
+    ends = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(5))
+    landed = get_plan(captured, result, batch_index=1, end_latent={"samples": ends})
+    assert torch.equal(landed.final, ends[1]) and torch.equal(landed.targets[-1], ends[1])
+    assert landed.steps == plain.steps and torch.equal(landed.sigmas, plain.sigmas)
+    assert landed.latent_format == plain.latent_format
+    # the difference is spread along the plan, not added at the end
+    first_moved = (landed.targets[0] - plain.targets[0]).abs().mean()
+    assert first_moved > 0.1 * (ends[1] - plain.final).abs().mean()
+    one = get_plan(captured, result, batch_index=1, end_latent={"samples": ends[:1]})  # a single latent serves any index
+    assert torch.equal(one.final, ends[0])
+    with pytest.raises(ValueError, match=r"^Get Plan: end_latent: the end latent is 4x16x16 but the plan is 4x8x8; "
+                                         r"encode the image at the size that was sampled"):
+        get_plan(captured, result, end_latent={"samples": torch.zeros(1, 4, 16, 16)})
+    with pytest.raises(ValueError, match=r"^Get Plan: end_latent: expected a LATENT"):
+        get_plan(captured, result, end_latent=torch.zeros(1, 4, 8, 8))

@@ -32,7 +32,7 @@ NODE_IDS = {
     "LatentPainterSavePlan", "LatentPainterLoadPlan", "LatentPainterStrokes", "LatentPainterAction",
     "LatentPainterPaint", "LatentPainterDecodeFrames", "LatentPainterAssembleFrames",
     "LatentPainterTransition", "LatentPainterInterpolate", "LatentPainterCapture", "LatentPainterGetPlan",
-    "LatentPainterCanvas", "LatentPainterRender",
+    "LatentPainterCanvas", "LatentPainterRender", "LatentPainterPlanFromImage",
 }  # fmt: skip
 HOST_MODULES = ("comfy", "comfy_api", "comfy_extras", "comfy_execution", "folder_paths", "latent_preview", "node_helpers")
 

@@ -187,8 +187,10 @@ def test_a_reencoded_plan_is_the_pixel_run_encoded_and_decodes_without_the_grid(
     assert torch.equal(reencoded.final, reencoded.targets[-1])
     pixels = photos.permute(0, 3, 1, 2)
     run = photo_plan(pixels[0], pixels, steps=12)
-    last = run.targets[-1].clamp(0, 1).permute(1, 2, 0)[None].contiguous()
-    assert torch.allclose(reencoded.final, vae.encode(last)[0], atol=1e-5)
+    assert torch.equal(reencoded.final, vae.encode(photos[:1])[0])  # ends on the photo itself, bit for bit
+    first = run.targets[0].clamp(0, 1).permute(1, 2, 0)[None].contiguous()
+    # the pixel run's first prediction encoded (and the small difference between its last one and the photo)
+    assert (reencoded.targets[0] - vae.encode(first)[0]).abs().mean() < 0.05 * reencoded.final.abs().mean()
     decoded = vae.decode(reencoded.targets)
     assert sharpness(decoded[:1]) < 0.5 * sharpness(decoded[-1:])  # blurry to sharp
     # the early originals are images encoded, so they decode without the decoder's grid, unlike a

@@ -34,7 +34,7 @@ CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 # Node types the frontend defines itself (not in /object_info): one text widget, no sockets.
 FRONTEND_ONLY = {"Note", "MarkdownNote"}
 # Combos whose choices are the host's files: any file name is fine in a shipped workflow.
-FILE_COMBOS = {("CheckpointLoaderSimple", "ckpt_name"), ("LatentPainterLoadPlan", "plan")}
+FILE_COMBOS = {("CheckpointLoaderSimple", "ckpt_name"), ("LatentPainterLoadPlan", "plan"), ("LoadImage", "image")}
 MAX_THUMBNAIL_BYTES = 60_000
 TITLE_HEIGHT = 30  # LiteGraph draws a node's title bar above its pos
 
@@ -127,6 +127,9 @@ class Spec:
                     self.widgets.append(key)
                     if kind == "INT" and options.get(CONTROL):
                         self.widgets.append(CONTROL)
+                    if options.get("image_upload"):  # Load Image's upload button: a widget value of its own
+                        self.widgets.append("upload")
+                        self.inputs["upload"] = ["IMAGEUPLOAD", {}]
                 else:
                     self.sockets.append((key, kind, section == "required"))
         self.outputs = list(zip(entry["output_name"], entry["output"]))
@@ -169,6 +172,8 @@ def check_value(node_type: str, key: str, spec, value) -> str | None:
         if (node_type, key) not in FILE_COMBOS and value not in choices:
             return f"{where}: {value!r} is not one of {choices[:8]}{'...' if len(choices) > 8 else ''}"
         return None
+    if kind == "IMAGEUPLOAD":
+        return None if value == "image" else f"{where}: {value!r} is not 'image' (what the upload button saves)"
     if kind == "BOOLEAN":
         return None if isinstance(value, bool) else f"{where}: {value!r} is not a boolean"
     if kind == "STRING":

@@ -168,6 +168,29 @@ def thumb_render(studio):
     return to_pil(studio.decode(painting.frames[i : i + 1])[0])
 
 
+def picture_painted(studio, name: str, share: float):
+    """A photo painted as the 'picture' templates paint it: Plan From Image's plan (engine/picture.py) on white
+    paper, paced by the decoder, one frame part-way."""
+    from latent_painter.painter.engine.canvas import make_canvas
+    from latent_painter.painter.engine.paint import PaintOptions, paint
+    from latent_painter.painter.engine.picture import picture_plan
+    from latent_painter.painter.tools.demo import load_photos
+
+    plan = picture_plan(load_photos([name], SIZE)[0], studio.vae.encode, steps=STEPS)
+    start = make_canvas("white", plan.final, studio.vae.encode, studio.decode)
+    painting = paint(plan, (strokes(),), PaintOptions(frames=60), start, decode=studio.decode)
+    i = frame_at(painting, share)
+    return to_pil(studio.decode(painting.frames[i : i + 1])[0])
+
+
+def thumb_paint_a_picture(studio):
+    return picture_painted(studio, "rocket", 0.35)
+
+
+def thumb_paint_a_picture_with_your_model(studio):
+    return picture_painted(studio, "chelsea", 0.35)
+
+
 THUMBS = {
     "Capture any sampler and paint": thumb_capture,
     "Paint an image": thumb_paint_an_image,
@@ -179,6 +202,8 @@ THUMBS = {
     "Save a plan": thumb_save_plan,
     "Load a plan and paint it": thumb_load_plan,
     "Render a long painting to video": thumb_render,
+    "Paint a picture you have": thumb_paint_a_picture,
+    "Paint a picture with your model": thumb_paint_a_picture_with_your_model,
 }
 
 

@@ -56,12 +56,16 @@ class Spec:
                     self.widgets.append(name)
                     if kind == "INT" and options.get("control_after_generate"):
                         self.widgets.append("control_after_generate")
+                    if options.get("image_upload"):  # the frontend's upload button saves a value too
+                        self.widgets.append("upload")
                 else:
                     self.sockets.append((name, kind, section == "optional"))
         self.widget_types = {}
         for section in ("required", "optional"):
             for name, spec in info["input"].get(section, {}).items():
                 self.widget_types[name] = "COMBO" if isinstance(spec[0], list) else spec[0]
+                if len(spec) > 1 and spec[1].get("image_upload"):
+                    self.widget_types["upload"] = "IMAGEUPLOAD"
         self.outputs = list(zip(info.get("output_name") or info["output"], info["output"]))
         self.output_node = bool(info.get("output_node"))
 
@@ -809,8 +813,111 @@ def wf_render(specs) -> Workflow:
     return wf
 
 
+# ---------------------------------------------------------------------- a picture you have (issue 28)
+PICTURE = "example.png"  # the picture every ComfyUI install has in its input folder
+
+NOTE_PICTURE = """
+PAINT A PICTURE YOU HAVE
+Load Image: any picture (a photo, an artwork, an old generation). Pick yours or upload it.
+Plan From Image makes the plan with no model and no sampling: the picture blurred back to colour blobs and sharpened again step by step, as a real run's predictions sharpen, each step encoded by the VAE. The painting ends exactly on the encoded picture.
+steps = schedules to paint (30 is plenty); roughness = how rough the start is (1 = colour blobs, 0.5 = a soft blur).
+The VAE: any (a checkpoint's, Load VAE's, TAESD, or 'pixel_space'); use the one you decode with. Only the VAE of the checkpoint is used here, not its model.
+For the model's own way of building the picture, see the template 'Paint a picture with your model'.
+"""
+
+NOTE_INVERT = """
+YOUR MODEL, RUN BACKWARD AND FORWARD
+1. VAE Encode the picture.
+2. SamplerCustom with FlipSigmas runs the sampler backward (no noise added, cfg 1): the picture's latent becomes the noise that leads to it.
+3. SamplerCustom on the captured model samples it back: Get Plan records the model's predictions, rough to fine.
+The model lands near your picture but not on it (its own reconstruction). Get Plan's end_latent (the encoded picture) makes the painting end exactly on your picture: the difference is faded in along the plan, broad first and detail last, so the last frames do not jump.
+A prompt describing the picture helps the model; cfg 1 keeps the run invertible.
+"""
+
+
+def picture_paint_and_render(wf: Workflow, plan_src, vae_src, prefix: str):
+    """Painter -> Canvas white -> Paint -> Render (webp, white paper, the coloured stroke map beside)."""
+    pnt = painter(wf)
+    cnv = canvas(wf, plan_src, vae_src)
+    pt = paint(wf, plan_src, pnt, vae_src, canvas_node=cnv)
+    node = add(wf, "LatentPainterRender", size=(400, 620), filename_prefix=prefix, format="webp", fps=24.0,
+               quality=80, hold_first=6, hold_last=48, pingpong=False, white_canvas=True, stroke_map_side_by_side=True,
+               chunk_size=4, decode="auto")
+    wf.connect(pt, "frames", node, "frames")
+    wf.connect(vae_src, "VAE", node, "vae")
+    wf.connect(pt, "stroke_maps", node, "stroke_maps")
+    return pnt, cnv, pt, node
+
+
+def load_picture(wf: Workflow):
+    return add(wf, "LoadImage", size=(330, 340), image=PICTURE, upload="image")
+
+
+def wf_paint_a_picture(specs) -> Workflow:
+    wf = Workflow("Paint a picture you have", specs)
+    ckpt = add(wf, "CheckpointLoaderSimple", title="Load Checkpoint (its VAE only)", ckpt_name=SD15)
+    image = load_picture(wf)
+    n_picture = wf.note(NOTE_PICTURE, (400, 380))
+    plan = add(wf, "LatentPainterPlanFromImage", size=(330, 130), steps=30, roughness=1.0)
+    wf.connect(image, "IMAGE", plan, "image")
+    wf.connect(ckpt, "VAE", plan, "vae")
+    pnt, cnv, pt, rnd = picture_paint_and_render(wf, plan, ckpt, "latent_painter/picture")
+    n_paint = wf.note(NOTE_PAINT, (400, 300))
+
+    x = wf.column(0, 0, [ckpt, image], "1. Your picture and a VAE", width=400)
+    x = wf.column(x, 0, [plan, n_picture], "2. Plan From Image (no model)", width=400)
+    x = wf.column(x, 0, [pnt, cnv], "3. Painter and white paper")
+    x = wf.column(x, 0, [pt, n_paint], "4. Paint", width=400)
+    wf.column(x, 0, [rnd], "5. Render with the stroke map", width=400)
+    return wf
+
+
+def wf_paint_a_picture_with_your_model(specs) -> Workflow:
+    wf = Workflow("Paint a picture with your model", specs)
+    ckpt, pos, neg = model_block(wf, positive="a photo", negative="")
+    image = load_picture(wf)
+    enc = add(wf, "VAEEncode", size=(330, 46))
+    wf.connect(image, "IMAGE", enc, "pixels")
+    wf.connect(ckpt, "VAE", enc, "vae")
+    select = add(wf, "KSamplerSelect", sampler_name="euler")
+    sched = add(wf, "BasicScheduler", scheduler="normal", steps=20, denoise=1.0)
+    wf.connect(ckpt, "MODEL", sched, "model")
+    flip = add(wf, "FlipSigmas", size=(330, 26))
+    wf.connect(sched, "SIGMAS", flip, "sigmas")
+
+    def custom(model_src, model_output, sigmas_src, latent_src, latent_output, title):
+        node = add(wf, "SamplerCustom", size=(330, 262), title=title, add_noise=False, noise_seed=0,
+                   control_after_generate="fixed", cfg=1.0)
+        wf.connect(model_src, model_output, node, "model")
+        wf.connect(pos, "CONDITIONING", node, "positive")
+        wf.connect(neg, "CONDITIONING", node, "negative")
+        wf.connect(select, "SAMPLER", node, "sampler")
+        wf.connect(sigmas_src, "SIGMAS", node, "sigmas")
+        wf.connect(latent_src, latent_output, node, "latent_image")
+        return node
+
+    invert = custom(ckpt, "MODEL", flip, enc, "LATENT", "SamplerCustom (backward: picture to noise)")
+    capture = add(wf, "LatentPainterCapture")
+    wf.connect(ckpt, "MODEL", capture, "model")
+    forward = custom(capture, "model", sched, invert, "output", "SamplerCustom (forward, captured)")
+    get = add(wf, "LatentPainterGetPlan", size=(330, 100), batch_index=0)
+    wf.connect(capture, "model", get, "model")
+    wf.connect(forward, "output", get, "latent")
+    wf.connect(enc, "LATENT", get, "end_latent")
+    n_invert = wf.note(NOTE_INVERT, (400, 420))
+    pnt, cnv, pt, rnd = picture_paint_and_render(wf, get, ckpt, "latent_painter/picture_model")
+
+    x = wf.column(0, 0, [ckpt, pos, neg], "1. Model and a prompt for the picture", width=400)
+    x = wf.column(x, 0, [image, enc], "2. Your picture, encoded")
+    x = wf.column(x, 0, [select, sched, flip, invert], "3. Backward: picture to noise")
+    x = wf.column(x, 0, [capture, forward, get, n_invert], "4. Forward, captured; end on the picture", width=400)
+    x = wf.column(x, 0, [pnt, cnv, pt], "5. Paint on white paper")
+    wf.column(x, 0, [rnd], "6. Render with the stroke map", width=400)
+    return wf
+
+
 ALL = (wf_capture, wf_paint_an_image, wf_custom_sampling, wf_white_canvas, wf_reveal_chain, wf_transition, wf_pingpong,
-       wf_save_plan, wf_load_plan, wf_render)
+       wf_save_plan, wf_load_plan, wf_render, wf_paint_a_picture, wf_paint_a_picture_with_your_model)
 
 
 def object_info(argv: list[str]) -> dict:

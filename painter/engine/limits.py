@@ -46,6 +46,7 @@ GIB = 1024**3
 LIMITS: dict[str, Limit] = {
     # plans
     "plan steps": Limit(1, 10_000, whole=True, hint="use fewer sampling steps"),
+    "roughness": Limit(0, 1, above=True, hint="1 starts from colour blobs, 0.5 from a soft blur"),
     "latent channels": Limit(0, 65_536, whole=True),
     "channel index": Limit(0, 4095, whole=True, hint="write channel numbers such as 0,2-3"),
     "batch_index": Limit(0, 4095, whole=True, hint="pick an image of the batch"),

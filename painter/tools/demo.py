@@ -5,11 +5,11 @@
 The photo (from scikit-image's bundled data) is encoded with a real TAESD encoder, found by
 :mod:`painter.weights` (``--taesd``, ComfyUI's ``models/vae_approx``, ``../shared/data/taesd``, the
 user cache, else the FLUX.2 taef2 pair is downloaded once); the painting happens in that latent
-space. No diffusion model is at hand here, so the plan comes from an analytic stand-in run
-through a real sampler loop (:mod:`painter.standin`: the exact posterior-mean denoiser of a
-Gaussian natural-image prior fitted to the photos, Euler steps over a Karras schedule), run in
-pixel space, each predicted original encoded like a real run's previews would be
-(:func:`standin.reencoded_photo_plan`). Inside ComfyUI the plan comes from the real model. The painting is
+space. No diffusion model is at hand here, so the plan is the one the Plan From Image node makes
+(:func:`engine.picture.picture_plan`): the photo's exact inversion under a Gaussian prior fitted to
+it, sampled back through a real sampler loop (Euler steps over a Karras schedule) in pixel space,
+each predicted original encoded like a real run's previews would be, ending exactly on the encoded
+photo. Inside ComfyUI the plan comes from the real model or from Plan From Image. The painting is
 decoded with the real TAESD decoder and written as an animated WEBP (or MP4 when PyAV is
 installed and the name ends in .mp4).
 """
@@ -32,7 +32,8 @@ from ..engine.strokes import STROKE_PRESETS, Strokes
 from ..render.decoding import decode_frames
 from ..render.sink import render
 from ..render.writers import Encoding, require_encoder, to_uint8
-from .standin import latent_format_from, reencoded_photo_plan
+from ..engine.picture import picture_plan
+from .standin import latent_format_from
 from .taesd import TaesdError
 from .weights import find_or_download
 
@@ -86,6 +87,16 @@ def write_filmstrip(images: torch.Tensor, path: str, rows: int = 2, columns: int
     return path
 
 
+def measured(images: torch.Tensor, painting, plan) -> str:
+    """Pacing and early grid ratio of the decoded painting (holds excluded), and its exact end."""
+    from .metrics import active_range, early_grid_ratio, is_exact, pacing
+
+    start, stop = active_range(images)
+    return (f"pacing {pacing(images[start:stop]):.3f} (target <= 0.10), early grid "
+            f"{early_grid_ratio(images[start:stop]):.2f}x the final frame's (target <= 1.5), ends on the encoded "
+            f"photo bit for bit: {'yes' if is_exact(painting.frames, plan.final) else 'NO'}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="latent-painter-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="latent_painter_demo.webp", help="output file, .webp or .mp4")
@@ -109,18 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "../shared/data/taesd, the user cache, else a one-time download)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--filmstrip", help="also write a JPEG of six frames from first to last")
+    parser.add_argument("--measure", action="store_true",
+                        help="also print the painting's pacing and early decoder grid (tools/metrics.py, as the "
+                             "benchmarks measure them) and whether it ends exactly on the encoded photo")
     return parser
 
 
 def demo_plan(vae, args):
-    """``(plan, canvas)``: the stand-in's plan of ``args.photo`` in ``vae``'s latent space and the
+    """``(plan, canvas)``: Plan From Image's plan of ``args.photo`` in ``vae``'s latent space and the
     canvas ``args.canvas`` (None for the zero latent). The painting ends exactly on ``plan.final``."""
     others = [name for name in PHOTOS if name != args.photo]
     photos = load_photos([args.photo, *others], args.size)
     latents = vae.encode(photos)
-    # the stand-in's prior is fitted on all bundled photos; its latent->RGB estimate on their decodes
+    # the latent format (scale, shift, latent->RGB estimate) is fitted on all bundled photos and their decodes
     latent_format = latent_format_from(latents, vae.decode(latents), name=vae.name)
-    plan = reencoded_photo_plan(photos, 0, vae.encode, steps=args.steps, latent_format=latent_format)
+    plan = picture_plan(photos[0], vae.encode, steps=args.steps, latent_format=latent_format)  # Plan From Image
     if args.canvas == "zero":
         return plan, None
     if args.canvas == "default":
@@ -157,6 +171,8 @@ def main(argv=None) -> int:
     rendered = render([[images]], args.out, encoding, hold_last=args.hold)
     if args.filmstrip:
         write_filmstrip(images, args.filmstrip)
+    if args.measure:
+        print(measured(images[..., : images.shape[2] // (2 if args.stroke_map else 1), :], painting, plan))
     seconds = time.perf_counter() - started
     print(f"wrote {args.out}: {rendered.frames} frames of {rendered.width}x{rendered.height} "
           f"at {args.fps:g} fps ({plan.steps} schedules, {len(painting)} painted frames) in {seconds:.0f}s")

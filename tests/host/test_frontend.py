@@ -56,7 +56,9 @@ TEST_WIDGETS = {
     "LatentPainterTransition": {"frames": 6, "cleanup_frames": 2, "guidance_steps": 3},
     "LatentPainterAssembleFrames": {"hold_first": 1, "hold_last": 2},
     "LatentPainterSavePlan": {"filename_prefix": TEST_PLAN_PREFIX},
+    "LatentPainterPlanFromImage": {"steps": 4},
 }
+PICTURE_SIZE = 64  # the photo put in the host's input folder for Load Image
 OUTPUT_SUFFIX = {"SaveAnimatedWEBP": ".webp", "SaveVideo": ".mp4", "SaveImage": ".png", "PreviewImage": ".png"}
 
 
@@ -266,7 +268,22 @@ def _outputs(comfy, history: dict) -> list[Path]:
     return [f for f in comfy.output_files(history) if f.is_file() and f.stat().st_size > 0]
 
 
+def _put_pictures(comfy, workflow: dict) -> None:
+    """A real photo (test size) in the host's input folder under each name a Load Image asks for: a
+    fresh host has none (a user's ComfyUI ships example.png, which the templates name)."""
+    from PIL import Image
+
+    from latent_painter.painter.render.writers import to_uint8
+    from latent_painter.painter.tools.demo import load_photos
+
+    for node in workflow["nodes"]:
+        if node["type"] == "LoadImage":
+            photo = to_uint8(load_photos(["coffee"], PICTURE_SIZE)[0]).numpy()
+            Image.fromarray(photo).save(comfy.input_dir / node["widgets_values"][0])
+
+
 def _run(frontend, comfy, workflow: dict) -> tuple[dict, float]:
+    _put_pictures(comfy, workflow)
     result = frontend.load(workflow)
     assert not _load_problems(result), _load_problems(result)
     t0 = time.monotonic()
