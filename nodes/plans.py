@@ -104,8 +104,12 @@ class LatentPainterPlanFromImage:
             raise node_error(node, "steps", f"must be {LIMITS['plan steps'].describe()}, got {steps!r}")
         with reporting(node, "roughness"):
             start_sigma(roughness)
-        final = None if latent is None else latent_samples(latent, node, "latent")[0]
-        latent_format = None if model is None else host.latent_format(model)
+        final, time_axis = (None, False) if latent is None else image_samples(latent, node, "latent")
+        final = None if final is None else final[0]
+        latent_format = LatentFormat() if model is None else host.latent_format(model)
+        # Plans of a video VAE's latent space (Qwen-Image, Wan) paint latents with a time axis of one.
+        time_axis = time_axis or latent_format.time_axis or (vae is not None and host.vae_time_axis(vae))
+        latent_format = replace(latent_format, time_axis=time_axis)
         if vae is None:
             if image is not None and latent is None:
                 raise node_error(node, "vae", "is needed to paint an image: connect the VAE of the model (or Load VAE) "
@@ -115,12 +119,12 @@ class LatentPainterPlanFromImage:
         vae_input(vae, node)
         if image is None:
             with reporting(node, "vae"):
-                picture = vae.decode(final[None])[0].clamp(0, 1)
+                picture = host.image_decode(vae)(final[None])[0].clamp(0, 1)
         else:
             picture = first_image(image, node)
         report = host.progress(steps + (final is None))
         with reporting(node, "vae"):
-            plan = picture_plan(picture[..., :3], vae.encode, steps=steps, roughness=roughness, final=final,
+            plan = picture_plan(picture[..., :3], host.image_encode(vae), steps=steps, roughness=roughness, final=final,
                                 latent_format=latent_format, progress=report)
         return (plan,)
 

@@ -209,3 +209,20 @@ def test_capture_names_a_latent_that_is_no_image():
     with pytest.raises(ValueError, match=r"^Get Plan: model: no sampling has been recorded with this model \(it "
                                          r"sampled a latent of shape \(1, 64, 100\), not an image; "):
         run("LatentPainterGetPlan", model=captured, latent={"samples": torch.zeros(1, 16, 8, 8)})
+
+
+def test_plan_from_image_paints_a_picture_in_a_video_vae_s_space(progress):
+    """Plan From Image with a Wan-like VAE (a Qwen-Image user's picture): every step is encoded in the
+    shape the VAE gives, and the painting ends on the picture's encoding in the host's shape."""
+    vae = VideoVAE()
+    generator = torch.Generator().manual_seed(5)
+    picture = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 64, 64, generator=generator), 5, 1, 2).permute(0, 2, 3, 1)
+    (plan,) = run("LatentPainterPlanFromImage", steps=5, roughness=1.0, image=picture, vae=vae)
+    encoded = vae.encode(picture)
+    assert plan.latent_format.time_axis and torch.equal(plan.final, encoded[0, :, 0])
+    frames, *_ = run("LatentPainterPaint", plan=plan, painter=strokes(), frames=8, pacing="strokes",
+                     cleanup_frames=2, seed=0, vae=vae)
+    assert frames["samples"].shape[1:] == (16, 1, SIZE, SIZE) and torch.equal(frames["samples"][-1:], encoded)
+    # from the encoded latent alone (what VAE Encode gave), with the VAE for the look
+    (again,) = run("LatentPainterPlanFromImage", steps=5, roughness=1.0, latent={"samples": encoded}, vae=vae)
+    assert again.latent_format.time_axis and torch.equal(again.final, encoded[0, :, 0])
