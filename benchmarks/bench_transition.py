@@ -222,7 +222,7 @@ def main(argv=None) -> int:
     depth_half = rows[min(range(len(rows)), key=lambda i: abs(rows[i][0] - 0.5))]
     cases = [(f"astronaut->chelsea (d={depth_half[0]:g})", plan["chelsea"], (depth_half[3], depth_half[4], depth_half[5]),
               base_frames)]
-    cases += [(f"astronaut->{label} (over)", plan[key], guided[label, "over"], edit_frames) for label, key in pairs[:3]]
+    cases += [(f"{label} (over)", plan[key], guided[label, "over"], edit_frames) for label, key in pairs[:3]]
     for pair, b, ours, frames in cases:
         for name, fn in (("lerp", lerp_latents), ("slerp", slerp_latents)):
             _, pace, crisp, ghost = measure(decode_all(fn(a.final, b.final, frames)))

@@ -223,7 +223,7 @@ def transition_plans(draw, first=None):
                         st.just(blurry_to_sharp_plan(*SHAPES_OF_A))),
        plan_c=st.one_of(st.none(), transition_plans(blurry_to_sharp_plan(*SHAPES_OF_A, seed=2))),
        depth=floats(0, 1), guidance=floats(0, 1), guidance_steps=ints(1, 20),
-       interpolation=mostly(st.sampled_from(["lerp", "slerp"]), st.just("cubic")), pingpong=st.booleans(),
+       interpolation=mostly(st.sampled_from(["over", "lerp", "slerp"]), st.just("cubic")), pingpong=st.booleans(),
        resize=st.booleans(), frames=mostly(st.one_of(st.just(0), st.integers(2, 12)), st.sampled_from([1, MAX_FRAMES + 1])))
 def test_transition(plan_a, plan_b, plan_c, depth, guidance, guidance_steps, interpolation, pingpong, resize, frames):
     result = ends_as_designed("LatentPainterTransition", lambda: run(
