@@ -472,6 +472,44 @@ def test_core_fixture_lists_exactly_the_core_nodes_used():
         "regenerate it: python tests/host/test_frontend.py --write-core-nodes")
 
 
+# Nodes whose ``decode`` widget picks how frames are decoded; templates reach users at full speed
+# with ``auto`` (it decodes incrementally only where the pack promises the bound, README
+# "Incremental decoding"), so any other mode needs a Note in the same graph that says why.
+DECODE_NODES = ("LatentPainterDecodeFrames", "LatentPainterRender")
+
+
+def decode_problems(wf: dict, specs: dict[str, Spec]) -> list[str]:
+    """Decode Frames / Render nodes saving a mode other than ``auto`` without a Note that names it
+    (``decode: full`` or ``decode: incremental`` in the Note's text, with the reason beside it)."""
+    notes = " ".join(str((n.get("widgets_values") or [""])[0]) for n in wf["nodes"] if n["type"] in FRONTEND_ONLY)
+    problems = []
+    for node in wf["nodes"]:
+        if node["type"] not in DECODE_NODES:
+            continue
+        mode = node["widgets_values"][specs[node["type"]].widgets.index("decode")]
+        if mode != "auto" and f"decode: {mode}" not in notes:
+            problems.append(f"node {node['id']} ({node['type']}) saves decode {mode!r} without a Note saying why "
+                            f"(a Note with 'decode: {mode}' and the reason); templates use 'auto'")
+    return problems
+
+
+@pytest.mark.parametrize("path", workflow_paths(), ids=lambda p: p.stem)
+def test_templates_decode_with_auto_or_say_why(path, specs):
+    problems = decode_problems(load(path), specs)
+    assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("mode", ["full", "incremental"])
+def test_a_template_saving_another_decode_mode_needs_a_note(mode, specs):
+    wf = copy.deepcopy(load(WORKFLOWS / f"{BASE}.json"))
+    node = _node(wf, "LatentPainterDecodeFrames")
+    node["widgets_values"][specs["LatentPainterDecodeFrames"].widgets.index("decode")] = mode
+    assert any(f"saves decode {mode!r} without a Note" in p for p in decode_problems(wf, specs))
+    note = _node(wf, "Note")
+    note["widgets_values"][0] += f"decode: {mode} here, because this example compares it with auto.\n"
+    assert not decode_problems(wf, specs)
+
+
 def test_default_checkpoint_is_a_common_sd15_name():
     names = {n["widgets_values"][0] for p in workflow_paths() for n in load(p)["nodes"]
              if n["type"] == "CheckpointLoaderSimple"}

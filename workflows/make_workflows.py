@@ -317,7 +317,7 @@ def paint(wf: Workflow, plan_src, painter_node, vae_src=None, frames=240, pacing
 
 def decode(wf: Workflow, vae_src, frames_src, white=False, side=False):
     node = add(wf, "LatentPainterDecodeFrames", chunk_size=16, white_canvas=white, stroke_map_side_by_side=side,
-               decode="full")
+               decode="auto")
     wf.connect(vae_src, "VAE", node, "vae")
     wf.connect(frames_src, "frames", node, "frames")
     if white or side:
@@ -595,7 +595,7 @@ def wf_transition(specs) -> Workflow:
     n_tr = wf.note(NOTE_TRANSITION, (400, 400))
     n_two = wf.note(NOTE_TWO_CKPT, (400, 200))
     df = add(wf, "LatentPainterDecodeFrames", chunk_size=16, white_canvas=False, stroke_map_side_by_side=False,
-             decode="full")
+             decode="auto")
     wf.connect(ckpt_a, "VAE", df, "vae")
     wf.connect(tr, "frames", df, "frames")
     asm = assemble(wf, df, hold_first=24, hold_last=24)
@@ -642,7 +642,7 @@ def wf_pingpong(specs) -> Workflow:
     n_pp = wf.note(NOTE_PINGPONG, (400, 260))
     n_tr = wf.note(NOTE_TRANSITION, (400, 400))
     df = add(wf, "LatentPainterDecodeFrames", chunk_size=16, white_canvas=False, stroke_map_side_by_side=False,
-             decode="full")
+             decode="auto")
     wf.connect(ckpt, "VAE", df, "vae")
     wf.connect(tr, "frames", df, "frames")
     asm = assemble(wf, df, hold_first=12, hold_last=0)
@@ -780,7 +780,7 @@ Here: 1,000 frames (20 s at 50 fps, as in the author's demos) to MP4, and the sa
 def render(wf: Workflow, vae_src, frames_src, prefix, format="mp4", fps=50.0, hold_last=50, white=False, side=False):
     node = add(wf, "LatentPainterRender", filename_prefix=prefix, format=format, fps=fps, quality=80, hold_first=0,
                hold_last=hold_last, pingpong=False, white_canvas=white, stroke_map_side_by_side=side, chunk_size=4,
-               decode="full")
+               decode="auto")
     wf.connect(frames_src, "frames", node, "frames")
     wf.connect(vae_src, "VAE", node, "vae")
     if white or side:
