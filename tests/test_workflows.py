@@ -34,7 +34,9 @@ CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 # Node types the frontend defines itself (not in /object_info): one text widget, no sockets.
 FRONTEND_ONLY = {"Note", "MarkdownNote"}
 # Combos whose choices are the host's files: any file name is fine in a shipped workflow.
-FILE_COMBOS = {("CheckpointLoaderSimple", "ckpt_name"), ("LatentPainterLoadPlan", "plan")}
+FILE_COMBOS = {("CheckpointLoaderSimple", "ckpt_name"), ("LatentPainterLoadPlan", "plan"), ("UNETLoader", "unet_name"),
+               ("CLIPLoader", "clip_name"), ("DualCLIPLoader", "clip_name1"), ("DualCLIPLoader", "clip_name2"),
+               ("VAELoader", "vae_name")}
 MAX_THUMBNAIL_BYTES = 60_000
 TITLE_HEIGHT = 30  # LiteGraph draws a node's title bar above its pos
 
