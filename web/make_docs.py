@@ -70,7 +70,11 @@ def _declarations() -> dict[str, tuple[type, dict]]:
 
 
 def _cell(text) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    return _line(text).replace("|", "\\|")
+
+
+def _line(text) -> str:
+    return " ".join(str(text).split())
 
 
 def _number(value) -> str:
@@ -80,28 +84,29 @@ def _number(value) -> str:
 
 
 def _kind_and_default(kind, options: dict) -> tuple[str, str]:
+    """How a user sets the input (a link, a number range, choices...) and its default ('' for none)."""
     if isinstance(kind, list):
         if not kind:
-            listed = "a file from the folder (none yet)"
+            listed = "a file from its folder"
         elif len(kind) > MAX_CHOICES:
-            listed = f"one of {len(kind)} choices, ComfyUI's list"
+            listed = f"one of ComfyUI's {len(kind)} choices"
         else:
-            listed = ", ".join(f"`{c}`" for c in kind)
+            listed = "one of " + ", ".join(f"`{c}`" for c in kind)
         default = options.get("default", kind[0] if kind else "")
         return listed, (f"`{default}`" if default != "" else "")
     if kind in ("INT", "FLOAT"):
         low, high = options.get("min"), options.get("max")
-        span = f"{kind.lower()}, {_number(low)} to {_number(high)}" if low is not None and high is not None \
-            else kind.lower()
+        word = "a whole number" if kind == "INT" else "a number"
+        span = f"{word} from {_number(low)} to {_number(high)}" if low is not None and high is not None else word
         default = options.get("default")
-        return span, ("" if default is None else _number(default))
+        return span, ("" if default is None else f"`{_number(default)}`")
     if kind == "BOOLEAN":
         default = options.get("default")
-        return "on/off", ("" if default is None else ("on" if default else "off"))
+        return "on or off", ("" if default is None else ("on" if default else "off"))
     if kind == "STRING":
         default = options.get("default", "")
         return "text", (f"`{default}`" if default else "empty")
-    return f"`{kind}` (a link)", "—"
+    return f"connect a `{kind}`", ""
 
 
 def generated_part(node_id: str) -> str:
@@ -112,24 +117,22 @@ def generated_part(node_id: str) -> str:
 
 def _generated(node_id: str, cls, types: dict) -> str:
     lines = [str(cls.DESCRIPTION).strip(), "",
-             f"Node id `{node_id}` (what saved workflows store) in the category *{cls.CATEGORY}*.", ""]
-    rows = []
+             f"Node id `{node_id}` (what saved workflows store), in the category *{cls.CATEGORY}*.", ""]
+    items = []
     for section in ("required", "optional"):
         for name, spec in types.get(section, {}).items():
             kind, options = spec[0], (spec[1] if len(spec) > 1 else {})
-            listed, default = _kind_and_default(kind, options)
-            if default == "—" and section == "optional":
-                default = "not connected"
-            label = f"`{name}`" + (" (optional)" if section == "optional" else "")
-            rows.append(f"| {label} | {_cell(listed)} | {_cell(default)} | {_cell(options.get('tooltip', ''))} |")
-    if rows:
-        lines += ["## Inputs", "", "| input | kind | default | what it does |", "|---|---|---|---|", *rows, ""]
+            how, default = _kind_and_default(kind, options)
+            facts = [how] + ([f"default {default}"] if default else []) + (["optional"] if section == "optional" else [])
+            items.append(f"- **`{name}`** ({'; '.join(facts)}): {_line(options.get('tooltip', ''))}")
+    if items:
+        lines += ["## Inputs", "", *items, ""]
     names = list(getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES)
     tips = list(getattr(cls, "OUTPUT_TOOLTIPS", ()) or ())
-    outs = [f"| `{n}` | `{t}` | {_cell(tips[i] if i < len(tips) else '')} |"
+    outs = [f"- **`{n}`** (`{t}`): {_line(tips[i] if i < len(tips) else '')}"
             for i, (n, t) in enumerate(zip(names, cls.RETURN_TYPES))]
     if outs:
-        lines += ["## Outputs", "", "| output | type | what it is |", "|---|---|---|", *outs, ""]
+        lines += ["## Outputs", "", *outs, ""]
     elif getattr(cls, "OUTPUT_NODE", False):
         lines += ["## Outputs", "", "None: it writes a file (an output node).", ""]
     return "\n".join(lines).rstrip() + "\n"
