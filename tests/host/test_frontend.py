@@ -450,6 +450,62 @@ def test_plan_saved_from_the_frontend_loads_and_paints(frontend, comfy, models, 
     _run_template(frontend, comfy, models, LOAD_PLAN, {"LatentPainterLoadPlan": {"plan": saved_plan}})
 
 
+# ---------------------------------------------------------------------- help pages
+HELP_NODE = "LatentPainterPaint"
+HELP_SCREENSHOT = Path(os.environ.get("LATENT_PAINTER_HELP_SCREENSHOT", "/tmp/latent_painter_help_panel.png"))
+
+
+def test_every_node_help_page_is_served(comfy):
+    """GET /extensions/<pack folder>/docs/<NodeId>.md answers 200 with the page for every node (the
+    frontend's second try after docs/<NodeId>/<locale>.md), and every picture a page shows is served."""
+    import re
+
+    from latent_painter.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+    info = comfy.object_info()
+    served = {}
+    for node_id in NODE_CLASS_MAPPINGS:
+        # the frontend derives the pack folder from python_module: custom_nodes.<folder>
+        assert info[node_id]["python_module"] == f"custom_nodes.{PACK}", info[node_id]["python_module"]
+        status, kind, body = _get(comfy, f"/extensions/{PACK}/docs/{node_id}.md")
+        text = body.decode("utf-8")
+        assert status == 200 and "text/html" not in kind, (node_id, status, kind)
+        assert text.splitlines()[0] == f"# {NODE_DISPLAY_NAME_MAPPINGS[node_id]}", text[:200]
+        assert text == (WORKFLOWS.parent / "web" / "docs" / f"{node_id}.md").read_text(encoding="utf-8")
+        for picture in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text):
+            status, _, data = _get(comfy, f"/extensions/{PACK}/docs/{picture}")
+            assert status == 200 and data[:3] == b"\xff\xd8\xff", (node_id, picture, status)
+        served[node_id] = status
+    print("\n" + "\n".join(f"GET /extensions/{PACK}/docs/{k}.md -> {v}" for k, v in served.items()))
+
+
+def test_help_panel_shows_the_page(frontend):
+    """Select a node, press the selection toolbox's info button: the side panel renders our page
+    (its heading, the generated node-id line, its picture loaded); a screenshot is kept."""
+    from latent_painter.nodes import NODE_DISPLAY_NAME_MAPPINGS
+
+    frontend.load(load(WORKFLOWS / "Paint an image.json"))
+    frontend.close_dialogs()
+    page = frontend.page
+    page.evaluate("""(type) => { const n = app.graph._nodes.find(n => n.type === type);
+                                 app.canvas.selectNode(n); app.canvas.setDirty(true, true); }""", HELP_NODE)
+    page.locator('[data-testid="info-button"]').click()
+    content = page.locator(".node-help-content")
+    heading = content.locator("h1").first
+    heading.wait_for(timeout=60_000)
+    assert heading.inner_text().strip() == NODE_DISPLAY_NAME_MAPPINGS[HELP_NODE]
+    page.wait_for_function("""() => { const c = document.querySelector('.node-help-content');
+        return c && c.innerText.includes('Node id') &&
+               Array.from(c.querySelectorAll('img')).every(i => i.complete); }""", timeout=30_000)
+    assert f"Node id {HELP_NODE}" in content.inner_text()
+    pictures = page.evaluate("() => Array.from(document.querySelectorAll('.node-help-content img'))"
+                             ".map(i => [i.getAttribute('src'), i.naturalWidth])")
+    assert all(width > 0 for _, width in pictures), pictures
+    HELP_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(HELP_SCREENSHOT))
+    print(f"\nhelp panel of {HELP_NODE}: heading {heading.inner_text()!r}, pictures {pictures}; screenshot {HELP_SCREENSHOT}")
+
+
 # ---------------------------------------------------------------------- fixture writer
 def write_core_nodes() -> int:
     """Start a host, read /object_info, keep the core node types the workflows use."""
