@@ -889,7 +889,7 @@ NOTE_FAST = """
 RENDER FAST WITH TAESD
 The frames are decoded by TAESD, the tiny decoder of your model's latent space, through the core Load VAE node: taesd (SD1.5/SD2), taesdxl (SDXL), taesd3 (SD3/SD3.5), taef1 (Flux.1). Load VAE lists them once both files are in models/vae_approx (e.g. taesd_encoder.safetensors and taesd_decoder.safetensors; from github.com/madebyollin/taesd).
 With TAESD, decode 'auto' decodes only what changed in each frame (every frame within the PSNR bound of its own full decode, the last frame exact), several times faster than decoding every frame with the checkpoint's full VAE, which 'auto' always decodes whole.
-What it costs in look: TAESD's frames are a little softer and flatter in fine texture than the full VAE's (README 'Render fast with TAESD' shows the same frames side by side). Render the final version with the checkpoint's VAE if that matters.
+What it costs in look: every frame, the last one too, is TAESD's picture, a small distilled copy of the full decoder: fine detail and exact colours are the full VAE's job (the final image here is decoded by the checkpoint's VAE, so you can compare). 'auto' itself costs nothing visible: each frame stays within the PSNR bound of TAESD's own full decode (README 'Render fast with TAESD'). For the final render, connect the checkpoint's VAE to Render.
 The canvas still comes from the checkpoint's full VAE: both decoders share the model's latent space, and the canvas must be that space's encoding of white paper.
 Paint's vae (pacing 'change') is TAESD too: its probe decodes follow what the frames will show, and cost less.
 """

@@ -59,11 +59,11 @@ TEST_WIDGETS = {
     "LatentPainterSavePlan": {"filename_prefix": TEST_PLAN_PREFIX},
 }
 OUTPUT_SUFFIX = {"SaveAnimatedWEBP": ".webp", "SaveVideo": ".mp4", "SaveImage": ".png", "PreviewImage": ".png"}
-# Templates run at other test sizes: with TAESD, 128 px (a 16x16 latent) is the smallest size whose
+# Templates run at other test sizes: with TAESD, 256 px (a 32x32 latent) is a size whose
 # crops are cheaper than a full decode, so 'auto' can show its incremental path.
 FAST_RENDER = "Render fast with TAESD"
 DIFFUSION_MODEL = "Paint with a diffusion model, text encoder and VAE"
-STEM_OVERRIDES = {FAST_RENDER: {"EmptyLatentImage": {"width": 128, "height": 128},
+STEM_OVERRIDES = {FAST_RENDER: {"EmptyLatentImage": {"width": 256, "height": 256},
                                 "LatentPainterPaint": {"frames": 24, "cleanup_frames": 2}}}
 # The decode path each template must report in its nodes' UI text with decode 'auto' at test sizes
 # (None: whichever path auto picks; the text must still name it). Core TAESD of the family: staged.
@@ -441,13 +441,66 @@ def _run_template(frontend, comfy, models, stem: str, overrides: dict | None = N
         Path(out).write_text(json.dumps(RUNS, indent=1), encoding="utf-8")
 
 
-@pytest.mark.parametrize("stem", _stems(exclude=(SAVE_PLAN, LOAD_PLAN)))
+@pytest.mark.parametrize("stem", _stems(exclude=(SAVE_PLAN, LOAD_PLAN, DIFFUSION_MODEL)))
 def test_workflow_runs_from_the_frontend(frontend, comfy, models, stem):
     _run_template(frontend, comfy, models, stem)
 
 
 def test_plan_saved_from_the_frontend_loads_and_paints(frontend, comfy, models, saved_plan):
     _run_template(frontend, comfy, models, LOAD_PLAN, {"LatentPainterLoadPlan": {"plan": saved_plan}})
+
+
+# ---------------------------------------------------------------------- the diffusion-model shape, per family
+TINY_NODES = ("LatentPainterTestTinyModel", "LatentPainterTestConditioning")  # tests/host/latent_painter_test_nodes.py
+
+
+def _test_node(node: dict, node_type: str, widgets: dict) -> None:
+    """Turn a UI-format node into one of the test-only nodes (widgets only, sockets dropped)."""
+    node["type"] = node_type
+    node["properties"] = {"Node name for S&R": node_type}
+    node["widgets_values"] = list(widgets.values())
+    node["inputs"] = [{"localized_name": k, "name": k, "type": "COMBO" if isinstance(v, str) else "INT",
+                       "widget": {"name": k}, "link": None} for k, v in widgets.items()]
+
+
+def _with_tiny_model(workflow: dict, family: str, vae_name: str) -> dict:
+    """The diffusion-model template with a model no file can give at test size (Qwen-Image): Load
+    Diffusion Model becomes the test node that builds the tiny model, the two prompts become seeded
+    text features of its width, Load CLIP goes (nothing else reads it); Load VAE loads ``vae_name``.
+    Everything downstream (Capture, KSampler, Get Plan, Canvas, Paint, Render) is the template's."""
+    wf = copy.deepcopy(workflow)
+    clip_ids = {n["id"] for n in wf["nodes"] if n["type"] == "CLIPLoader"}
+    dropped = {lk[0] for lk in wf["links"] if lk[1] in clip_ids}
+    wf["links"] = [lk for lk in wf["links"] if lk[0] not in dropped]
+    wf["nodes"] = [n for n in wf["nodes"] if n["id"] not in clip_ids]
+    for node in wf["nodes"]:
+        if node["type"] == "UNETLoader":
+            _test_node(node, "LatentPainterTestTinyModel", {"family": family, "seed": 27})
+        elif node["type"] == "CLIPTextEncode":
+            _test_node(node, "LatentPainterTestConditioning", {"width": 256, "tokens": 8, "seed": node["id"]})
+        elif node["type"] == "VAELoader":
+            node["widgets_values"][0] = vae_name
+    return wf
+
+
+@pytest.mark.parametrize("family", ["sd3", "qwen_image"])
+def test_diffusion_model_template_per_family(request, frontend, comfy, models, family):
+    """The diffusion-model template with each family's tiny model: SD3 (4-D latents) through the
+    template's own loaders; Qwen-Image ([B,16,1,H,W] latents, Wan 2.1 VAE) through the test-only
+    model node when the test server has it (helpers 26a/26b), skipped otherwise."""
+    if family == "sd3":
+        _run_template(frontend, comfy, models, DIFFUSION_MODEL)
+        return
+    if not set(TINY_NODES) <= frontend.registered():
+        pytest.skip("the test server has no tiny Qwen-Image model node (tests/host/latent_painter_test_nodes.py)")
+    vaes = request.getfixturevalue("family_vaes")
+    workflow = _with_tiny_model(_for_test(load(WORKFLOWS / f"{DIFFUSION_MODEL}.json"), models), family,
+                                vaes["wan21_vae"])
+    history, seconds = _run(frontend, comfy, workflow)
+    _check_outputs(comfy, workflow, history)
+    reports = _decode_reports(frontend, workflow, history, DIFFUSION_MODEL)
+    RUNS[f"{DIFFUSION_MODEL} ({family})"] = {"seconds": round(seconds, 1), "decode": reports}
+    print(f"\n{DIFFUSION_MODEL} ({family}): {seconds:.1f} s; " + " | ".join(reports))
 
 
 # ---------------------------------------------------------------------- help pages
@@ -503,6 +556,10 @@ def test_help_panel_shows_the_page(frontend):
     assert all(width > 0 for _, width in pictures), pictures
     HELP_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(HELP_SCREENSHOT))
+    if pictures:  # and the panel scrolled to the page's picture
+        content.locator("img").first.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(HELP_SCREENSHOT.with_name(HELP_SCREENSHOT.stem + "_picture.png")))
     print(f"\nhelp panel of {HELP_NODE}: heading {heading.inner_text()!r}, pictures {pictures}; screenshot {HELP_SCREENSHOT}")
 
 
