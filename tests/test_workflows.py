@@ -459,6 +459,17 @@ def test_every_capability_has_a_workflow():
         "load a plan": lambda wf: nodes(wf, "LatentPainterLoadPlan") and nodes(wf, "LatentPainterPaint"),
         "render to mp4 and webp": lambda wf: {"mp4", "webp"} <= {
             widget(wf, n, "format") for n in nodes(wf, "LatentPainterRender")},
+        "diffusion model, text encoder and VAE loaders with the family's empty latent, captured": lambda wf: all(
+            nodes(wf, k) for k in ("UNETLoader", "CLIPLoader", "VAELoader", "EmptySD3LatentImage",
+                                   "LatentPainterCapture", "LatentPainterGetPlan", "LatentPainterCanvas",
+                                   "LatentPainterPaint", "LatentPainterRender"))
+        and not nodes(wf, "CheckpointLoaderSimple"),
+        "frames rendered by core Load VAE's TAESD, the canvas from the model's own VAE": lambda wf: any(
+            widget(wf, v, "vae_name") in ("taesd", "taesdxl", "taesd3", "taef1")
+            and any(lk[1] == v["id"] and lk[3] == r["id"] for lk in wf["links"] for r in nodes(wf, "LatentPainterRender"))
+            for v in nodes(wf, "VAELoader"))
+        and any(lk[3] == c["id"] and lk[1] in {n["id"] for n in nodes(wf, "CheckpointLoaderSimple")}
+                for lk in wf["links"] for c in nodes(wf, "LatentPainterCanvas")),
     }
     lacking = [name for name, test in wanted.items() if not has(test)]
     assert not lacking, f"no workflow shows: {lacking}"

@@ -348,9 +348,9 @@ def save_video(wf: Workflow, assembled, prefix):
     return create, save
 
 
-def final_preview(wf: Workflow, vae_src, latent_src):
+def final_preview(wf: Workflow, vae_src, latent_src, output="latent"):
     dec = add(wf, "VAEDecode", title="VAE Decode (final image)")
-    wf.connect(latent_src, "latent", dec, "samples")
+    wf.connect(latent_src, output, dec, "samples")
     wf.connect(vae_src, "VAE", dec, "vae")
     prev = add(wf, "PreviewImage", title="Final image")
     wf.connect(dec, "IMAGE", prev, "images")
@@ -854,11 +854,7 @@ def wf_diffusion_model(specs) -> Workflow:
     wf.connect(neg, "CONDITIONING", ks, "negative")
     wf.connect(latent, "LATENT", ks, "latent_image")
     n_capture = wf.note(NOTE_DIFFUSION_CAPTURE, (330, 260))
-    dec = add(wf, "VAEDecode", title="VAE Decode (final image)")
-    wf.connect(ks, "LATENT", dec, "samples")
-    wf.connect(vae, "VAE", dec, "vae")
-    prev = add(wf, "PreviewImage", title="Final image")
-    wf.connect(dec, "IMAGE", prev, "images")
+    dec, prev = final_preview(wf, vae, ks, output="LATENT")
     get = add(wf, "LatentPainterGetPlan", batch_index=0)
     wf.connect(capture, "model", get, "model")
     wf.connect(ks, "LATENT", get, "latent")
