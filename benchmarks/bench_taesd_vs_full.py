@@ -3,10 +3,11 @@
 Run with the ComfyUI host's Python (it imports ``comfy`` and ``nodes`` from the checkout):
 
     COMFYUI_PATH=/path/to/ComfyUI /path/to/ComfyUI/.venv/bin/python benchmarks/bench_taesd_vs_full.py \\
-        [--pixels 256] [--frames 60] [--strip workflows/preview/taesd_vs_full.jpg] [--json rows.json]
+        [--pixels 256] [--frames 400] [--kl-frames 8] [--strip workflows/preview/taesd_vs_full.jpg] [--json rows.json]
 
-Three whole runs of the Render node, in this process, on the same number of frames at the same size,
-each into a lossless animated WEBP (so the frames can be read back exactly):
+Three whole runs of the Render node, in this process, at the same size, each into a lossless animated
+WEBP (so the frames can be read back exactly); compared per frame, since the full VAE decodes every
+frame whole at the same cost (``--kl-frames`` of them are timed: on a CPU one costs half a minute):
 
 - **full VAE**: ComfyUI's ``AutoencoderKL`` as CheckpointLoaderSimple builds it for SD1.5 (random
   weights: the host tests' checkpoint). Its decoder is the one SD1.x/SD2 use and, but for the width
@@ -38,6 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_host_incremental import core_taesd, kl_vae, painting, setup  # noqa: E402
 
 SHARES = (0.1, 0.3, 0.5, 0.7, 0.9)
+TILE = 144  # pixels per frame in the strip
 
 
 def render(vae, latents, label: str, mode: str, out_dir: str) -> dict:
@@ -58,14 +60,19 @@ def render(vae, latents, label: str, mode: str, out_dir: str) -> dict:
             "report": result["ui"]["text"][0], "file": os.path.join(out_dir, item["subfolder"], item["filename"])}
 
 
-def read_webp(path: str):
+def read_webp(path: str, fps: float = 24.0):
+    """Every played frame of an animated WEBP (the writer stores a run of equal frames as one longer
+    frame: it is repeated by its duration)."""
     import numpy as np
     import torch
     from PIL import Image, ImageSequence
 
+    frames = []
     with Image.open(path) as image:
-        return torch.stack([torch.from_numpy(np.asarray(f.convert("RGB"))).float() / 255
-                            for f in ImageSequence.Iterator(image)])
+        for frame in ImageSequence.Iterator(image):
+            repeat = max(1, round(frame.info.get("duration", 1000 / fps) * fps / 1000))
+            frames += [torch.from_numpy(np.array(frame.convert("RGB"))).float() / 255] * repeat
+    return torch.stack(frames)
 
 
 def strip(full, auto, path: str, psnrs) -> None:
@@ -75,8 +82,14 @@ def strip(full, auto, path: str, psnrs) -> None:
 
     from latent_painter.painter.render.writers import to_uint8
 
+    import torch.nn.functional as F
+
     picks = [min(len(full) - 1, round(s * (len(full) - 1))) for s in SHARES]
-    rows = [torch.cat([frames[i] for i in picks], dim=1) for frames in (full, auto)]
+
+    def small(frame):
+        return F.interpolate(frame.permute(2, 0, 1)[None], scale_factor=TILE / frame.shape[0], mode="area")[0].permute(1, 2, 0)
+
+    rows = [torch.cat([small(frames[i]) for i in picks], dim=1) for frames in (full, auto)]
     band = 14
     h, w = rows[0].shape[:2]
     canvas = Image.new("RGB", (w, 2 * (h + band)), (255, 255, 255))
@@ -99,7 +112,8 @@ def psnr(a, b) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pixels", type=int, default=256)
-    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--frames", type=int, default=400, help="frames of the TAESD painting")
+    parser.add_argument("--kl-frames", type=int, default=8, help="frames of the full VAE's painting (timed per frame)")
     parser.add_argument("--strip", default=None, help="write the side-by-side JPEG here")
     parser.add_argument("--json", default=None, help="write the rows here")
     args = parser.parse_args(argv)
@@ -113,9 +127,15 @@ def main(argv=None) -> int:
         taesd, kl = core_taesd(os.path.join(scratch, "vae")), kl_vae()
         out = os.path.join(scratch, "out")
         taesd_latents = painting(taesd, args.pixels, args.frames)
-        kl_latents = painting(kl, args.pixels, args.frames)
+        kl_latents = painting(kl, args.pixels, args.kl_frames)
         runs = [render(kl, kl_latents, "kl", "auto", out), render(taesd, taesd_latents, "taesd", "full", out),
                 render(taesd, taesd_latents, "taesd", "auto", out)]
+        base = runs[0]["seconds"] / runs[0]["frames"]
+        print(f"| VAE | decode | {args.pixels} px, frames | Render run | s/frame | speed per frame vs full VAE |")
+        for run in runs:
+            run["per_frame"] = run["seconds"] / run["frames"]
+            print(f"| {run['vae']} | {run['mode']} | {run['frames']} | {run['seconds']:.1f} s | "
+                  f"{run['per_frame']:.3f} | {base / run['per_frame']:.2f}x |  {run['report']}", flush=True)
         full, auto = read_webp(runs[1]["file"]), read_webp(runs[2]["file"])
         assert full.shape == auto.shape, (full.shape, auto.shape)
         psnrs = [psnr(a, b) for a, b in zip(full, auto)]
@@ -123,11 +143,6 @@ def main(argv=None) -> int:
         look = {"frames_compared": len(psnrs), "identical": len(psnrs) - len(finite),
                 "min_psnr": min(finite, default=float("inf")), "mean_psnr": sum(finite) / max(len(finite), 1),
                 "last_identical": bool(torch.equal(full[-1], auto[-1]))}
-        base = runs[0]["seconds"]
-        print(f"| VAE | decode | {args.pixels} px, frames | Render run | s/frame | vs full VAE |")
-        for run in runs:
-            print(f"| {run['vae']} | {run['mode']} | {run['frames']} | {run['seconds']:.1f} s | "
-                  f"{run['seconds'] / run['frames']:.3f} | {base / run['seconds']:.2f}x |  {run['report']}")
         print(f"TAESD auto against TAESD full, frame by frame (8-bit WEBP, lossless): {look}")
         if args.strip:
             strip(full, auto, args.strip, psnrs)
