@@ -34,7 +34,9 @@ CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
 # Node types the frontend defines itself (not in /object_info): one text widget, no sockets.
 FRONTEND_ONLY = {"Note", "MarkdownNote"}
 # Combos whose choices are the host's files: any file name is fine in a shipped workflow.
-FILE_COMBOS = {("CheckpointLoaderSimple", "ckpt_name"), ("LatentPainterLoadPlan", "plan"), ("LoadImage", "image")}
+FILE_COMBOS = {("CheckpointLoaderSimple", "ckpt_name"), ("LatentPainterLoadPlan", "plan"), ("UNETLoader", "unet_name"),
+               ("CLIPLoader", "clip_name"), ("DualCLIPLoader", "clip_name1"), ("DualCLIPLoader", "clip_name2"),
+               ("VAELoader", "vae_name"), ("LoadImage", "image")}
 MAX_THUMBNAIL_BYTES = 60_000
 TITLE_HEIGHT = 30  # LiteGraph draws a node's title bar above its pos
 
@@ -462,6 +464,17 @@ def test_every_capability_has_a_workflow():
         "load a plan": lambda wf: nodes(wf, "LatentPainterLoadPlan") and nodes(wf, "LatentPainterPaint"),
         "render to mp4 and webp": lambda wf: {"mp4", "webp"} <= {
             widget(wf, n, "format") for n in nodes(wf, "LatentPainterRender")},
+        "diffusion model, text encoder and VAE loaders with the family's empty latent, captured": lambda wf: all(
+            nodes(wf, k) for k in ("UNETLoader", "CLIPLoader", "VAELoader", "EmptySD3LatentImage",
+                                   "LatentPainterCapture", "LatentPainterGetPlan", "LatentPainterCanvas",
+                                   "LatentPainterPaint", "LatentPainterRender"))
+        and not nodes(wf, "CheckpointLoaderSimple"),
+        "frames rendered by core Load VAE's TAESD, the canvas from the model's own VAE": lambda wf: any(
+            widget(wf, v, "vae_name") in ("taesd", "taesdxl", "taesd3", "taef1")
+            and any(lk[1] == v["id"] and lk[3] == r["id"] for lk in wf["links"] for r in nodes(wf, "LatentPainterRender"))
+            for v in nodes(wf, "VAELoader"))
+        and any(lk[3] == c["id"] and lk[1] in {n["id"] for n in nodes(wf, "CheckpointLoaderSimple")}
+                for lk in wf["links"] for c in nodes(wf, "LatentPainterCanvas")),
     }
     lacking = [name for name, test in wanted.items() if not has(test)]
     assert not lacking, f"no workflow shows: {lacking}"
@@ -475,6 +488,44 @@ def test_core_fixture_lists_exactly_the_core_nodes_used():
     assert core == used | {"KSamplerSelect", "BasicScheduler"}, (
         f"tests/data/core_nodes.json has {sorted(core - used)} unused and lacks {sorted(used - core)}; "
         "regenerate it: python tests/host/test_frontend.py --write-core-nodes")
+
+
+# Nodes whose ``decode`` widget picks how frames are decoded; templates reach users at full speed
+# with ``auto`` (it decodes incrementally only where the pack promises the bound, README
+# "Incremental decoding"), so any other mode needs a Note in the same graph that says why.
+DECODE_NODES = ("LatentPainterDecodeFrames", "LatentPainterRender")
+
+
+def decode_problems(wf: dict, specs: dict[str, Spec]) -> list[str]:
+    """Decode Frames / Render nodes saving a mode other than ``auto`` without a Note that names it
+    (``decode: full`` or ``decode: incremental`` in the Note's text, with the reason beside it)."""
+    notes = " ".join(str((n.get("widgets_values") or [""])[0]) for n in wf["nodes"] if n["type"] in FRONTEND_ONLY)
+    problems = []
+    for node in wf["nodes"]:
+        if node["type"] not in DECODE_NODES:
+            continue
+        mode = node["widgets_values"][specs[node["type"]].widgets.index("decode")]
+        if mode != "auto" and f"decode: {mode}" not in notes:
+            problems.append(f"node {node['id']} ({node['type']}) saves decode {mode!r} without a Note saying why "
+                            f"(a Note with 'decode: {mode}' and the reason); templates use 'auto'")
+    return problems
+
+
+@pytest.mark.parametrize("path", workflow_paths(), ids=lambda p: p.stem)
+def test_templates_decode_with_auto_or_say_why(path, specs):
+    problems = decode_problems(load(path), specs)
+    assert not problems, f"{path.name}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("mode", ["full", "incremental"])
+def test_a_template_saving_another_decode_mode_needs_a_note(mode, specs):
+    wf = copy.deepcopy(load(WORKFLOWS / f"{BASE}.json"))
+    node = _node(wf, "LatentPainterDecodeFrames")
+    node["widgets_values"][specs["LatentPainterDecodeFrames"].widgets.index("decode")] = mode
+    assert any(f"saves decode {mode!r} without a Note" in p for p in decode_problems(wf, specs))
+    note = _node(wf, "Note")
+    note["widgets_values"][0] += f"decode: {mode} here, because this example compares it with auto.\n"
+    assert not decode_problems(wf, specs)
 
 
 def test_default_checkpoint_is_a_common_sd15_name():

@@ -207,6 +207,21 @@ THUMBS = {
 }
 
 
+
+# issue 27: the diffusion-model loader shape and the fast TAESD render
+def thumb_diffusion_model(studio):
+    painting, i = painted(studio, "chelsea", (strokes(),), 0.6, canvas="white")
+    return to_pil(studio.decode(painting.frames[i : i + 1])[0])
+
+
+def thumb_fast_render(studio):
+    painting, i = painted(studio, "coffee", (strokes(),), 0.6, canvas="white")
+    return to_pil(studio.decode(painting.frames[i : i + 1])[0])
+
+
+THUMBS.update({"Paint with a diffusion model, text encoder and VAE": thumb_diffusion_model,
+               "Render fast with TAESD": thumb_fast_render})
+
 def main(argv: list[str]) -> int:
     only_icon = "--icon" in argv
     argv = [arg for arg in argv if arg != "--icon"]

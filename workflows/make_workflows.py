@@ -321,7 +321,7 @@ def paint(wf: Workflow, plan_src, painter_node, vae_src=None, frames=240, pacing
 
 def decode(wf: Workflow, vae_src, frames_src, white=False, side=False):
     node = add(wf, "LatentPainterDecodeFrames", chunk_size=16, white_canvas=white, stroke_map_side_by_side=side,
-               decode="full")
+               decode="auto")
     wf.connect(vae_src, "VAE", node, "vae")
     wf.connect(frames_src, "frames", node, "frames")
     if white or side:
@@ -352,9 +352,9 @@ def save_video(wf: Workflow, assembled, prefix):
     return create, save
 
 
-def final_preview(wf: Workflow, vae_src, latent_src):
+def final_preview(wf: Workflow, vae_src, latent_src, output="latent"):
     dec = add(wf, "VAEDecode", title="VAE Decode (final image)")
-    wf.connect(latent_src, "latent", dec, "samples")
+    wf.connect(latent_src, output, dec, "samples")
     wf.connect(vae_src, "VAE", dec, "vae")
     prev = add(wf, "PreviewImage", title="Final image")
     wf.connect(dec, "IMAGE", prev, "images")
@@ -599,7 +599,7 @@ def wf_transition(specs) -> Workflow:
     n_tr = wf.note(NOTE_TRANSITION, (400, 400))
     n_two = wf.note(NOTE_TWO_CKPT, (400, 200))
     df = add(wf, "LatentPainterDecodeFrames", chunk_size=16, white_canvas=False, stroke_map_side_by_side=False,
-             decode="full")
+             decode="auto")
     wf.connect(ckpt_a, "VAE", df, "vae")
     wf.connect(tr, "frames", df, "frames")
     asm = assemble(wf, df, hold_first=24, hold_last=24)
@@ -646,7 +646,7 @@ def wf_pingpong(specs) -> Workflow:
     n_pp = wf.note(NOTE_PINGPONG, (400, 260))
     n_tr = wf.note(NOTE_TRANSITION, (400, 400))
     df = add(wf, "LatentPainterDecodeFrames", chunk_size=16, white_canvas=False, stroke_map_side_by_side=False,
-             decode="full")
+             decode="auto")
     wf.connect(ckpt, "VAE", df, "vae")
     wf.connect(tr, "frames", df, "frames")
     asm = assemble(wf, df, hold_first=12, hold_last=0)
@@ -784,7 +784,7 @@ Here: 1,000 frames (20 s at 50 fps, as in the author's demos) to MP4, and the sa
 def render(wf: Workflow, vae_src, frames_src, prefix, format="mp4", fps=50.0, hold_last=50, white=False, side=False):
     node = add(wf, "LatentPainterRender", filename_prefix=prefix, format=format, fps=fps, quality=80, hold_first=0,
                hold_last=hold_last, pingpong=False, white_canvas=white, stroke_map_side_by_side=side, chunk_size=4,
-               decode="full")
+               decode="auto")
     wf.connect(frames_src, "frames", node, "frames")
     wf.connect(vae_src, "VAE", node, "vae")
     if white or side:
@@ -916,8 +916,113 @@ def wf_paint_a_picture_with_your_model(specs) -> Workflow:
     return wf
 
 
+# ---------------------------------------------------------------------- diffusion-model loaders (issue 27)
+# Default files: Z-Image Turbo (a 4-D, 16-channel latent); the note names the
+# files for Flux.1 and Qwen-Image.
+ZIMAGE_UNET, ZIMAGE_TE, FLUX_VAE = "z_image_turbo_bf16.safetensors", "qwen_3_4b.safetensors", "ae.safetensors"
+SIZES.update({"UNETLoader": (330, 82), "CLIPLoader": (330, 106), "VAELoader": (330, 58),
+              "EmptySD3LatentImage": (330, 106)})
+
+NOTE_DIFFUSION_FILES = """
+DIFFUSION MODEL, TEXT ENCODER, VAE (models that do not come as one checkpoint)
+Pick the files of your model in the three loaders (ComfyUI folders in brackets); the rest of the graph stays as it is.
+Z-Image Turbo (as saved): Load Diffusion Model z_image_turbo_bf16.safetensors [diffusion_models]; Load CLIP qwen_3_4b.safetensors, type lumina2 [text_encoders]; Load VAE ae.safetensors [vae]. KSampler: 8 steps, cfg 1.
+Flux.1 dev / schnell: Load Diffusion Model flux1-dev.safetensors (or flux1-schnell); replace Load CLIP by DualCLIPLoader with clip_l.safetensors + t5xxl_fp16.safetensors (or t5xxl_fp8_e4m3fn), type flux; Load VAE ae.safetensors. KSampler cfg 1 (dev: 20 steps and a FluxGuidance 3.5 on the positive prompt; schnell: 4 steps).
+Qwen-Image: Load Diffusion Model qwen_image_fp8_e4m3fn.safetensors; Load CLIP qwen_2.5_vl_7b_fp8_scaled.safetensors, type qwen_image; Load VAE qwen_image_vae.safetensors. KSampler 20 steps, cfg 2.5. Its latents are [B,16,1,H,W] (a time axis of one): the pack paints them as images, and Paint's frames decode with the same Load VAE.
+SD3.5 and HiDream load the same way (their text encoders through TripleCLIPLoader / QuadrupleCLIPLoader).
+Empty latent: EmptySD3LatentImage is the 16-channel empty latent these families use (sizes in steps of 16).
+"""
+
+NOTE_DIFFUSION_CAPTURE = """
+WHERE CAPTURE AND GET PLAN GO
+Capture sits between Load Diffusion Model and the sampler (after any model patch such as ModelSamplingAuraFlow or a LoRA, right before the sampler), so it records what the sampler really ran.
+Get Plan takes the captured model and the sampler's output latent.
+The Canvas, Paint and Render take Load VAE's VAE: the model's own VAE, the latent space the plan lives in.
+"""
+
+
+def wf_diffusion_model(specs) -> Workflow:
+    wf = Workflow("Paint with a diffusion model, text encoder and VAE", specs)
+    unet = add(wf, "UNETLoader", unet_name=ZIMAGE_UNET, weight_dtype="default")
+    clip = add(wf, "CLIPLoader", clip_name=ZIMAGE_TE, type="lumina2", device="default")
+    vae = add(wf, "VAELoader", title="Load VAE", vae_name=FLUX_VAE)
+    pos = add(wf, "CLIPTextEncode", title="Positive prompt", text=POSITIVE)
+    neg = add(wf, "CLIPTextEncode", title="Negative prompt", size=(400, 110), text=NEGATIVE)
+    wf.connect(clip, "CLIP", pos, "clip")
+    wf.connect(clip, "CLIP", neg, "clip")
+    n_files = wf.note(NOTE_DIFFUSION_FILES, (400, 520))
+    capture = add(wf, "LatentPainterCapture")
+    wf.connect(unet, "MODEL", capture, "model")
+    latent = add(wf, "EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
+    ks = add(wf, "KSampler", seed=42, control_after_generate="fixed", steps=8, cfg=1.0, sampler_name="euler",
+             scheduler="simple", denoise=1.0)
+    wf.connect(capture, "model", ks, "model")
+    wf.connect(pos, "CONDITIONING", ks, "positive")
+    wf.connect(neg, "CONDITIONING", ks, "negative")
+    wf.connect(latent, "LATENT", ks, "latent_image")
+    n_capture = wf.note(NOTE_DIFFUSION_CAPTURE, (330, 260))
+    dec, prev = final_preview(wf, vae, ks, output="LATENT")
+    get = add(wf, "LatentPainterGetPlan", batch_index=0)
+    wf.connect(capture, "model", get, "model")
+    wf.connect(ks, "LATENT", get, "latent")
+    pnt = painter(wf)
+    cnv = canvas(wf, get, vae)
+    pt = paint(wf, get, pnt, vae, frames=240, canvas_node=cnv)
+    out = render(wf, vae, pt, "latent_painter/diffusion_model", format="webp", fps=24.0, hold_last=48)
+    n_render = wf.note(NOTE_RENDER_AUTO, (400, 200))
+
+    x = wf.column(0, 0, [unet, clip, vae, n_files], "1. Diffusion model, text encoder, VAE", width=400)
+    x = wf.column(x, 0, [pos, neg], "2. Prompt")
+    x = wf.column(x, 0, [capture, latent, ks, n_capture], "3. Captured model and your sampler")
+    x = wf.column(x, 0, [dec, prev], "The final image")
+    x = wf.column(x, 0, [get, pnt, cnv, pt], "4. Plan, painter, canvas, paint")
+    wf.column(x, 0, [out, n_render], "5. Render", width=400)
+    return wf
+
+
+NOTE_RENDER_AUTO = """
+DECODE: AUTO
+Render decodes with 'auto': only what changed, where the pack promises every frame within its PSNR bound for the connected VAE (the TAESD family); every frame whole otherwise (the full VAEs of these models). The node's text says which way it decoded and how much faster it was.
+For a quick preview of a long painting with a full VAE, see the template 'Render fast with TAESD'.
+"""
+
+
+# ---------------------------------------------------------------------- fast render with TAESD (issue 27)
+NOTE_FAST = """
+RENDER FAST WITH TAESD
+The frames are decoded by TAESD, the tiny decoder of your model's latent space, through the core Load VAE node: taesd (SD1.5/SD2), taesdxl (SDXL), taesd3 (SD3/SD3.5), taef1 (Flux.1). Load VAE lists them once both files are in models/vae_approx (e.g. taesd_encoder.safetensors and taesd_decoder.safetensors; from github.com/madebyollin/taesd).
+With TAESD, decode 'auto' decodes only what changed in each frame (every frame within the PSNR bound of its own full decode, the last frame exact), several times faster than decoding every frame with the checkpoint's full VAE, which 'auto' always decodes whole.
+What it costs in look: every frame, the last one too, is TAESD's picture, a small distilled copy of the full decoder: fine detail and exact colours are the full VAE's job (the final image here is decoded by the checkpoint's VAE, so you can compare). 'auto' itself costs nothing visible: each frame stays within the PSNR bound of TAESD's own full decode (README 'Render fast with TAESD'). For the final render, connect the checkpoint's VAE to Render.
+The canvas still comes from the checkpoint's full VAE: both decoders share the model's latent space, and the canvas must be that space's encoding of white paper.
+Paint's vae (pacing 'change') is TAESD too: its probe decodes follow what the frames will show, and cost less.
+"""
+
+
+def wf_fast_render(specs) -> Workflow:
+    wf = Workflow("Render fast with TAESD", specs)
+    ckpt, pos, neg = model_block(wf)
+    latent = add(wf, "EmptyLatentImage", width=512, height=512, batch_size=1)
+    samp = sampler(wf, ckpt, pos, neg, latent)
+    taesd = add(wf, "VAELoader", title="Load VAE (TAESD of the model's family)", vae_name="taesd")
+    n_fast = wf.note(NOTE_FAST, (400, 560))
+    pnt = painter(wf)
+    cnv = canvas(wf, samp, ckpt)
+    pt = paint(wf, samp, pnt, taesd, frames=1000, canvas_node=cnv)
+    out = render(wf, taesd, pt, "latent_painter/fast_taesd")
+    dec, prev = final_preview(wf, ckpt, samp)
+    dec.title = "VAE Decode (final image, full VAE)"
+
+    x = wf.column(0, 0, [ckpt, latent, pos, neg], "1. Model, size and prompt", width=400)
+    x = wf.column(x, 0, [samp, dec, prev], "2. Sample; the final image by the full VAE")
+    x = wf.column(x, 0, [taesd, n_fast], "3. TAESD for the frames", width=400)
+    x = wf.column(x, 0, [pnt, cnv, pt], "4. Canvas from the full VAE, paint")
+    wf.column(x, 0, [out], "5. Render with TAESD, decode auto", width=400)
+    return wf
+
+
 ALL = (wf_capture, wf_paint_an_image, wf_custom_sampling, wf_white_canvas, wf_reveal_chain, wf_transition, wf_pingpong,
-       wf_save_plan, wf_load_plan, wf_render, wf_paint_a_picture, wf_paint_a_picture_with_your_model)
+       wf_save_plan, wf_load_plan, wf_render, wf_paint_a_picture, wf_paint_a_picture_with_your_model,
+       wf_diffusion_model, wf_fast_render)
 
 
 def object_info(argv: list[str]) -> dict:

@@ -100,6 +100,8 @@ class ComfyHost:
         self.checkpoints = Path(cache).resolve() if cache else self.scratch / "models" / "checkpoints"
         self.diffusion_models = self.scratch / "models" / "diffusion_models"
         self.vaes = self.scratch / "models" / "vae"
+        self.text_encoders = self.scratch / "models" / "text_encoders"
+        self.vae_approx = self.scratch / "models" / "vae_approx"  # core VAELoader's taesd/taesdxl/taesd3/taef1
         self.input_dir = self.scratch / "input"
         self.output_dir = self.scratch / "output"
         self.temp_dir = self.scratch / "temp"
@@ -114,7 +116,8 @@ class ComfyHost:
 
     # ---------------------------------------------------------------- setup / lifecycle
     def _layout(self) -> None:
-        for d in (self.custom_nodes, self.checkpoints, self.diffusion_models, self.vaes, self.input_dir,
+        for d in (self.custom_nodes, self.checkpoints, self.diffusion_models, self.vaes, self.text_encoders,
+                  self.vae_approx, self.input_dir,
                   self.output_dir, self.temp_dir, self.user_dir):
             d.mkdir(parents=True, exist_ok=True)
         link = self.custom_nodes / PACK_DIR_NAME
@@ -129,7 +132,9 @@ class ComfyHost:
             f"    custom_nodes: {self.custom_nodes}\n"
             f"    checkpoints: {self.checkpoints}\n"
             f"    diffusion_models: {self.diffusion_models}\n"
-            f"    vae: {self.vaes}\n",
+            f"    vae: {self.vaes}\n"
+            f"    text_encoders: {self.text_encoders}\n"
+            f"    vae_approx: {self.vae_approx}\n",
             encoding="utf-8",
         )
 

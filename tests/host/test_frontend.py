@@ -52,6 +52,7 @@ TEST_PLAN_PREFIX = "lp_frontend_test/plan"
 # Test-size settings: every workflow's own values are replaced by these before queueing.
 TEST_WIDGETS = {
     "EmptyLatentImage": {"width": 64, "height": 64},
+    "EmptySD3LatentImage": {"width": 64, "height": 64},
     "LatentPainterPaint": {"frames": 8, "cleanup_frames": 2},
     "LatentPainterTransition": {"frames": 6, "cleanup_frames": 2, "guidance_steps": 3},
     "LatentPainterAssembleFrames": {"hold_first": 1, "hold_last": 2},
@@ -60,6 +61,19 @@ TEST_WIDGETS = {
 }
 PICTURE_SIZE = 64  # the photo put in the host's input folder for Load Image
 OUTPUT_SUFFIX = {"SaveAnimatedWEBP": ".webp", "SaveVideo": ".mp4", "SaveImage": ".png", "PreviewImage": ".png"}
+# Templates run at other test sizes: with TAESD, 256 px (a 32x32 latent) is a size whose
+# crops are cheaper than a full decode, so 'auto' can show its incremental path.
+FAST_RENDER = "Render fast with TAESD"
+DIFFUSION_MODEL = "Paint with a diffusion model, text encoder and VAE"
+STEM_OVERRIDES = {FAST_RENDER: {"EmptyLatentImage": {"width": 256, "height": 256},
+                                "LatentPainterPaint": {"frames": 24, "cleanup_frames": 2}}}
+# The decode path each template must report in its nodes' UI text with decode 'auto' at test sizes
+# (None: whichever path auto picks; the text must still name it). Core TAESD of the family: staged.
+EXPECTED_PATH = {FAST_RENDER: "staged"}
+DECODE_NODES = ("LatentPainterDecodeFrames", "LatentPainterRender")
+# Core VAELoader's names for the TAESD files in models/vae_approx: kept as saved (the test host has taesd).
+TAESD_OPTIONS = ("taesd", "taesdxl", "taesd3", "taef1")
+RUNS: dict[str, dict] = {}  # stem -> seconds and decode reports, printed at the end of the module
 
 
 def _stems(exclude=()):
@@ -146,8 +160,86 @@ class Frontend:
         return body["prompt_id"]
 
 
+# ---------------------------------------------------------------------- test models
+def _safetensors_part(path: Path, prefix: str) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return {key[len(prefix):]: f.get_tensor(key) for key in f.keys() if key.startswith(prefix)}
+
+
 @pytest.fixture(scope="module")
-def frontend(sync_api, comfy, checkpoint_a, checkpoint_b):
+def text_encoder_a(comfy, checkpoint_a) -> str:
+    """Checkpoint A's CLIP-L text model as a ``text_encoders`` file: core CLIPLoader with type
+    ``stable_diffusion`` loads it, and its 768-wide output conditions the tiny SD3 model."""
+    from safetensors.torch import save_file
+
+    name = "latent_painter_test_clip_l_seed1001.safetensors"
+    target = comfy.text_encoders / name
+    if not target.exists():
+        save_file(_safetensors_part(comfy.checkpoints / checkpoint_a, "cond_stage_model.transformer."), str(target))
+    return name
+
+
+@pytest.fixture(scope="module")
+def vae_16(comfy, checkpoint_a) -> str:
+    """A KL VAE for 16-channel latents (the SD3 / Flux.1 / Z-Image shape) for core VAELoader: checkpoint
+    A's random VAE with its latent-side layers rebuilt 16 channels wide (seeded, variance preserving).
+    ComfyUI reads the channels from ``decoder.conv_in``; decoding with it is a full KL decode."""
+    import math
+
+    import torch
+    from safetensors.torch import save_file
+
+    name = "latent_painter_test_kl_vae16.safetensors"
+    target = comfy.vaes / name
+    if not target.exists():
+        sd = _safetensors_part(comfy.checkpoints / checkpoint_a, "first_stage_model.")
+        gen = torch.Generator().manual_seed(16)
+        shapes = {"encoder.conv_out.weight": (32, sd["encoder.conv_out.weight"].shape[1], 3, 3),
+                  "quant_conv.weight": (32, 32, 1, 1), "post_quant_conv.weight": (16, 16, 1, 1),
+                  "decoder.conv_in.weight": (sd["decoder.conv_in.weight"].shape[0], 16, 3, 3)}
+        for key, shape in shapes.items():
+            sd[key] = (torch.randn(shape, generator=gen) / math.sqrt(math.prod(shape[1:]))).half()
+        for key, width in (("encoder.conv_out.bias", 32), ("quant_conv.bias", 32), ("post_quant_conv.bias", 16)):
+            sd[key] = torch.zeros(width, dtype=torch.float16)
+        save_file(sd, str(target))
+    return name
+
+
+@pytest.fixture(scope="module")
+def vae_approx_taesd(comfy) -> str:
+    """Random SD1 TAESD files in ``models/vae_approx`` (``taesd_encoder`` / ``taesd_decoder``, core
+    ComfyUI's own TAESD classes, make_checkpoint.py), so core VAELoader offers ``taesd`` as it does
+    for a user who put the real files there. Returns that option."""
+    import subprocess
+
+    from comfy_host import MAKE_CHECKPOINT
+
+    if not (comfy.vae_approx / "taesd_decoder.safetensors").exists():
+        code = ("import sys; from make_checkpoint import build_state_dict; from safetensors.torch import save_file; "
+                "sd = build_state_dict(1001, 'taesd'); "
+                "[save_file({k[len(p) + 1:]: v for k, v in sd.items() if k.startswith(p + '.')}, "
+                "f'{sys.argv[1]}/{p}.safetensors') for p in ('taesd_encoder', 'taesd_decoder')]")
+        res = subprocess.run([comfy.python, "-c", code, str(comfy.vae_approx)], cwd=MAKE_CHECKPOINT.parent,
+                             capture_output=True, text=True, timeout=300, env={**os.environ, "COMFYUI_PATH": str(comfy.path)})
+        assert res.returncode == 0, res.stderr[-3000:]
+    listed = comfy.object_info("VAELoader")["input"]["required"]["vae_name"][0]
+    assert "taesd" in listed, listed
+    return "taesd"
+
+
+@pytest.fixture(scope="module")
+def models(checkpoint_a, checkpoint_b, sd3_model, text_encoder_a, vae_16, vae_approx_taesd) -> dict:
+    """What the templates' loaders load in these tests. The diffusion-model shape gets one family:
+    the tiny SD3 (16-channel 4-D latents) with checkpoint A's CLIP-L and a 16-channel KL VAE. A
+    Qwen-style family ([B,16,1,H,W] latents) swaps in here: its unet, text encoder (and type) and VAE."""
+    return {"A": checkpoint_a, "B": checkpoint_b, "unet": sd3_model, "clip": text_encoder_a,
+            "clip_type": "stable_diffusion", "vae": vae_16, "taesd": vae_approx_taesd}
+
+
+@pytest.fixture(scope="module")
+def frontend(sync_api, comfy, models):
     # The checkpoints exist before the page loads, so the loader's combo lists them.
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -253,6 +345,13 @@ def _for_test(workflow: dict, checkpoints: dict[str, str], overrides: dict | Non
                 names.append(name)
             put("ckpt_name", checkpoints["A"] if names.index(name) == 0 else checkpoints["B"])
             node["properties"].pop("models", None)
+        if node["type"] == "UNETLoader":
+            put("unet_name", checkpoints["unet"])
+        if node["type"] == "CLIPLoader":
+            put("clip_name", checkpoints["clip"])
+            put("type", checkpoints["clip_type"])
+        if node["type"] == "VAELoader" and node["widgets_values"][0] not in TAESD_OPTIONS:
+            put("vae_name", checkpoints["vae"])
         for key, value in {**TEST_WIDGETS.get(node["type"], {}), **(overrides or {}).get(node["type"], {})}.items():
             put(key, value)
         if node["type"] in ("LatentPainterSampler", "BasicScheduler", "KSampler"):
@@ -295,6 +394,8 @@ def _check_outputs(comfy, workflow: dict, history: dict) -> None:
     files = _outputs(comfy, history)
     for node in workflow["nodes"]:
         suffix = OUTPUT_SUFFIX.get(node["type"])
+        if node["type"] == "LatentPainterRender":
+            suffix = "." + node["widgets_values"][load_specs()[node["type"]].widgets.index("format")]
         if suffix:
             assert any(f.suffix == suffix for f in files), (node["type"], files, history.get("outputs"))
     for f in files:
@@ -305,32 +406,178 @@ def _check_outputs(comfy, workflow: dict, history: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def saved_plan(frontend, comfy, checkpoint_a, checkpoint_b) -> str:
+def saved_plan(frontend, comfy, models) -> str:
     """Runs 'Save a plan' from the frontend; returns the new plan as Load Plan lists it."""
     before = set((comfy.output_dir / "lp_frontend_test").glob("plan_*.safetensors"))
-    workflow = _for_test(load(WORKFLOWS / f"{SAVE_PLAN}.json"), {"A": checkpoint_a, "B": checkpoint_b})
+    workflow = _for_test(load(WORKFLOWS / f"{SAVE_PLAN}.json"), models)
     history, seconds = _run(frontend, comfy, workflow)
     _check_outputs(comfy, workflow, history)
     new = sorted(set((comfy.output_dir / "lp_frontend_test").glob("plan_*.safetensors")) - before)
     assert len(new) == 1, (new, history.get("outputs"))
+    RUNS[SAVE_PLAN] = {"seconds": round(seconds, 1), "decode": []}
     print(f"\n{SAVE_PLAN}: {seconds:.1f} s")
     return f"{TEST_PLAN_PREFIX.split('/')[0]}/{new[0].name} [output]"
 
 
-@pytest.mark.parametrize("stem", _stems(exclude=(SAVE_PLAN, LOAD_PLAN)))
-def test_workflow_runs_from_the_frontend(frontend, comfy, checkpoint_a, checkpoint_b, stem):
-    workflow = _for_test(load(WORKFLOWS / f"{stem}.json"), {"A": checkpoint_a, "B": checkpoint_b})
-    history, seconds = _run(frontend, comfy, workflow)
-    _check_outputs(comfy, workflow, history)
-    print(f"\n{stem}: {seconds:.1f} s")
+def _decode_reports(frontend, workflow: dict, history: dict, stem: str) -> list[str]:
+    """Every Decode Frames / Render node decodes with 'auto' as saved and says which way it decoded in
+    its UI text: in the server's history and in the outputs the frontend received for that node."""
+    specs = load_specs()
+    received = frontend.page.evaluate("() => JSON.parse(JSON.stringify(app.nodeOutputs || {}))")
+    reports = []
+    for node in workflow["nodes"]:
+        if node["type"] not in DECODE_NODES:
+            continue
+        mode = node["widgets_values"][specs[node["type"]].widgets.index("decode")]
+        assert mode == "auto", f"{stem}: node {node['id']} decodes with {mode!r}"
+        texts = history["outputs"][str(node["id"])].get("text") or []
+        assert len(texts) >= 1, (node["type"], history["outputs"][str(node["id"])])
+        shown = [o.get("text") for key, o in received.items() if str(key).split(":")[-1] == str(node["id"])]
+        assert texts in shown, (
+            f"{stem}: the frontend did not receive node {node['id']}'s UI text {texts}: {shown}")
+        for text in texts:
+            name = "Render" if node["type"] == "LatentPainterRender" else "Decode Frames"
+            assert text.startswith(f"{name}: decoded "), text
+            path = text[len(f"{name}: decoded "):].split(":", 1)[0]
+            assert path in ("full", "staged"), text
+            wanted = EXPECTED_PATH.get(stem)
+            assert wanted is None or path == wanted, f"{stem}: auto decoded {path!r}, expected {wanted!r}: {text}"
+            reports.append(text)
+    return reports
 
 
-def test_plan_saved_from_the_frontend_loads_and_paints(frontend, comfy, checkpoint_a, checkpoint_b, saved_plan):
-    workflow = _for_test(load(WORKFLOWS / f"{LOAD_PLAN}.json"), {"A": checkpoint_a, "B": checkpoint_b},
-                         {"LatentPainterLoadPlan": {"plan": saved_plan}})
+def _run_template(frontend, comfy, models, stem: str, overrides: dict | None = None) -> None:
+    workflow = _for_test(load(WORKFLOWS / f"{stem}.json"), models, {**STEM_OVERRIDES.get(stem, {}), **(overrides or {})})
     history, seconds = _run(frontend, comfy, workflow)
     _check_outputs(comfy, workflow, history)
-    print(f"\n{LOAD_PLAN}: {seconds:.1f} s")
+    reports = _decode_reports(frontend, workflow, history, stem)
+    RUNS[stem] = {"seconds": round(seconds, 1), "decode": reports}
+    print(f"\n{stem}: {seconds:.1f} s; " + (" | ".join(reports) or "no frames decoded"))
+    out = os.environ.get("LATENT_PAINTER_FRONTEND_RUNS")
+    if out:
+        Path(out).write_text(json.dumps(RUNS, indent=1), encoding="utf-8")
+
+
+@pytest.mark.parametrize("stem", _stems(exclude=(SAVE_PLAN, LOAD_PLAN, DIFFUSION_MODEL)))
+def test_workflow_runs_from_the_frontend(frontend, comfy, models, stem):
+    _run_template(frontend, comfy, models, stem)
+
+
+def test_plan_saved_from_the_frontend_loads_and_paints(frontend, comfy, models, saved_plan):
+    _run_template(frontend, comfy, models, LOAD_PLAN, {"LatentPainterLoadPlan": {"plan": saved_plan}})
+
+
+# ---------------------------------------------------------------------- the diffusion-model shape, per family
+TINY_NODES = ("LatentPainterTestTinyModel", "LatentPainterTestConditioning")  # tests/host/latent_painter_test_nodes.py
+
+
+def _test_node(node: dict, node_type: str, widgets: dict) -> None:
+    """Turn a UI-format node into one of the test-only nodes (widgets only, sockets dropped)."""
+    node["type"] = node_type
+    node["properties"] = {"Node name for S&R": node_type}
+    node["widgets_values"] = list(widgets.values())
+    node["inputs"] = [{"localized_name": k, "name": k, "type": "COMBO" if isinstance(v, str) else "INT",
+                       "widget": {"name": k}, "link": None} for k, v in widgets.items()]
+
+
+def _with_tiny_model(workflow: dict, family: str, vae_name: str) -> dict:
+    """The diffusion-model template with a model no file can give at test size (Qwen-Image): Load
+    Diffusion Model becomes the test node that builds the tiny model, the two prompts become seeded
+    text features of its width, Load CLIP goes (nothing else reads it); Load VAE loads ``vae_name``.
+    Everything downstream (Capture, KSampler, Get Plan, Canvas, Paint, Render) is the template's."""
+    wf = copy.deepcopy(workflow)
+    clip_ids = {n["id"] for n in wf["nodes"] if n["type"] == "CLIPLoader"}
+    dropped = {lk[0] for lk in wf["links"] if lk[1] in clip_ids}
+    wf["links"] = [lk for lk in wf["links"] if lk[0] not in dropped]
+    wf["nodes"] = [n for n in wf["nodes"] if n["id"] not in clip_ids]
+    for node in wf["nodes"]:
+        if node["type"] == "UNETLoader":
+            _test_node(node, "LatentPainterTestTinyModel", {"family": family, "seed": 27})
+        elif node["type"] == "CLIPTextEncode":
+            _test_node(node, "LatentPainterTestConditioning", {"width": 256, "tokens": 8, "seed": node["id"]})
+        elif node["type"] == "VAELoader":
+            node["widgets_values"][0] = vae_name
+    return wf
+
+
+@pytest.mark.parametrize("family", ["sd3", "qwen_image"])
+def test_diffusion_model_template_per_family(request, frontend, comfy, models, family):
+    """The diffusion-model template with each family's tiny model: SD3 (4-D latents) through the
+    template's own loaders; Qwen-Image ([B,16,1,H,W] latents, Wan 2.1 VAE) through the test-only
+    model node when the test server has it (helpers 26a/26b), skipped otherwise."""
+    if family == "sd3":
+        _run_template(frontend, comfy, models, DIFFUSION_MODEL)
+        return
+    if not set(TINY_NODES) <= frontend.registered():
+        pytest.skip("the test server has no tiny Qwen-Image model node (tests/host/latent_painter_test_nodes.py)")
+    vaes = request.getfixturevalue("family_vaes")
+    workflow = _with_tiny_model(_for_test(load(WORKFLOWS / f"{DIFFUSION_MODEL}.json"), models), family,
+                                vaes["wan21_vae"])
+    history, seconds = _run(frontend, comfy, workflow)
+    _check_outputs(comfy, workflow, history)
+    reports = _decode_reports(frontend, workflow, history, DIFFUSION_MODEL)
+    RUNS[f"{DIFFUSION_MODEL} ({family})"] = {"seconds": round(seconds, 1), "decode": reports}
+    print(f"\n{DIFFUSION_MODEL} ({family}): {seconds:.1f} s; " + " | ".join(reports))
+
+
+# ---------------------------------------------------------------------- help pages
+HELP_NODE = "LatentPainterPaint"
+HELP_SCREENSHOT = Path(os.environ.get("LATENT_PAINTER_HELP_SCREENSHOT", "/tmp/latent_painter_help_panel.png"))
+
+
+def test_every_node_help_page_is_served(comfy):
+    """GET /extensions/<pack folder>/docs/<NodeId>.md answers 200 with the page for every node (the
+    frontend's second try after docs/<NodeId>/<locale>.md), and every picture a page shows is served."""
+    import re
+
+    from latent_painter.nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+
+    info = comfy.object_info()
+    served = {}
+    for node_id in NODE_CLASS_MAPPINGS:
+        # the frontend derives the pack folder from python_module: custom_nodes.<folder>
+        assert info[node_id]["python_module"] == f"custom_nodes.{PACK}", info[node_id]["python_module"]
+        status, kind, body = _get(comfy, f"/extensions/{PACK}/docs/{node_id}.md")
+        text = body.decode("utf-8")
+        assert status == 200 and "text/html" not in kind, (node_id, status, kind)
+        assert text.splitlines()[0] == f"# {NODE_DISPLAY_NAME_MAPPINGS[node_id]}", text[:200]
+        assert text == (WORKFLOWS.parent / "web" / "docs" / f"{node_id}.md").read_text(encoding="utf-8")
+        for picture in re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", text):
+            status, _, data = _get(comfy, f"/extensions/{PACK}/docs/{picture}")
+            assert status == 200 and data[:3] == b"\xff\xd8\xff", (node_id, picture, status)
+        served[node_id] = status
+    print("\n" + "\n".join(f"GET /extensions/{PACK}/docs/{k}.md -> {v}" for k, v in served.items()))
+
+
+def test_help_panel_shows_the_page(frontend):
+    """Select a node, press the selection toolbox's info button: the side panel renders our page
+    (its heading, the generated node-id line, its picture loaded); a screenshot is kept."""
+    from latent_painter.nodes import NODE_DISPLAY_NAME_MAPPINGS
+
+    frontend.load(load(WORKFLOWS / "Paint an image.json"))
+    frontend.close_dialogs()
+    page = frontend.page
+    page.evaluate("""(type) => { const n = app.graph._nodes.find(n => n.type === type);
+                                 app.canvas.selectNode(n); app.canvas.setDirty(true, true); }""", HELP_NODE)
+    page.locator('[data-testid="info-button"]').click()
+    content = page.locator(".node-help-content")
+    heading = content.locator("h1").first
+    heading.wait_for(timeout=60_000)
+    assert heading.inner_text().strip() == NODE_DISPLAY_NAME_MAPPINGS[HELP_NODE]
+    page.wait_for_function("""() => { const c = document.querySelector('.node-help-content');
+        return c && c.innerText.includes('Node id') &&
+               Array.from(c.querySelectorAll('img')).every(i => i.complete); }""", timeout=30_000)
+    assert f"Node id {HELP_NODE}" in content.inner_text()
+    pictures = page.evaluate("() => Array.from(document.querySelectorAll('.node-help-content img'))"
+                             ".map(i => [i.getAttribute('src'), i.naturalWidth])")
+    assert all(width > 0 for _, width in pictures), pictures
+    HELP_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(HELP_SCREENSHOT))
+    if pictures:  # and the panel scrolled to the page's picture
+        content.locator("img").first.scroll_into_view_if_needed()
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(HELP_SCREENSHOT.with_name(HELP_SCREENSHOT.stem + "_picture.png")))
+    print(f"\nhelp panel of {HELP_NODE}: heading {heading.inner_text()!r}, pictures {pictures}; screenshot {HELP_SCREENSHOT}")
 
 
 # ---------------------------------------------------------------------- fixture writer
