@@ -185,10 +185,8 @@ def paint_schedule(
             penalty[bench.channel] = 0
             choice = channel_gain - penalty
         channel = best(choice, "painting channel")
-        if channel_gain[channel] <= 0 or not gain[channel].any():
-            # Nothing motivated left to paint: the budget carries over. (The running channel sums keep
-            # float residue of ~1e-7 once a channel is painted out; the gain itself is exactly 0 then.)
-            break
+        if channel_gain[channel] <= 0:
+            break  # nothing motivated left to paint: the budget carries over
         radius = radius_for(settings, stroke, budget, schedule_share, math.sqrt(height * width))
         kernel = brush_kernel(radius, settings.brush, canvas.device)
         if step == 1:
@@ -211,11 +209,14 @@ def paint_schedule(
                                   lead=channel if group > 1 else None))
         window = (channels, rows_window, cols_window)
         bench.motivation[window] *= 1 - mask
-        before = gain[window].sum((1, 2))
         gain[window] = information_gain(target[window], canvas[window]) * eligible(
             bench.motivation[window], level, allowed[channels]
         )
-        channel_gain[channels] += gain[window].sum((1, 2)) - before
+        # Summed afresh, not updated by the window's difference: a running sum keeps float residue
+        # (~1e-7, its sign set by the CPU's kernels) once a channel is painted out, and the choice
+        # of channel and the end of the run then flipped between machines. Gain is >= 0, so a
+        # painted-out channel sums to exactly 0 on every CPU.
+        channel_gain[channels] = gain[channels].sum((1, 2))
         bench.position, bench.channel = centre, channel
     bench.carried_strokes = min(len(settings.radii), budget - len(events))
     return events
