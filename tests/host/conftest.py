@@ -126,3 +126,23 @@ def family_vaes(comfy) -> dict[str, str]:
     ``wan21_vae_rgba`` (a small Wan 2.1 VAE, [B,16,T,H/8,W/8], decoding to RGB / RGBA)."""
     names = comfy.ensure_vaes(SEED_VAE, FAMILY_VAES)
     return {family: _listed(comfy, "VAELoader", "vae_name", name) for family, name in names.items()}
+
+
+# What the host tests measured (each family's final-latent equality, each template's run time and
+# decode path, the help pages' status codes) is printed by the tests; pytest keeps a passing test's
+# output to itself, so it is repeated at the end of the run, where CI's log shows it.
+_MEASURED: list[tuple[str, str]] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed and report.capstdout.strip() and "tests/host/" in report.nodeid:
+        _MEASURED.append((report.nodeid, report.capstdout.strip()))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _MEASURED:
+        terminalreporter.section("what the host tests measured")
+        for nodeid, text in _MEASURED:
+            terminalreporter.write_line(f"{nodeid}:")
+            for line in text.splitlines():
+                terminalreporter.write_line(f"    {line}")
