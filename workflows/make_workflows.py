@@ -271,10 +271,12 @@ def model_block(wf: Workflow, ckpt=SD15, positive=POSITIVE, negative=NEGATIVE, s
     return ckpt_node, pos, neg
 
 
-def sampler(wf: Workflow, ckpt, pos, neg, latent, seed=42, steps=20, cfg=7.0, title=None):
-    node = add(wf, "LatentPainterSampler", title=title, seed=seed, control_after_generate="fixed", steps=steps, cfg=cfg,
-               sampler_name="euler", scheduler="normal", denoise=1.0)
-    wf.connect(ckpt, "MODEL", node, "model")
+def sampler(wf: Workflow, ckpt, pos, neg, latent, seed=42, steps=20, cfg=7.0, title=None, node_type="LatentPainterSampler",
+            model_output="MODEL", scheduler="normal"):
+    """A KSampler-shaped node (the pack's sampler, or core KSampler on a captured model)."""
+    node = add(wf, node_type, title=title, seed=seed, control_after_generate="fixed", steps=steps, cfg=cfg,
+               sampler_name="euler", scheduler=scheduler, denoise=1.0)
+    wf.connect(ckpt, model_output, node, "model")
     wf.connect(pos, "CONDITIONING", node, "positive")
     wf.connect(neg, "CONDITIONING", node, "negative")
     wf.connect(latent, "LATENT", node, "latent_image")
@@ -737,12 +739,7 @@ def wf_capture(specs) -> Workflow:
     wf.connect(ckpt, "MODEL", capture, "model")
     latent = add(wf, "EmptyLatentImage", width=512, height=512, batch_size=1)
     n_capture = wf.note(NOTE_CAPTURE, (400, 420))
-    ks = add(wf, "KSampler", seed=42, control_after_generate="fixed", steps=20, cfg=7.0, sampler_name="euler",
-             scheduler="normal", denoise=1.0)
-    wf.connect(capture, "model", ks, "model")
-    wf.connect(pos, "CONDITIONING", ks, "positive")
-    wf.connect(neg, "CONDITIONING", ks, "negative")
-    wf.connect(latent, "LATENT", ks, "latent_image")
+    ks = sampler(wf, capture, pos, neg, latent, node_type="KSampler", model_output="model")
     dec = add(wf, "VAEDecode")
     wf.connect(ks, "LATENT", dec, "samples")
     wf.connect(ckpt, "VAE", dec, "vae")
@@ -954,12 +951,8 @@ def wf_diffusion_model(specs) -> Workflow:
     capture = add(wf, "LatentPainterCapture")
     wf.connect(unet, "MODEL", capture, "model")
     latent = add(wf, "EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
-    ks = add(wf, "KSampler", seed=42, control_after_generate="fixed", steps=8, cfg=1.0, sampler_name="euler",
-             scheduler="simple", denoise=1.0)
-    wf.connect(capture, "model", ks, "model")
-    wf.connect(pos, "CONDITIONING", ks, "positive")
-    wf.connect(neg, "CONDITIONING", ks, "negative")
-    wf.connect(latent, "LATENT", ks, "latent_image")
+    ks = sampler(wf, capture, pos, neg, latent, steps=8, cfg=1.0, node_type="KSampler", model_output="model",
+                 scheduler="simple")
     n_capture = wf.note(NOTE_DIFFUSION_CAPTURE, (330, 260))
     dec, prev = final_preview(wf, vae, ks, output="LATENT")
     get = add(wf, "LatentPainterGetPlan", batch_index=0)
