@@ -128,6 +128,85 @@ def family_vaes(comfy) -> dict[str, str]:
     return {family: _listed(comfy, "VAELoader", "vae_name", name) for family, name in names.items()}
 
 
+# ---------------------------------------------------------------------- the templates' test models
+# Session fixtures: every module that opens the frontend needs them before the page loads (its
+# loaders' combos list the files that exist then).
+def _safetensors_part(path: Path, prefix: str) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return {key[len(prefix):]: f.get_tensor(key) for key in f.keys() if key.startswith(prefix)}
+
+
+@pytest.fixture(scope="session")
+def text_encoder_a(comfy, checkpoint_a) -> str:
+    """Checkpoint A's CLIP-L text model as a ``text_encoders`` file: core CLIPLoader with type
+    ``stable_diffusion`` loads it, and its 768-wide output conditions the tiny SD3 model."""
+    from safetensors.torch import save_file
+
+    name = "latent_painter_test_clip_l_seed1001.safetensors"
+    target = comfy.text_encoders / name
+    if not target.exists():
+        save_file(_safetensors_part(comfy.checkpoints / checkpoint_a, "cond_stage_model.transformer."), str(target))
+    return name
+
+
+@pytest.fixture(scope="session")
+def vae_16(comfy, checkpoint_a) -> str:
+    """A KL VAE for 16-channel latents (the SD3 / Flux.1 / Z-Image shape) for core VAELoader: checkpoint
+    A's random VAE with its latent-side layers rebuilt 16 channels wide (seeded, variance preserving).
+    ComfyUI reads the channels from ``decoder.conv_in``; decoding with it is a full KL decode."""
+    import math
+
+    import torch
+    from safetensors.torch import save_file
+
+    name = "latent_painter_test_kl_vae16.safetensors"
+    target = comfy.vaes / name
+    if not target.exists():
+        sd = _safetensors_part(comfy.checkpoints / checkpoint_a, "first_stage_model.")
+        gen = torch.Generator().manual_seed(16)
+        shapes = {"encoder.conv_out.weight": (32, sd["encoder.conv_out.weight"].shape[1], 3, 3),
+                  "quant_conv.weight": (32, 32, 1, 1), "post_quant_conv.weight": (16, 16, 1, 1),
+                  "decoder.conv_in.weight": (sd["decoder.conv_in.weight"].shape[0], 16, 3, 3)}
+        for key, shape in shapes.items():
+            sd[key] = (torch.randn(shape, generator=gen) / math.sqrt(math.prod(shape[1:]))).half()
+        for key, width in (("encoder.conv_out.bias", 32), ("quant_conv.bias", 32), ("post_quant_conv.bias", 16)):
+            sd[key] = torch.zeros(width, dtype=torch.float16)
+        save_file(sd, str(target))
+    return name
+
+
+@pytest.fixture(scope="session")
+def vae_approx_taesd(comfy) -> str:
+    """Random SD1 TAESD files in ``models/vae_approx`` (``taesd_encoder`` / ``taesd_decoder``, core
+    ComfyUI's own TAESD classes, make_checkpoint.py), so core VAELoader offers ``taesd`` as it does
+    for a user who put the real files there. Returns that option."""
+    import subprocess
+
+    from comfy_host import MAKE_CHECKPOINT
+
+    if not (comfy.vae_approx / "taesd_decoder.safetensors").exists():
+        code = ("import sys; from make_checkpoint import build_state_dict; from safetensors.torch import save_file; "
+                "sd = build_state_dict(1001, 'taesd'); "
+                "[save_file({k[len(p) + 1:]: v for k, v in sd.items() if k.startswith(p + '.')}, "
+                "f'{sys.argv[1]}/{p}.safetensors') for p in ('taesd_encoder', 'taesd_decoder')]")
+        res = subprocess.run([comfy.python, "-c", code, str(comfy.vae_approx)], cwd=MAKE_CHECKPOINT.parent,
+                             capture_output=True, text=True, timeout=300, env={**os.environ, "COMFYUI_PATH": str(comfy.path)})
+        assert res.returncode == 0, res.stderr[-3000:]
+    listed = comfy.object_info("VAELoader")["input"]["required"]["vae_name"][0]
+    assert "taesd" in listed, listed
+    return "taesd"
+
+
+@pytest.fixture(scope="session")
+def models(checkpoint_a, checkpoint_b, sd3_model, text_encoder_a, vae_16, vae_approx_taesd) -> dict:
+    """What the templates' loaders load in these tests. The diffusion-model shape gets one family:
+    the tiny SD3 (16-channel 4-D latents) with checkpoint A's CLIP-L and a 16-channel KL VAE. A
+    Qwen-style family ([B,16,1,H,W] latents) swaps in here: its unet, text encoder (and type) and VAE."""
+    return {"A": checkpoint_a, "B": checkpoint_b, "unet": sd3_model, "clip": text_encoder_a,
+            "clip_type": "stable_diffusion", "vae": vae_16, "taesd": vae_approx_taesd}
+
 # What the host tests measured (each family's final-latent equality, each template's run time and
 # decode path, the help pages' status codes) is printed by the tests; pytest keeps a passing test's
 # output to itself, so it is repeated at the end of the run, where CI's log shows it.
