@@ -62,18 +62,22 @@ def progress(monkeypatch):
     return recorder
 
 
-_SECONDS: dict[str, list[float]] = {}
+_PARTS: dict[str, dict] = {}  # "tests/host" / "other tests" -> seconds and each test's outcome
 
 
 def pytest_runtest_logreport(report):
-    part = "tests/host" if "tests/host/" in report.nodeid.replace("\\", "/") else "other tests"
-    seconds = _SECONDS.setdefault(part, [0, 0.0])
-    seconds[1] += report.duration
-    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-        seconds[0] += 1
+    part = _PARTS.setdefault("tests/host" if "tests/host/" in report.nodeid.replace("\\", "/") else "other tests",
+                             {"seconds": 0.0, "outcomes": {}})
+    part["seconds"] += report.duration
+    # a test's outcome is its call's, or its setup's/teardown's where that did not pass
+    if report.when == "call" or report.outcome != "passed":
+        part["outcomes"].setdefault(report.nodeid, report.outcome)
 
 
 def pytest_terminal_summary(terminalreporter):
-    """How long each part of the suite took (README "What CI runs" quotes these lines)."""
-    for part, (count, seconds) in sorted(_SECONDS.items()):
-        terminalreporter.write_line(f"{part}: {count} tests, {seconds:.0f} s")
+    """How long each part of the suite took and how it ended (README "What CI runs" quotes these
+    lines; CI's host part must say 0 skipped)."""
+    for name, part in sorted(_PARTS.items()):
+        outcomes = list(part["outcomes"].values())
+        counts = ", ".join(f"{outcomes.count(kind)} {kind}" for kind in ("passed", "skipped", "failed"))
+        terminalreporter.write_line(f"{name}: {len(outcomes)} tests ({counts}), {part['seconds']:.0f} s")
