@@ -146,6 +146,21 @@ class Frontend:
     def registered(self) -> set[str]:
         return set(self.page.evaluate("() => Object.keys(LiteGraph.registered_node_types)"))
 
+    def received_texts(self, node_ids: list[int], timeout_ms: int = 30_000) -> dict:
+        """app.nodeOutputs once every listed node's UI text has arrived (or the timeout passed): the
+        server records a prompt as done over HTTP before the page has handled the last 'executed'
+        message of its websocket, so reading the page at once can race that message."""
+        script = """(ids) => { const out = app.nodeOutputs || {};
+            return ids.every(id => Object.keys(out).some(k => String(k).split(':').pop() === String(id)
+                && out[k] && out[k].text)); }"""
+        from playwright.sync_api import TimeoutError as PageTimeout
+
+        try:
+            self.page.wait_for_function(script, arg=node_ids, timeout=timeout_ms)
+        except PageTimeout:  # the caller's assertion names what is missing
+            pass
+        return self.page.evaluate("() => JSON.parse(JSON.stringify(app.nodeOutputs || {}))")
+
     def queue(self) -> str:
         """app.queuePrompt(0, 1) as the Run button does; returns the prompt id the server gave."""
         self.close_dialogs()
@@ -345,7 +360,7 @@ def _decode_reports(frontend, workflow: dict, history: dict, stem: str) -> list[
     """Every Decode Frames / Render node decodes with 'auto' as saved and says which way it decoded in
     its UI text: in the server's history and in the outputs the frontend received for that node."""
     specs = load_specs()
-    received = frontend.page.evaluate("() => JSON.parse(JSON.stringify(app.nodeOutputs || {}))")
+    received = frontend.received_texts([n["id"] for n in workflow["nodes"] if n["type"] in DECODE_NODES])
     reports = []
     for node in workflow["nodes"]:
         if node["type"] not in DECODE_NODES:
