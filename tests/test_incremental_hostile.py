@@ -134,14 +134,29 @@ def hostile_painting(start: str, seed: int, steps) -> torch.Tensor:
        response=st.sampled_from([0.25, 0.5, 1.0]))
 @example(start="random", seed=0, steps=[("repeat",)] * 11 + [("flat", 0.0), ("drift", 0, 0, 7, 0.01), ("earlier", 110)],
          check_every=5, response=1.0)  # every check saw nothing pending: the prior gain judged a corner drift
+# Found by new draws; the gain a full decode measured read 2-3x low for the pattern of change that
+# followed, and the frames between checks measured 44.86, 42.26 and 42.75 dB before the stale
+# budget was halved and the frame that left the most was measured (painter/render/spans.py).
+@example(start="random", seed=0, steps=[("repeat",)] * 5 + [("flat", 0.0), ("drift", 0, 0, 10, 0.01),
+         ("drift", 0, 10, 3, 0.04), ("flat", 0.0)], check_every=2, response=1.0)
+@example(start="paper", seed=59347, steps=[
+    ("pixel", 2, 13, 3, 1e-06), ("flat", -3.0), ("stroke", 3, 14, 4), ("drift", 9, 8, 13, 0.099), ("flat", 40.0),
+    ("stroke", 2, 9, 5), ("earlier", 244), ("repeat",), ("earlier", 979), ("drift", 11, 8, 4, 0.099),
+    ("drift", 0, 12, 3, 0.01), ("pixel", 7, 8, 3, 0.5), ("flat", 0.7), ("drift", 3, 6, 7, 0.04),
+    ("drift", 7, 9, 4, 0.04), ("flat", 0.7)], check_every=2, response=1.0)
+@example(start="random", seed=36386, steps=[
+    ("repeat",), ("repeat",), ("stroke", 9, 10, 5), ("drift", 11, 6, 4, 0.01), ("repeat",), ("pixel", 4, 6, 0, 4.0),
+    ("pixel", 6, 2, 3, 0.05), ("repeat",), ("earlier", 393), ("flat", 0.0), ("drift", 13, 10, 8, 0.04),
+    ("pixel", 0, 15, 2, 0.09), ("flat", 0.0), ("earlier", 348), ("pixel", 4, 11, 1, 0.09)], check_every=5, response=1.0)
 def test_hostile_paintings_meet_the_bound_on_every_frame(start, seed, steps, check_every, response):
-    """Responses 0.25-1.0 give gains of 0.016-0.26 image MSE per unit of squared change, around
-    taef2's measured 0.04-0.15 and up to 1.7x its highest: the envelope the bound is promised in.
-    The frames inside a passed span are judged by the gain a full decode measured, an estimate, and
-    new draws (LATENT_PAINTER_EXPLORE=1) find frames just under the bound: 44.86 dB at response 1.0
-    (a 3x3 drift at the image's edge after a gain taught by a 10x10 one), 44.98 dB at response 2.0
-    (a gain taught by one channel's pixel, then a drift of every channel at the corner). This test
-    holds the bound on its fixed draws; README 'Tests' says what is open."""
+    """Responses 0.25-1.0 give gains of 0.016-0.37 image MSE per unit of squared change, around
+    taef2's measured 0.04-0.15 and up to 2.5x its highest: the envelope the bound is promised in.
+    The frames inside a passed span are judged by the gain full decodes measured, an estimate that
+    reads 2-3x low on another pattern of change; the stale budget (a quarter of the error the bound
+    allows) and the measured frame nearest the bound cover that. 16,000 new draws of these
+    paintings found no frame under the bound, worst 46.3 dB (33 paintings had a frame under it before, down to
+    41.4 dB), for 2% more full decodes. At response 2.0 (7x taef2's sensitivity, clamping much of the
+    image, outside the envelope) 7 in 1000 still measured under it, down to 39.8 dB."""
     view = clamped_decoder(response)
     assert_within_bound(view, hostile_painting(start, seed, steps), IncrementalOptions(check_every=check_every))
 
@@ -179,4 +194,31 @@ def test_the_real_taef2_on_white_paper(taesd_folder):
         frames.append(frames[-1] + disk * (photo - frames[-1]))
     frames += [frames[12], frames[12], frames[-1]]
     stats = assert_within_bound(vae.decoder_view(), torch.cat(frames), IncrementalOptions(check_every=8))
-    assert stats.crop_decodes >= 5, stats.summary()
+    # White paper hides stale change from every full decode here (gain readings 0.000-0.028, under
+    # GAIN_FLOOR), so the gain stands in at GAIN_PRIOR and most frames are decoded in full (with a
+    # floored reading, 0.04, 5+ frames were cropped: too little for a toy decoder that then left the
+    # paper, see the hypothesis test); crops still run where strokes land.
+    assert stats.crop_decodes >= 1, stats.summary()
+
+
+def test_a_reading_on_white_paper_does_not_set_the_gain():
+    """A full decode on white paper reads the stale change as hidden (a gain under GAIN_FLOOR): the
+    gain stands in at the prior, and the first reading that shows the change replaces it, lower or
+    not; from then on readings only raise it."""
+    from latent_painter.painter.render.staged import GAIN_FLOOR, GAIN_PRIOR, StagedCanvas, StagedSettings, split
+
+    view = clamped_decoder()
+    head, stages = split(view.layers)
+    canvas = StagedCanvas(view.decode, head, stages, IncrementalOptions(), StagedSettings(), exact=True)
+    paper = torch.full((1, CHANNELS, SIDE, SIDE), 40.0)
+    with torch.no_grad():
+        canvas.start(paper)
+        canvas.restart(paper + 0.002)  # saturated: the full decode equals the stale image
+    assert (canvas.gain, canvas.gain_prior, canvas.gain_hidden) == (GAIN_PRIOR, False, True)
+    canvas._raise_gain(0.5 * GAIN_FLOOR)
+    assert canvas.gain == GAIN_PRIOR and canvas.gain_hidden
+    canvas._raise_gain(0.06)  # a reading that shows the change replaces the stand-in
+    assert (canvas.gain, canvas.gain_hidden) == (0.06, False)
+    canvas._raise_gain(0.01)  # hidden again: a measured gain stays
+    canvas._raise_gain(0.05)  # lower: a measured gain only rises
+    assert canvas.gain == 0.06

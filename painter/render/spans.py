@@ -7,7 +7,8 @@ the strategy gave (PSNR over the whole frame). A check that misses ``min_psnr`` 
 decoded again in full, tightens the strategy, and after repeated misses the rest is decoded in full.
 A check that passes teaches the strategy how much the change it left undecoded shows; a frame of the
 span that left more than that allows is decoded again in full (a check passes when the painting went
-back to an earlier frame, whatever the frames before it left stale).
+back to an earlier frame, whatever the frames before it left stale), and the frame that left the
+most, when it comes near the bound, is measured against its own full decode.
 The check also resets any drift: its full decode starts the next span. Before a frame too large for
 the strategy (a full decode is cheaper) the crops since the last check are checked on the frame
 before. The first frame is the strategy's full decode and the last one exactly what ``decode`` gives
@@ -30,6 +31,12 @@ from ..engine.limits import checked
 Decoder = Callable[[torch.Tensor], torch.Tensor]
 # Misses of a check after which the rest of a run is decoded in full.
 MAX_TIGHTENINGS = 2
+# A frame of a passed span whose stale change is estimated this close to the bound is measured: the
+# clamped toy decoders of tests/test_incremental_hostile.py read 2-3x (3-4.6 dB) more error than
+# estimated on a pattern of change other than the one that taught the gain. Kept at or under the
+# margin the staged budget leaves (staged.STALE_SHARE: 6.02 dB), so a frame is measured only after
+# a check raised the gain past what the frame was cropped for, not every frame.
+VERIFY_MARGIN_DB = 6.0
 
 
 class IncrementalError(ValueError):
@@ -70,6 +77,8 @@ class IncrementalStats:
     failed_checks: int = 0
     min_check_psnr: float = math.inf
     stale_redecodes: int = 0  # frames of a passed span decoded again: what they left stale was judged too much
+    stale_checks: int = 0  # frames of a passed span measured against their full decode (see judge_stale)
+    min_stale_check_psnr: float = math.inf
     check_psnrs: list = field(default_factory=list)
     seconds: float = 0.0  # decoding, all of it
     full_seconds: float = 0.0  # the full decodes among it
@@ -91,6 +100,9 @@ class IncrementalStats:
         text = (f"{self.strategy}: {self.frames} frames, {self.full_decodes} full decodes, {self.crop_decodes} crop "
                 f"decodes, {crop}; {self.checks} checks against full decodes, {self.failed_checks} missed, worst "
                 f"{worst}{speed}")
+        if self.stale_checks:
+            text += (f"; {self.stale_checks} frames measured for what they left stale, worst "
+                     f"{self.min_stale_check_psnr:.1f} dB")
         if self.stale_redecodes:
             text += f"; {self.stale_redecodes} frames decoded again for what they left stale"
         return text + (f"; full decodes from then on: {self.fallback}" if self.fallback else "")
@@ -132,6 +144,9 @@ class IncrementalCanvas(Protocol):
 
     def stale_psnr(self, pending: float) -> float:
         """The PSNR a frame that left ``pending`` undecoded has, as far as the canvas knows now."""
+
+    def learn_stale(self, image: torch.Tensor, pending: float, reference: torch.Tensor) -> None:
+        """Learn from ``image``, a frame that left ``pending`` undecoded, and ``reference``, its full decode."""
 
 
 def psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
@@ -223,20 +238,41 @@ def decode_verified(canvas: IncrementalCanvas, decode: Decoder, latents, options
         image = timer.full(decode, latent)
         return check_image(image, *latent.shape[-2:])[0]
 
+    def judge_stale() -> None:
+        """After a passed check: the check's full decode taught the canvas how much stale change
+        shows where the painting is now; a frame of the span that left more behind than that allows
+        is decoded in full (a check passes when the painting moved on or went back, whatever the
+        frames before it left stale). The gain is an estimate (a gain taught by one pattern of
+        change reads another 2-3x low), so the frame that left the most, when its estimate comes
+        within VERIFY_MARGIN_DB of the bound, is measured against its own full decode, which
+        teaches the canvas; while such a measurement finds the estimate low, the next is measured."""
+        while True:
+            estimates = {index: canvas.stale_psnr(pending) for index, pending in enumerate(span_pending) if pending > 0}
+            for index, estimate in estimates.items():
+                if estimate < options.min_psnr:
+                    span[index], span_pending[index] = exact(span_latents[index]), 0.0
+                    stats.stale_redecodes += 1
+            near = [(estimate, index) for index, estimate in estimates.items()
+                    if options.min_psnr <= estimate < options.min_psnr + VERIFY_MARGIN_DB]
+            if not near:
+                return
+            estimate, index = min(near)
+            reference = exact(span_latents[index])
+            measured = canvas.score(span[index], reference)
+            stats.stale_checks += 1
+            stats.min_stale_check_psnr = min(stats.min_stale_check_psnr, measured)
+            canvas.learn_stale(span[index], span_pending[index], reference)
+            span[index], span_pending[index] = reference, 0.0
+            if measured >= estimate:
+                return
+
     def record(score: float) -> None:
         nonlocal tightenings
         stats.checks += 1
         stats.check_psnrs.append(score)
         stats.min_check_psnr = min(stats.min_check_psnr, score)
         if score >= options.min_psnr:
-            # The check's full decode taught the canvas how much stale change shows where the
-            # painting is now; a frame of the span that left more behind than that allows is
-            # decoded in full (a check passes when the painting moved on or went back, whatever the
-            # frames before it left stale).
-            for index, pending in enumerate(span_pending):
-                if pending > 0 and canvas.stale_psnr(pending) < options.min_psnr:
-                    span[index], span_pending[index] = exact(span_latents[index]), 0.0
-                    stats.stale_redecodes += 1
+            judge_stale()
             return
         stats.failed_checks += 1
         span[:] = [exact(latent) for latent in span_latents]  # the span may be off by as much
