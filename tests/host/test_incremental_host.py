@@ -43,7 +43,10 @@ def rows(tmp_path_factory, taesd_folder) -> dict[tuple[str, str], dict]:
 def test_core_taesd_decodes_incrementally_within_the_bound(rows):
     r = rows[(TAESD, "auto")]
     assert r["strategy"] == "staged" and r["fallback"] is None, r
-    assert r["crop_decodes"] > r["frames"] // 2, r  # most frames were decoded where they changed
+    # A large share of the frames was decoded only where it changed: 189 of 400 at 256 px since the
+    # stale budget is a quarter of the bound's error (236 with half; a stroke moves much of a 32x32
+    # latent, README "Render fast with TAESD").
+    assert r["crop_decodes"] > r["frames"] // 3, r
     assert r["frames_below_bound"] == 0 and r["min_psnr"] >= r["bound_db"] and r["last_identical"], r
 
 
