@@ -91,8 +91,10 @@ def test_every_frame_within_the_bound_and_the_last_frame_identical(vae, painting
         assert torch.equal(out[end], reference[end])
     # Crops did much of the strokes' work (the test would pass vacuously on full decodes alone); at 32
     # latent px a stroke's crop often covers most of the frame, and then a full decode is cheaper.
-    assert stats.crop_decodes >= 10 and stats.checks >= 1
-    assert sum(1 for s in scores[1:29] if not math.isinf(s)) >= 10
+    # Measured 12 crop decodes and 10 strokes' frames not identical to their full decode, with AVX-512
+    # and default kernels, 1 and 2 threads; a decision at the threshold may flip on another CPU.
+    assert stats.crop_decodes >= 8 and stats.checks >= 1
+    assert sum(1 for s in scores[1:29] if not math.isinf(s)) >= 8
     assert stats.frames == len(out) and stats.summary().startswith("staged: 40 frames")
     assert stats.speedup is not None and stats.seconds > 0 and stats.full_seconds > 0
 
