@@ -154,9 +154,10 @@ def test_hostile_paintings_meet_the_bound_on_every_frame(start, seed, steps, che
     The frames inside a passed span are judged by the gain full decodes measured, an estimate that
     reads 2-3x low on another pattern of change; the stale budget (a quarter of the error the bound
     allows) and the measured frame nearest the bound cover that. 16,000 new draws of these
-    paintings found no frame under the bound, worst 46.3 dB (33 paintings had a frame under it before, down to
-    41.4 dB), for 2% more full decodes. At response 2.0 (7x taef2's sensitivity, clamping much of the
-    image, outside the envelope) 7 in 1000 still measured under it, down to 39.8 dB."""
+    paintings found no frame under the bound, worst 46.3 dB (33 paintings had a frame under it
+    before, down to 41.4 dB), for 2% more full decodes. At response 2.0 (7x taef2's sensitivity,
+    clamping much of the image, outside the envelope) 7 in 1000 still measured under it, down to
+    39.8 dB."""
     view = clamped_decoder(response)
     assert_within_bound(view, hostile_painting(start, seed, steps), IncrementalOptions(check_every=check_every))
 
