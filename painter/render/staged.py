@@ -194,9 +194,10 @@ class StagedCanvas:
         self._learn_gain(self.image, self._pending(self.head(latent)), reference[0] if reference.dim() == 4 else reference)
 
     def learn_stale(self, image, pending: float, reference) -> None:
-        """The gain a frame that left ``pending`` stale shows: all of its error is put down to it."""
+        """The gain a frame that left ``pending`` stale shows: all of its error is put down to it
+        (``mse`` takes ``reference`` as ``[H,W,3]`` or ``[1,H,W,3]`` alike)."""
         if pending > MIN_GAIN_ENERGY:
-            self._raise_gain(mse(image, reference[0] if reference.dim() == 4 else reference) / pending)
+            self._raise_gain(mse(image, reference) / pending)
 
     def stale_psnr(self, pending: float) -> float:
         """Until a full decode has measured the gain, the canvas knows nothing of what stale change
